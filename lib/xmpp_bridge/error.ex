@@ -1,0 +1,167 @@
+defmodule XmppBridge.Error do
+  @moduledoc """
+  The error returned (as `{:error, %XmppBridge.Error{}}`) or raised by every
+  function of xmpp_bridge.
+
+  The `reason` field is an atom-tagged tuple that callers can match on; see
+  `t:reason/0` for the full list. `Exception.message/1` (and `format/1`, which
+  the Erlang facade's `xmpp_bridge:format_error/1` also uses) turns a reason
+  into one readable sentence.
+
+  ## Examples
+
+      iex> error = %XmppBridge.Error{reason: {:too_large, 262_144}}
+      iex> Exception.message(error)
+      "stanza larger than the limit of 262144 bytes"
+
+      iex> XmppBridge.Error.format({:missing_attribute, {"iq", "id"}})
+      "element <iq> lacks the required attribute \\"id\\""
+  """
+
+  defexception [:reason]
+
+  @typedoc """
+  Why an operation failed.
+
+    * `{:malformed_xml, detail}` - the input is not well-formed XML; `detail`
+      says what the parser found.
+    * `{:invalid_utf8, byte_offset}` - the input is not valid UTF-8 from that
+      byte on.
+    * `{:forbidden_xml, construct}` - the input holds a DTD, a comment or a
+      processing instruction, which RFC 6120 §11.1 forbids in XMPP (refusing
+      DTDs is also what keeps entity expansion attacks out).
+    * `{:undefined_entity, name}` - an entity reference other than the five
+      predefined by XML.
+    * `{:too_deep, limit}` - elements nested deeper than the `:max_depth` limit.
+    * `{:too_large, limit}` - input longer than the `:max_bytes` limit.
+    * `{:unknown_element, name}` - a top-level element that is not `message`,
+      `presence` or `iq`.
+    * `{:bad_namespace, ns}` - an element in a namespace not allowed where it
+      stands (e.g. a stanza outside `jabber:client` and `jabber:server`).
+    * `{:invalid_jid, text}` - an address that is not a valid JID (RFC 7622).
+    * `{:invalid_value, {element, attribute, value}}` - an attribute value
+      outside what the specification allows.
+    * `{:missing_attribute, {element, attribute}}` - a required attribute is
+      absent.
+    * `{:invalid_iq, detail}` - an IQ that breaks RFC 6120 §8.2.3 (e.g. a `get`
+      without exactly one child).
+    * `{:invalid_field, {module, field}}` - `encode` was given a struct whose
+      field holds a value of the wrong type.
+    * `{:invalid_xml_char, codepoint}` - text that contains a character XML 1.0
+      cannot carry (most control characters).
+    * `{:not_binary, term}` - a binary was expected.
+    * `{:bad_argument, detail}` - an argument of the wrong type or value.
+    * `{:parser_failed, reason}` - a stream parser was fed again after a fatal
+      error; `reason` is that error.
+  """
+  @type reason ::
+          {:malformed_xml, String.t()}
+          | {:invalid_utf8, non_neg_integer()}
+          | {:forbidden_xml, :dtd | :comment | :processing_instruction}
+          | {:undefined_entity, String.t()}
+          | {:too_deep, pos_integer()}
+          | {:too_large, pos_integer()}
+          | {:unknown_element, String.t()}
+          | {:bad_namespace, String.t()}
+          | {:invalid_jid, String.t()}
+          | {:invalid_value,
+             {element :: String.t(), attribute :: String.t(), value :: String.t()}}
+          | {:missing_attribute, {element :: String.t(), attribute :: String.t()}}
+          | {:invalid_iq, String.t()}
+          | {:invalid_field, {module(), atom()}}
+          | {:invalid_xml_char, non_neg_integer()}
+          | {:not_binary, term()}
+          | {:bad_argument, String.t()}
+          | {:parser_failed, reason()}
+
+  @type t :: %__MODULE__{reason: reason()}
+
+  @impl true
+  def message(%__MODULE__{reason: reason}), do: format(reason)
+
+  @doc """
+  Turns an error reason into one readable sentence.
+
+  Reasons that are not in `t:reason/0` are rendered with `inspect/1`, so any
+  term gives a binary.
+
+  ## Examples
+
+      iex> XmppBridge.Error.format({:invalid_xml_char, 0})
+      "character U+0000 cannot be carried by XML 1.0"
+
+      iex> XmppBridge.Error.format(:something_else)
+      ":something_else"
+  """
+  @spec format(reason() | term()) :: String.t()
+  def format(reason)
+
+  def format({:malformed_xml, detail}), do: "malformed XML: " <> text(detail)
+
+  def format({:invalid_utf8, offset}) when is_integer(offset),
+    do: "invalid UTF-8 at byte offset #{offset}"
+
+  def format({:forbidden_xml, :dtd}),
+    do: "a document type declaration (DTD) is not allowed in XMPP (RFC 6120 section 11.1)"
+
+  def format({:forbidden_xml, :comment}),
+    do: "an XML comment is not allowed in XMPP (RFC 6120 section 11.1)"
+
+  def format({:forbidden_xml, :processing_instruction}),
+    do: "an XML processing instruction is not allowed in XMPP (RFC 6120 section 11.1)"
+
+  def format({:undefined_entity, name}),
+    do:
+      "undefined entity &#{text(name)}; (only &amp; &lt; &gt; &quot; &apos; and character references are allowed)"
+
+  def format({:too_deep, limit}) when is_integer(limit),
+    do: "elements nested deeper than the limit of #{limit} levels"
+
+  def format({:too_large, limit}) when is_integer(limit),
+    do: "stanza larger than the limit of #{limit} bytes"
+
+  def format({:unknown_element, name}),
+    do: "unknown top-level element <#{text(name)}> (expected message, presence or iq)"
+
+  def format({:bad_namespace, ns}), do: "unexpected namespace #{inspect(ns)}"
+
+  def format({:invalid_jid, jid}), do: "invalid JID #{inspect(jid)}"
+
+  def format({:invalid_value, {element, attribute, value}}) when attribute in [nil, ""],
+    do: "invalid value #{inspect(value)} in the text of <#{text(element)}>"
+
+  def format({:invalid_value, {element, attribute, value}}),
+    do:
+      "invalid value #{inspect(value)} for attribute #{inspect(attribute)} of <#{text(element)}>"
+
+  def format({:missing_attribute, {element, attribute}}),
+    do: "element <#{text(element)}> lacks the required attribute #{inspect(attribute)}"
+
+  def format({:invalid_iq, detail}), do: "invalid IQ: " <> text(detail)
+
+  def format({:invalid_field, {module, field}}) when is_atom(module),
+    do:
+      "field #{inspect(field)} of #{inspect(module)} holds a value of the wrong type for encoding"
+
+  def format({:invalid_xml_char, codepoint}) when is_integer(codepoint) and codepoint >= 0,
+    do: "character #{codepoint_name(codepoint)} cannot be carried by XML 1.0"
+
+  def format({:not_binary, term}), do: "expected a binary, got: " <> inspect(term)
+
+  def format({:bad_argument, detail}), do: "bad argument: " <> text(detail)
+
+  def format({:parser_failed, reason}),
+    do: "stream parser already failed, create a new one: " <> format(reason)
+
+  def format(reason), do: inspect(reason)
+
+  # Details normally arrive as binaries from the NIF; anything else is shown
+  # with inspect so a surprising term still yields readable text.
+  defp text(value) when is_binary(value), do: value
+  defp text(value), do: inspect(value)
+
+  defp codepoint_name(codepoint) do
+    hex = codepoint |> Integer.to_string(16) |> String.pad_leading(4, "0")
+    "U+" <> hex
+  end
+end

@@ -1,0 +1,20 @@
+//! XML namespaces used by the codec.
+
+pub const CLIENT: &str = "jabber:client";
+pub const SERVER: &str = "jabber:server";
+pub const COMPONENT: &str = "jabber:component:accept";
+pub const STREAMS: &str = crate::stream::NS_STREAMS;
+pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+pub const DELAY: &str = "urn:xmpp:delay";
+pub const CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
+pub const RECEIPTS: &str = "urn:xmpp:receipts";
+pub const MUC: &str = "http://jabber.org/protocol/muc";
+pub const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+pub const ROSTER: &str = "jabber:iq:roster";
+pub const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+pub const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+pub const PING: &str = "urn:xmpp:ping";
+pub const SID: &str = "urn:xmpp:sid:0";
+pub const JSON: &str = "urn:xmpp:json:0";
+/// xmpp_bridge's own term payload (docs/PROTOCOL.md).
+pub const TERM: &str = "urn:xmpp-bridge:term:0";

@@ -1,0 +1,669 @@
+//! A strict, fast parser and writer for the XML subset XMPP allows
+//! (RFC 6120 §11): elements, attributes, character data, CDATA sections, the
+//! five predefined entities and character references. DTDs, comments and
+//! processing instructions are refused, so entity expansion attacks cannot
+//! happen. Namespaces are kept the way fast_xml keeps them: `xmlns`
+//! declarations are ordinary attributes and prefixed names stay as written.
+
+use crate::error::{Error, Forbidden, Result};
+use memchr::{memchr, memchr2, memmem};
+
+/// Default largest stanza accepted, in bytes.
+pub const DEFAULT_MAX_BYTES: usize = 256 * 1024;
+/// Default deepest element nesting accepted (the stanza itself is depth 1).
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+/// Hard ceiling for the nesting limit: trees are walked recursively when they
+/// are turned into terms or written, and dirty schedulers have small stacks.
+pub const MAX_DEPTH_CEILING: usize = 256;
+
+/// A child of an element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Element(Element),
+    Text(String),
+}
+
+/// A generic XML element, the shape of fast_xml's `#xmlel{}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Element {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub children: Vec<Node>,
+}
+
+impl Element {
+    pub fn new(name: impl Into<String>) -> Self {
+        Element {
+            name: name.into(),
+            attrs: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    /// Builder: adds an attribute.
+    pub fn with_attr(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.attrs.push((name.into(), value.into()));
+        self
+    }
+
+    /// Builder: adds a child element.
+    pub fn with_child(mut self, child: Element) -> Self {
+        self.children.push(Node::Element(child));
+        self
+    }
+
+    /// Builder: adds a text node.
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.children.push(Node::Text(text.into()));
+        self
+    }
+
+    /// The value of attribute `name`, if present.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The concatenation of the direct text children.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for child in &self.children {
+            if let Node::Text(t) = child {
+                out.push_str(t);
+            }
+        }
+        out
+    }
+
+    /// Child elements, skipping text.
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|c| match c {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        })
+    }
+
+    /// Serialises the element (attributes in single quotes, empty elements
+    /// self-closed).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(128);
+        self.write_to(&mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the serialised element to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
+        write_element(self, out, 1)
+    }
+}
+
+fn write_element(el: &Element, out: &mut Vec<u8>, depth: usize) -> Result<()> {
+    if depth > MAX_DEPTH_CEILING {
+        return Err(Error::TooDeep(MAX_DEPTH_CEILING));
+    }
+    check_name(&el.name)?;
+    out.push(b'<');
+    out.extend_from_slice(el.name.as_bytes());
+    for (name, value) in &el.attrs {
+        check_name(name)?;
+        write_attr(out, name, value)?;
+    }
+    if el.children.is_empty() {
+        out.extend_from_slice(b"/>");
+        return Ok(());
+    }
+    out.push(b'>');
+    for child in &el.children {
+        match child {
+            Node::Element(e) => write_element(e, out, depth + 1)?,
+            Node::Text(t) => escape_text(out, t)?,
+        }
+    }
+    close_tag(out, &el.name);
+    Ok(())
+}
+
+/// Writes ` name='value'` with the value escaped.
+pub fn write_attr(out: &mut Vec<u8>, name: &str, value: &str) -> Result<()> {
+    out.push(b' ');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"='");
+    escape_attr(out, value)?;
+    out.push(b'\'');
+    Ok(())
+}
+
+/// Writes `</name>`.
+pub fn close_tag(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b"</");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'>');
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'<' | b'>' | b'&' | b'\'' | b'"' | b'=' | b'/') && b >= 0x20);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::malformed(format!("invalid XML name {name:?}")))
+    }
+}
+
+#[inline]
+fn bad_control(b: u8) -> bool {
+    b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r'
+}
+
+/// Refuses characters XML 1.0 cannot carry (C0 controls but tab, CR, LF;
+/// U+FFFE and U+FFFF).
+fn check_chars(s: &str) -> Result<()> {
+    let bytes = s.as_bytes();
+    if bytes.iter().fold(false, |acc, &b| acc | bad_control(b)) {
+        let b = bytes.iter().find(|&&b| bad_control(b)).copied().unwrap_or(0);
+        return Err(Error::InvalidXmlChar(b as u32));
+    }
+    // U+FFFE / U+FFFF are EF BF BE / EF BF BF in UTF-8.
+    if memchr(0xEF, bytes).is_some() {
+        if let Some(c) = s.chars().find(|&c| c == '\u{FFFE}' || c == '\u{FFFF}') {
+            return Err(Error::InvalidXmlChar(c as u32));
+        }
+    }
+    Ok(())
+}
+
+/// Appends `text` escaped for character data.
+pub fn escape_text(out: &mut Vec<u8>, text: &str) -> Result<()> {
+    check_chars(text)?;
+    escape_with(out, text, |b| match b {
+        b'&' => Some(b"&amp;".as_slice()),
+        b'<' => Some(b"&lt;".as_slice()),
+        b'>' => Some(b"&gt;".as_slice()),
+        // A bare CR would be turned into LF by any XML parser.
+        b'\r' => Some(b"&#13;".as_slice()),
+        _ => None,
+    });
+    Ok(())
+}
+
+/// Appends `value` escaped for a single-quoted attribute.
+pub fn escape_attr(out: &mut Vec<u8>, value: &str) -> Result<()> {
+    check_chars(value)?;
+    escape_with(out, value, |b| match b {
+        b'&' => Some(b"&amp;".as_slice()),
+        b'<' => Some(b"&lt;".as_slice()),
+        b'>' => Some(b"&gt;".as_slice()),
+        b'\'' => Some(b"&apos;".as_slice()),
+        b'"' => Some(b"&quot;".as_slice()),
+        b'\t' => Some(b"&#9;".as_slice()),
+        b'\n' => Some(b"&#10;".as_slice()),
+        b'\r' => Some(b"&#13;".as_slice()),
+        _ => None,
+    });
+    Ok(())
+}
+
+#[inline]
+fn escape_with(out: &mut Vec<u8>, s: &str, esc: impl Fn(u8) -> Option<&'static [u8]>) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if let Some(rep) = esc(b) {
+            out.extend_from_slice(&bytes[start..i]);
+            out.extend_from_slice(rep);
+            start = i + 1;
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// Limits applied while parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest element accepted, in bytes of input.
+    pub max_bytes: usize,
+    /// Deepest nesting accepted; the root element is depth 1.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+impl Limits {
+    /// Limits with the depth clamped to [`MAX_DEPTH_CEILING`].
+    pub fn new(max_bytes: usize, max_depth: usize) -> Self {
+        Limits {
+            max_bytes,
+            max_depth: max_depth.clamp(1, MAX_DEPTH_CEILING),
+        }
+    }
+}
+
+/// Checks that `input` is UTF-8 without characters XML forbids, and returns
+/// it as `&str`.
+pub fn check_input(input: &[u8]) -> Result<&str> {
+    let s = std::str::from_utf8(input).map_err(|e| Error::InvalidUtf8(e.valid_up_to()))?;
+    if input.iter().fold(false, |acc, &b| acc | bad_control(b)) {
+        let at = input.iter().position(|&b| bad_control(b)).unwrap_or(0);
+        return Err(Error::malformed(format!(
+            "control character 0x{:02x} at byte {at}",
+            input[at]
+        )));
+    }
+    Ok(s)
+}
+
+/// Parses one complete element (optionally preceded by an XML declaration
+/// and surrounded by whitespace).
+pub fn parse(input: &[u8], limits: Limits) -> Result<Element> {
+    if input.len() > limits.max_bytes {
+        return Err(Error::TooLarge(limits.max_bytes));
+    }
+    let s = check_input(input)?;
+    let mut p = Parser::new(s, limits);
+    p.skip_ws();
+    if p.rest().starts_with(b"<?xml") && p.rest().get(5).is_some_and(|b| b.is_ascii_whitespace())
+    {
+        p.skip_xml_decl()?;
+        p.skip_ws();
+    }
+    let el = p.parse_element()?;
+    p.skip_ws();
+    if p.pos != p.b.len() {
+        return Err(Error::malformed(format!(
+            "content after the root element at byte {}",
+            p.pos
+        )));
+    }
+    Ok(el)
+}
+
+/// A start tag parsed on its own: the stream header.
+pub(crate) fn parse_start_tag(s: &str) -> Result<(String, Vec<(String, String)>)> {
+    let mut p = Parser::new(s, Limits::default());
+    let (name, attrs, _open) = p.start_tag()?;
+    Ok((name, attrs))
+}
+
+pub(crate) struct Parser<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    pos: usize,
+    limits: Limits,
+}
+
+impl<'a> Parser<'a> {
+    pub(crate) fn new(s: &'a str, limits: Limits) -> Self {
+        Parser {
+            s,
+            b: s.as_bytes(),
+            pos: 0,
+            limits,
+        }
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        &self.b[self.pos..]
+    }
+
+    fn eof(&self, what: &str) -> Error {
+        Error::malformed(format!("unexpected end of input {what}"))
+    }
+
+    fn skip_ws(&mut self) -> bool {
+        let start = self.pos;
+        while self.pos < self.b.len() && matches!(self.b[self.pos], b' ' | b'\t' | b'\r' | b'\n') {
+            self.pos += 1;
+        }
+        self.pos > start
+    }
+
+    fn skip_xml_decl(&mut self) -> Result<()> {
+        match memmem::find(self.rest(), b"?>") {
+            Some(i) => {
+                self.pos += i + 2;
+                Ok(())
+            }
+            None => Err(self.eof("in the XML declaration")),
+        }
+    }
+
+    /// Parses the element starting at `self.pos` (which must be `<`).
+    pub(crate) fn parse_element(&mut self) -> Result<Element> {
+        let mut stack: Vec<Element> = Vec::new();
+        loop {
+            if self.pos >= self.b.len() {
+                return Err(match stack.last() {
+                    Some(top) => self.eof(&format!("inside <{}>", top.name)),
+                    None => self.eof("before the root element"),
+                });
+            }
+            if self.b[self.pos] != b'<' {
+                if stack.is_empty() {
+                    return Err(Error::malformed(format!(
+                        "expected '<' at byte {}",
+                        self.pos
+                    )));
+                }
+                let start = self.pos;
+                let end = match memchr(b'<', self.rest()) {
+                    Some(i) => start + i,
+                    None => return Err(self.eof(&format!("inside <{}>", stack[stack.len() - 1].name))),
+                };
+                let text = unescape(&self.s[start..end])?;
+                push_text(stack.last_mut().expect("non-empty stack"), text);
+                self.pos = end;
+                continue;
+            }
+            let finished = match self.b.get(self.pos + 1) {
+                None => return Err(self.eof("after '<'")),
+                Some(b'/') => {
+                    let el = self.end_tag(&mut stack)?;
+                    attach(&mut stack, el)
+                }
+                Some(b'!') => {
+                    self.bang(&mut stack)?;
+                    None
+                }
+                Some(b'?') => return Err(Error::ForbiddenXml(Forbidden::ProcessingInstruction)),
+                Some(_) => {
+                    let (name, attrs, open) = self.start_tag()?;
+                    let el = Element {
+                        name,
+                        attrs,
+                        children: Vec::new(),
+                    };
+                    if stack.len() + 1 > self.limits.max_depth {
+                        return Err(Error::TooDeep(self.limits.max_depth));
+                    }
+                    if open {
+                        stack.push(el);
+                        None
+                    } else {
+                        attach(&mut stack, el)
+                    }
+                }
+            };
+            if let Some(root) = finished {
+                return Ok(root);
+            }
+        }
+    }
+
+    fn end_tag(&mut self, stack: &mut Vec<Element>) -> Result<Element> {
+        let start = self.pos + 2;
+        let gt = memchr(b'>', &self.b[start..]).ok_or_else(|| self.eof("in an end tag"))?;
+        let name = self.s[start..start + gt].trim_end_matches([' ', '\t', '\r', '\n']);
+        let top = stack.pop().ok_or_else(|| {
+            Error::malformed(format!("unexpected end tag </{name}> at byte {}", self.pos))
+        })?;
+        if top.name != name {
+            return Err(Error::malformed(format!(
+                "end tag </{name}> does not match <{}>",
+                top.name
+            )));
+        }
+        self.pos = start + gt + 1;
+        Ok(top)
+    }
+
+    fn bang(&mut self, stack: &mut [Element]) -> Result<()> {
+        let rest = self.rest();
+        if rest.starts_with(b"<![CDATA[") {
+            let body = self.pos + 9;
+            let end = memmem::find(&self.b[body..], b"]]>").ok_or_else(|| self.eof("in a CDATA section"))?;
+            let top = stack
+                .last_mut()
+                .ok_or_else(|| Error::malformed("CDATA section outside of an element"))?;
+            push_text(top, self.s[body..body + end].to_owned());
+            self.pos = body + end + 3;
+            Ok(())
+        } else if rest.starts_with(b"<!--") {
+            Err(Error::ForbiddenXml(Forbidden::Comment))
+        } else if rest.starts_with(b"<!DOCTYPE")
+            || rest.starts_with(b"<!ENTITY")
+            || rest.starts_with(b"<!ELEMENT")
+            || rest.starts_with(b"<!ATTLIST")
+        {
+            Err(Error::ForbiddenXml(Forbidden::Dtd))
+        } else if rest.len() < 9 {
+            Err(self.eof("after '<!'"))
+        } else {
+            Err(Error::malformed(format!("unexpected '<!' at byte {}", self.pos)))
+        }
+    }
+
+    fn name(&mut self, what: &str) -> Result<&'a str> {
+        let start = self.pos;
+        while self.pos < self.b.len()
+            && !matches!(
+                self.b[self.pos],
+                b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>' | b'=' | b'<' | b'\'' | b'"' | b'&'
+            )
+        {
+            self.pos += 1;
+        }
+        if self.pos == start {
+            return Err(if self.pos >= self.b.len() {
+                self.eof(&format!("reading {what}"))
+            } else {
+                Error::malformed(format!("expected {what} at byte {}", self.pos))
+            });
+        }
+        Ok(&self.s[start..self.pos])
+    }
+
+    /// Parses `<name attr='v' ...>` or `.../>`; returns whether it stays open.
+    fn start_tag(&mut self) -> Result<(String, Vec<(String, String)>, bool)> {
+        self.pos += 1;
+        let name = self.name("an element name")?.to_owned();
+        let mut attrs: Vec<(String, String)> = Vec::new();
+        loop {
+            let had_ws = self.skip_ws();
+            match self.b.get(self.pos) {
+                None => return Err(self.eof(&format!("in the start tag <{name}>"))),
+                Some(b'>') => {
+                    self.pos += 1;
+                    return Ok((name, attrs, true));
+                }
+                Some(b'/') => {
+                    if self.b.get(self.pos + 1) == Some(&b'>') {
+                        self.pos += 2;
+                        return Ok((name, attrs, false));
+                    }
+                    return Err(Error::malformed(format!("stray '/' in <{name}>")));
+                }
+                Some(_) if !had_ws => {
+                    return Err(Error::malformed(format!(
+                        "expected whitespace before an attribute in <{name}>"
+                    )))
+                }
+                Some(_) => {
+                    let aname = self.name("an attribute name")?;
+                    self.skip_ws();
+                    if self.b.get(self.pos) != Some(&b'=') {
+                        return Err(Error::malformed(format!(
+                            "attribute {aname} of <{name}> has no value"
+                        )));
+                    }
+                    self.pos += 1;
+                    self.skip_ws();
+                    let quote = match self.b.get(self.pos) {
+                        Some(q @ (b'\'' | b'"')) => *q,
+                        None => return Err(self.eof(&format!("in the start tag <{name}>"))),
+                        Some(_) => {
+                            return Err(Error::malformed(format!(
+                                "attribute {aname} of <{name}> is not quoted"
+                            )))
+                        }
+                    };
+                    let vstart = self.pos + 1;
+                    let vlen = match memchr2(quote, b'<', &self.b[vstart..]) {
+                        Some(i) if self.b[vstart + i] == quote => i,
+                        Some(_) => {
+                            return Err(Error::malformed(format!(
+                                "'<' in the value of attribute {aname} of <{name}>"
+                            )))
+                        }
+                        None => return Err(self.eof(&format!("in the start tag <{name}>"))),
+                    };
+                    if attrs.iter().any(|(n, _)| n == aname) {
+                        return Err(Error::malformed(format!(
+                            "duplicate attribute {aname} in <{name}>"
+                        )));
+                    }
+                    let value = unescape(&self.s[vstart..vstart + vlen])?;
+                    attrs.push((aname.to_owned(), value));
+                    self.pos = vstart + vlen + 1;
+                }
+            }
+        }
+    }
+}
+
+fn push_text(el: &mut Element, text: String) {
+    if let Some(Node::Text(prev)) = el.children.last_mut() {
+        prev.push_str(&text);
+    } else {
+        el.children.push(Node::Text(text));
+    }
+}
+
+/// Attaches a finished element to its parent; returns it when it is the root.
+fn attach(stack: &mut [Element], el: Element) -> Option<Element> {
+    match stack.last_mut() {
+        Some(parent) => {
+            parent.children.push(Node::Element(el));
+            None
+        }
+        None => Some(el),
+    }
+}
+
+fn is_xml_char(c: u32) -> bool {
+    matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
+}
+
+/// Replaces entity and character references.
+pub fn unescape(raw: &str) -> Result<String> {
+    let bytes = raw.as_bytes();
+    let Some(first) = memchr(b'&', bytes) else {
+        return Ok(raw.to_owned());
+    };
+    let mut out = String::with_capacity(raw.len());
+    let mut i = first;
+    let mut start = 0;
+    loop {
+        out.push_str(&raw[start..i]);
+        let semi = memchr(b';', &bytes[i..])
+            .filter(|&j| j <= 12)
+            .ok_or_else(|| Error::malformed("'&' not followed by an entity reference"))?;
+        let ent = &raw[i + 1..i + semi];
+        let c = match ent {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "quot" => '"',
+            "apos" => '\'',
+            _ if ent.starts_with('#') => {
+                let n = if let Some(hex) = ent.strip_prefix("#x") {
+                    u32::from_str_radix(hex, 16).ok()
+                } else {
+                    ent[1..].parse::<u32>().ok()
+                };
+                match n.filter(|&n| is_xml_char(n)).and_then(char::from_u32) {
+                    Some(c) => c,
+                    None => {
+                        return Err(Error::malformed(format!(
+                            "invalid character reference &{ent};"
+                        )))
+                    }
+                }
+            }
+            _ if !ent.is_empty() && ent.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') => {
+                return Err(Error::UndefinedEntity(ent.to_owned()))
+            }
+            _ => return Err(Error::malformed("'&' not followed by an entity reference")),
+        };
+        out.push(c);
+        start = i + semi + 1;
+        match memchr(b'&', &bytes[start..]) {
+            Some(j) => i = start + j,
+            None => {
+                out.push_str(&raw[start..]);
+                return Ok(out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Element> {
+        parse(s.as_bytes(), Limits::default())
+    }
+
+    #[test]
+    fn parses_nested_elements_text_and_attrs() {
+        let el = p("<?xml version='1.0'?>\n<a x='1' y=\"&lt;2&gt;\"><b/>t&amp;u<![CDATA[<raw>]]><c>&#x41;&#66;</c></a>").unwrap();
+        assert_eq!(el.name, "a");
+        assert_eq!(el.attr("y"), Some("<2>"));
+        assert_eq!(el.children.len(), 3);
+        assert_eq!(el.children[1], Node::Text("t&u<raw>".into()));
+        assert_eq!(el.elements().nth(1).unwrap().text(), "AB");
+    }
+
+    #[test]
+    fn round_trips_through_the_writer() {
+        let src = "<m xmlns='jabber:client' a='&apos;&quot;&amp;'><b>x &lt; y &amp; z</b><e/></m>";
+        let el = p(src).unwrap();
+        let out = el.to_bytes().unwrap();
+        assert_eq!(String::from_utf8(out.clone()).unwrap(), src);
+        assert_eq!(parse(&out, Limits::default()).unwrap(), el);
+    }
+
+    #[test]
+    fn refuses_forbidden_constructs() {
+        let laughs = "<!DOCTYPE lolz [<!ENTITY lol 'lol'><!ENTITY lol2 '&lol;&lol;'>]><a>&lol2;</a>";
+        assert_eq!(p(laughs), Err(Error::ForbiddenXml(Forbidden::Dtd)));
+        assert_eq!(p("<a><!-- c --></a>"), Err(Error::ForbiddenXml(Forbidden::Comment)));
+        assert_eq!(p("<a><?pi x?></a>"), Err(Error::ForbiddenXml(Forbidden::ProcessingInstruction)));
+        assert_eq!(p("<a>&lol;</a>"), Err(Error::UndefinedEntity("lol".into())));
+    }
+
+    #[test]
+    fn reports_malformed_input() {
+        for bad in ["<a>", "<a></b>", "<a x=1/>", "<a x='1' x='2'/>", "<a/><b/>", "text", "<a>&#0;</a>", "<a x='<'/>", "", "<", "<a b/>"] {
+            assert!(matches!(p(bad), Err(Error::MalformedXml(_))), "{bad}: {:?}", p(bad));
+        }
+        assert_eq!(parse(b"<a>\xff</a>", Limits::default()), Err(Error::InvalidUtf8(3)));
+    }
+
+    #[test]
+    fn enforces_limits() {
+        let deep = "<a>".repeat(10) + &"</a>".repeat(10);
+        assert_eq!(parse(deep.as_bytes(), Limits::new(1024, 5)), Err(Error::TooDeep(5)));
+        assert!(parse(deep.as_bytes(), Limits::new(1024, 10)).is_ok());
+        assert_eq!(parse(deep.as_bytes(), Limits::new(20, 64)), Err(Error::TooLarge(20)));
+    }
+
+    #[test]
+    fn writer_refuses_unencodable_characters() {
+        let el = Element::new("a").with_text("x\u{1}");
+        assert_eq!(el.to_bytes(), Err(Error::InvalidXmlChar(1)));
+        let el = Element::new("a b");
+        assert!(matches!(el.to_bytes(), Err(Error::MalformedXml(_))));
+    }
+}

@@ -1,0 +1,198 @@
+//! The rustler NIF behind `XmppBridge.Native`: term conversion around the
+//! pure `xmpp_bridge` crate. Every function returns `{:ok, value}` or
+//! `{:error, reason}`; rustler turns a panic into an exception in the calling
+//! process, never a VM crash.
+
+mod atoms;
+mod error;
+mod json;
+mod to_model;
+mod to_term;
+
+use error::NifError;
+use rustler::{Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term};
+use std::sync::Mutex;
+use xmpp_bridge::xml::{self, Limits};
+use xmpp_bridge::{stanza, StreamParser};
+
+fn ok<'a>(env: Env<'a>, value: Term<'a>) -> Term<'a> {
+    (atoms::ok(), value).encode(env)
+}
+
+fn err<'a>(env: Env<'a>, e: impl Into<NifError>) -> Term<'a> {
+    (atoms::error(), e.into().to_term(env)).encode(env)
+}
+
+fn binary<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
+    let mut b = NewBinary::new(env, bytes.len());
+    b.as_mut_slice().copy_from_slice(bytes);
+    b.into()
+}
+
+fn limits(max_bytes: usize, max_depth: usize) -> Limits {
+    Limits::new(max_bytes, max_depth)
+}
+
+fn do_stanza_decode<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: usize) -> Term<'a> {
+    match stanza::decode_bytes(input.as_slice(), limits(max_bytes, max_depth)) {
+        Ok(s) => ok(env, to_term::stanza(env, s)),
+        Err(e) => err(env, e),
+    }
+}
+
+#[rustler::nif]
+fn stanza_decode<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: usize) -> Term<'a> {
+    do_stanza_decode(env, input, max_bytes, max_depth)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn stanza_decode_dirty<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: usize) -> Term<'a> {
+    do_stanza_decode(env, input, max_bytes, max_depth)
+}
+
+fn do_stanza_encode<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
+    let result = to_model::stanza(term).and_then(|s| s.to_bytes().map_err(NifError::from));
+    match result {
+        Ok(bytes) => ok(env, binary(env, &bytes)),
+        Err(e) => err(env, e),
+    }
+}
+
+#[rustler::nif]
+fn stanza_encode<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
+    do_stanza_encode(env, term)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn stanza_encode_dirty<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
+    do_stanza_encode(env, term)
+}
+
+fn do_xml_parse<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: usize) -> Term<'a> {
+    match xml::parse(input.as_slice(), limits(max_bytes, max_depth)) {
+        Ok(el) => ok(env, to_term::element(env, &el)),
+        Err(e) => err(env, e),
+    }
+}
+
+#[rustler::nif]
+fn xml_parse<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: usize) -> Term<'a> {
+    do_xml_parse(env, input, max_bytes, max_depth)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn xml_parse_dirty<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: usize) -> Term<'a> {
+    do_xml_parse(env, input, max_bytes, max_depth)
+}
+
+#[rustler::nif]
+fn xml_encode<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
+    let result = to_model::element(term, 1).and_then(|el| el.to_bytes().map_err(NifError::from));
+    match result {
+        Ok(bytes) => ok(env, binary(env, &bytes)),
+        Err(e) => err(env, e),
+    }
+}
+
+#[rustler::nif]
+fn jid_parse<'a>(env: Env<'a>, input: Binary) -> Term<'a> {
+    let parsed = std::str::from_utf8(input.as_slice())
+        .map_err(|e| xmpp_bridge::Error::InvalidUtf8(e.valid_up_to()))
+        .and_then(xmpp_bridge::jid::parse);
+    match parsed {
+        Ok(j) => ok(env, (j.node, j.domain, j.resource).encode(env)),
+        Err(e) => err(env, e),
+    }
+}
+
+#[rustler::nif]
+fn jid_normalize<'a>(env: Env<'a>, input: Binary) -> Term<'a> {
+    let normalized = std::str::from_utf8(input.as_slice())
+        .map_err(|e| xmpp_bridge::Error::InvalidUtf8(e.valid_up_to()))
+        .and_then(xmpp_bridge::jid::normalize);
+    match normalized {
+        Ok(j) => ok(env, j.encode(env)),
+        Err(e) => err(env, e),
+    }
+}
+
+/// The state of one streaming parser, owned by the BEAM through a resource.
+pub struct StreamResource {
+    parser: Mutex<StreamParser>,
+}
+
+#[rustler::resource_impl]
+impl Resource for StreamResource {}
+
+#[rustler::nif]
+fn stream_new(max_bytes: usize, max_depth: usize) -> ResourceArc<StreamResource> {
+    ResourceArc::new(StreamResource {
+        parser: Mutex::new(StreamParser::new(limits(max_bytes, max_depth))),
+    })
+}
+
+fn do_stream_feed<'a>(env: Env<'a>, res: ResourceArc<StreamResource>, chunk: Binary) -> Term<'a> {
+    let mut parser = match res.parser.lock() {
+        Ok(p) => p,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let mut events = Vec::new();
+    let result = parser.feed(chunk.as_slice(), &mut events);
+    if let Err(e @ xmpp_bridge::Error::ParserFailed(_)) = result {
+        return err(env, e);
+    }
+    let default_ns = parser.default_ns().map(str::to_owned);
+    let mut terms: Vec<Term<'a>> = events
+        .into_iter()
+        .map(|ev| to_term::stream_event(env, ev, default_ns.as_deref()))
+        .collect();
+    if let Err(e) = result {
+        terms.push((atoms::parse_error(), NifError::from(e).to_term(env)).encode(env));
+    }
+    ok(env, terms.encode(env))
+}
+
+#[rustler::nif]
+fn stream_feed<'a>(env: Env<'a>, res: ResourceArc<StreamResource>, chunk: Binary) -> Term<'a> {
+    do_stream_feed(env, res, chunk)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn stream_feed_dirty<'a>(env: Env<'a>, res: ResourceArc<StreamResource>, chunk: Binary) -> Term<'a> {
+    do_stream_feed(env, res, chunk)
+}
+
+#[rustler::nif]
+fn stream_reset(res: ResourceArc<StreamResource>) -> rustler::Atom {
+    match res.parser.lock() {
+        Ok(mut p) => p.reset(),
+        Err(poisoned) => poisoned.into_inner().reset(),
+    }
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn stream_buffered(res: ResourceArc<StreamResource>) -> usize {
+    match res.parser.lock() {
+        Ok(p) => p.buffered(),
+        Err(poisoned) => poisoned.into_inner().buffered(),
+    }
+}
+
+#[rustler::nif]
+fn json_encode<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
+    match json::encode(term) {
+        Ok(s) => ok(env, binary(env, s.as_bytes())),
+        Err(e) => err(env, e),
+    }
+}
+
+#[rustler::nif]
+fn json_decode<'a>(env: Env<'a>, input: Binary) -> Term<'a> {
+    match json::decode(env, input.as_slice()) {
+        Ok(t) => ok(env, t),
+        Err(e) => err(env, e),
+    }
+}
+
+rustler::init!("Elixir.XmppBridge.Native");

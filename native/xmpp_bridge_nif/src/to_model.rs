@@ -1,0 +1,362 @@
+//! Elixir terms -> Rust model, for encoding. A field of the wrong type is
+//! reported as `{:invalid_field, {module, field}}`.
+
+use crate::atoms;
+use crate::error::{invalid, NifResult};
+use rustler::{Atom, Term};
+use xmpp_bridge::stanza::{
+    Affiliation, ChatState, Condition, Delay, DiscoIdentity, DiscoInfo, DiscoItem, DiscoItems, ErrorType, Iq,
+    IqType, LangText, Message, MessageType, MucHistory, MucItem, MucJoin, MucUser, Payload, Presence, PresenceType,
+    Role, Roster, RosterItem, Show, Stanza, StanzaError, Subscription,
+};
+use xmpp_bridge::xml::{Element, Node, MAX_DEPTH_CEILING};
+use xmpp_bridge::Error;
+
+/// A struct being read: its map and module, for error reporting.
+struct S<'a> {
+    map: Term<'a>,
+    module: Atom,
+}
+
+fn is_nil(t: Term<'_>) -> bool {
+    t.decode::<Atom>().is_ok_and(|a| a == atoms::nil())
+}
+
+fn enum_name(t: Term<'_>) -> Option<String> {
+    let a = t.atom_to_string().ok()?;
+    Some(a.replace('_', "-"))
+}
+
+impl<'a> S<'a> {
+    fn new(map: Term<'a>, module: Atom) -> NifResult<Self> {
+        match map.map_get(atoms::__struct__()) {
+            Ok(m) if m.decode::<Atom>().is_ok_and(|m| m == module) => Ok(S { map, module }),
+            _ => Err(invalid(module, atoms::__struct__())),
+        }
+    }
+
+    fn get(&self, f: Atom) -> NifResult<Term<'a>> {
+        self.map.map_get(f).map_err(|_| invalid(self.module, f))
+    }
+
+    fn string(&self, f: Atom) -> NifResult<String> {
+        self.get(f)?.decode::<String>().map_err(|_| invalid(self.module, f))
+    }
+
+    fn opt_string(&self, f: Atom) -> NifResult<Option<String>> {
+        let t = self.get(f)?;
+        if is_nil(t) {
+            return Ok(None);
+        }
+        t.decode::<String>().map(Some).map_err(|_| invalid(self.module, f))
+    }
+
+    fn list<T>(&self, f: Atom, mut conv: impl FnMut(Term<'a>) -> NifResult<T>) -> NifResult<Vec<T>> {
+        let items: Vec<Term<'a>> = self.get(f)?.decode().map_err(|_| invalid(self.module, f))?;
+        items.into_iter().map(&mut conv).collect()
+    }
+
+    fn strings(&self, f: Atom) -> NifResult<Vec<String>> {
+        self.get(f)?.decode::<Vec<String>>().map_err(|_| invalid(self.module, f))
+    }
+
+    fn enum_<T>(&self, f: Atom, parse: fn(&str) -> Option<T>) -> NifResult<T> {
+        enum_name(self.get(f)?)
+            .and_then(|n| parse(&n))
+            .ok_or_else(|| invalid(self.module, f))
+    }
+
+    fn opt_enum<T>(&self, f: Atom, parse: fn(&str) -> Option<T>) -> NifResult<Option<T>> {
+        if is_nil(self.get(f)?) {
+            return Ok(None);
+        }
+        self.enum_(f, parse).map(Some)
+    }
+
+    fn opt_u32(&self, f: Atom) -> NifResult<Option<u32>> {
+        let t = self.get(f)?;
+        if is_nil(t) {
+            return Ok(None);
+        }
+        t.decode::<u32>().map(Some).map_err(|_| invalid(self.module, f))
+    }
+
+    fn bool(&self, f: Atom) -> NifResult<bool> {
+        self.get(f)?.decode::<bool>().map_err(|_| invalid(self.module, f))
+    }
+
+    fn lang_texts(&self, f: Atom) -> NifResult<Vec<LangText>> {
+        let (module, field) = (self.module, f);
+        self.list(f, |t| {
+            let (lang, text): (Term, String) = t.decode().map_err(|_| invalid(module, field))?;
+            let lang = if is_nil(lang) {
+                None
+            } else {
+                Some(lang.decode::<String>().map_err(|_| invalid(module, field))?)
+            };
+            Ok((lang, text))
+        })
+    }
+
+    fn attrs(&self) -> NifResult<Vec<(String, String)>> {
+        self.get(atoms::attrs())?
+            .decode::<Vec<(String, String)>>()
+            .map_err(|_| invalid(self.module, atoms::attrs()))
+    }
+
+    fn error(&self) -> NifResult<Option<StanzaError>> {
+        let t = self.get(atoms::error())?;
+        if is_nil(t) {
+            return Ok(None);
+        }
+        stanza_error(t).map(Some)
+    }
+}
+
+fn struct_module(t: Term<'_>) -> Option<Atom> {
+    t.map_get(atoms::__struct__()).ok()?.decode::<Atom>().ok()
+}
+
+pub fn stanza(t: Term<'_>) -> NifResult<Stanza> {
+    let module = struct_module(t).ok_or_else(|| invalid(atoms::nil(), atoms::__struct__()))?;
+    if module == atoms::message_mod() {
+        let s = S::new(t, module)?;
+        Ok(Stanza::Message(Message {
+            id: s.opt_string(atoms::id())?,
+            type_: s.enum_(atoms::type_(), MessageType::parse)?,
+            from: s.opt_string(atoms::from())?,
+            to: s.opt_string(atoms::to())?,
+            lang: s.opt_string(atoms::lang())?,
+            bodies: s.lang_texts(atoms::bodies())?,
+            subjects: s.lang_texts(atoms::subjects())?,
+            thread: s.opt_string(atoms::thread())?,
+            thread_parent: s.opt_string(atoms::thread_parent())?,
+            error: s.error()?,
+            payloads: s.list(atoms::payloads(), payload)?,
+            attrs: s.attrs()?,
+        }))
+    } else if module == atoms::presence_mod() {
+        let s = S::new(t, module)?;
+        let priority = s.get(atoms::priority())?;
+        let priority = if is_nil(priority) {
+            None
+        } else {
+            Some(priority.decode::<i8>().map_err(|_| invalid(module, atoms::priority()))?)
+        };
+        Ok(Stanza::Presence(Presence {
+            id: s.opt_string(atoms::id())?,
+            type_: s.enum_(atoms::type_(), PresenceType::parse)?,
+            from: s.opt_string(atoms::from())?,
+            to: s.opt_string(atoms::to())?,
+            lang: s.opt_string(atoms::lang())?,
+            show: s.opt_enum(atoms::show(), Show::parse)?,
+            statuses: s.lang_texts(atoms::statuses())?,
+            priority,
+            error: s.error()?,
+            payloads: s.list(atoms::payloads(), payload)?,
+            attrs: s.attrs()?,
+        }))
+    } else if module == atoms::iq_mod() {
+        let s = S::new(t, module)?;
+        let p = s.get(atoms::payload())?;
+        let id = s
+            .opt_string(atoms::id())?
+            .ok_or_else(|| Error::MissingAttribute {
+                element: "iq".into(),
+                attribute: "id".into(),
+            })?;
+        Ok(Stanza::Iq(Iq {
+            id,
+            type_: s.enum_(atoms::type_(), IqType::parse)?,
+            from: s.opt_string(atoms::from())?,
+            to: s.opt_string(atoms::to())?,
+            lang: s.opt_string(atoms::lang())?,
+            payload: if is_nil(p) { None } else { Some(payload(p)?) },
+            error: s.error()?,
+            attrs: s.attrs()?,
+        }))
+    } else {
+        Err(invalid(module, atoms::__struct__()))
+    }
+}
+
+fn stanza_error(t: Term<'_>) -> NifResult<StanzaError> {
+    let s = S::new(t, atoms::stanza_error_mod())?;
+    let app = s.get(atoms::app())?;
+    Ok(StanzaError {
+        type_: s.enum_(atoms::type_(), ErrorType::parse)?,
+        by: s.opt_string(atoms::by())?,
+        condition: s.enum_(atoms::condition(), Condition::parse)?,
+        condition_text: s.opt_string(atoms::condition_text())?,
+        text: s.opt_string(atoms::text())?,
+        text_lang: s.opt_string(atoms::text_lang())?,
+        app: if is_nil(app) { None } else { Some(element(app, 1)?) },
+    })
+}
+
+pub fn payload(t: Term<'_>) -> NifResult<Payload> {
+    let Some(module) = struct_module(t) else {
+        return element(t, 1).map(Payload::Xml);
+    };
+    let s = S::new(t, module)?;
+    let p = if module == atoms::delay_mod() {
+        Payload::Delay(Delay {
+            stamp: s.string(atoms::stamp())?,
+            from: s.opt_string(atoms::from())?,
+            reason: s.opt_string(atoms::reason())?,
+        })
+    } else if module == atoms::chat_state_mod() {
+        Payload::ChatState(s.enum_(atoms::state(), ChatState::parse)?)
+    } else if module == atoms::receipt_request_mod() {
+        Payload::ReceiptRequest
+    } else if module == atoms::receipt_received_mod() {
+        Payload::ReceiptReceived {
+            id: s.opt_string(atoms::id())?,
+        }
+    } else if module == atoms::ping_mod() {
+        Payload::Ping
+    } else if module == atoms::stanza_id_mod() {
+        Payload::StanzaId {
+            id: s.string(atoms::id())?,
+            by: s.string(atoms::by())?,
+        }
+    } else if module == atoms::origin_id_mod() {
+        Payload::OriginId {
+            id: s.string(atoms::id())?,
+        }
+    } else if module == atoms::json_mod() {
+        Payload::Json(s.string(atoms::json())?)
+    } else if module == atoms::term_mod() {
+        Payload::Term(s.get(atoms::value())?.to_binary().as_slice().to_vec())
+    } else if module == atoms::muc_join_mod() {
+        let h = s.get(atoms::history())?;
+        let history = if is_nil(h) {
+            None
+        } else {
+            let h = S::new(h, atoms::muc_history_mod())?;
+            Some(MucHistory {
+                maxchars: h.opt_u32(atoms::maxchars())?,
+                maxstanzas: h.opt_u32(atoms::maxstanzas())?,
+                seconds: h.opt_u32(atoms::seconds())?,
+                since: h.opt_string(atoms::since())?,
+            })
+        };
+        Payload::MucJoin(MucJoin {
+            password: s.opt_string(atoms::password())?,
+            history,
+        })
+    } else if module == atoms::muc_user_mod() {
+        let items = s.list(atoms::items(), |t| {
+            let i = S::new(t, atoms::muc_item_mod())?;
+            Ok(MucItem {
+                affiliation: i.opt_enum(atoms::affiliation(), Affiliation::parse)?,
+                role: i.opt_enum(atoms::role(), Role::parse)?,
+                jid: i.opt_string(atoms::jid())?,
+                nick: i.opt_string(atoms::nick())?,
+                actor_jid: i.opt_string(atoms::actor_jid())?,
+                actor_nick: i.opt_string(atoms::actor_nick())?,
+                reason: i.opt_string(atoms::reason())?,
+            })
+        })?;
+        let codes = s
+            .get(atoms::status_codes())?
+            .decode::<Vec<u16>>()
+            .map_err(|_| invalid(module, atoms::status_codes()))?;
+        Payload::MucUser(MucUser {
+            items,
+            status_codes: codes,
+        })
+    } else if module == atoms::roster_mod() {
+        let items = s.list(atoms::items(), |t| {
+            let i = S::new(t, atoms::roster_item_mod())?;
+            let ask = i.get(atoms::ask())?;
+            let ask = if is_nil(ask) {
+                false
+            } else if ask.decode::<Atom>().is_ok_and(|a| a == atoms::subscribe()) {
+                true
+            } else {
+                return Err(invalid(atoms::roster_item_mod(), atoms::ask()));
+            };
+            Ok(RosterItem {
+                jid: i.string(atoms::jid())?,
+                name: i.opt_string(atoms::name())?,
+                subscription: i.opt_enum(atoms::subscription(), Subscription::parse)?,
+                ask,
+                approved: i.bool(atoms::approved())?,
+                groups: i.strings(atoms::groups())?,
+            })
+        })?;
+        Payload::Roster(Roster {
+            ver: s.opt_string(atoms::ver())?,
+            items,
+        })
+    } else if module == atoms::disco_info_mod() {
+        let identities = s.list(atoms::identities(), |t| {
+            let i = S::new(t, atoms::disco_identity_mod())?;
+            Ok(DiscoIdentity {
+                category: i.string(atoms::category())?,
+                type_: i.string(atoms::type_())?,
+                name: i.opt_string(atoms::name())?,
+                lang: i.opt_string(atoms::lang())?,
+            })
+        })?;
+        Payload::DiscoInfo(DiscoInfo {
+            node: s.opt_string(atoms::node())?,
+            identities,
+            features: s.strings(atoms::features())?,
+            extensions: s.list(atoms::extensions(), |t| element(t, 2))?,
+        })
+    } else if module == atoms::disco_items_mod() {
+        let items = s.list(atoms::items(), |t| {
+            let i = S::new(t, atoms::disco_item_mod())?;
+            Ok(DiscoItem {
+                jid: i.string(atoms::jid())?,
+                node: i.opt_string(atoms::node())?,
+                name: i.opt_string(atoms::name())?,
+            })
+        })?;
+        Payload::DiscoItems(DiscoItems {
+            node: s.opt_string(atoms::node())?,
+            items,
+        })
+    } else {
+        return Err(invalid(module, atoms::__struct__()));
+    };
+    Ok(p)
+}
+
+/// `{:xmlel, name, attrs, children}` -> element, at most
+/// [`MAX_DEPTH_CEILING`] levels deep.
+pub fn element(t: Term<'_>, depth: usize) -> NifResult<Element> {
+    if depth > MAX_DEPTH_CEILING {
+        return Err(Error::TooDeep(MAX_DEPTH_CEILING).into());
+    }
+    let bad = |f: Atom| invalid(atoms::xmlel(), f);
+    let (tag, name, attrs, children): (Atom, Term, Term, Vec<Term>) =
+        t.decode().map_err(|_| bad(atoms::__struct__()))?;
+    if tag != atoms::xmlel() {
+        return Err(bad(atoms::__struct__()));
+    }
+    let name: String = name.decode().map_err(|_| bad(atoms::name()))?;
+    let attrs: Vec<(String, String)> = attrs.decode().map_err(|_| bad(atoms::attrs()))?;
+    let mut kids = Vec::with_capacity(children.len());
+    for c in children {
+        if let Ok((tag, text)) = c.decode::<(Atom, String)>() {
+            if tag == atoms::xmlcdata() {
+                kids.push(Node::Text(text));
+                continue;
+            }
+        }
+        kids.push(Node::Element(element(c, depth + 1).map_err(|e| match e {
+            crate::error::NifError::InvalidField(m, f) if m == atoms::xmlel() && f == atoms::__struct__() => {
+                bad(atoms::children())
+            }
+            other => other,
+        })?));
+    }
+    Ok(Element {
+        name,
+        attrs,
+        children: kids,
+    })
+}

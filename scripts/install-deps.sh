@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs, idempotently: a no-op (a few dpkg queries)
+# when everything is already there.
+#
+#   * Debian packages: Erlang/OTP (with the NIF headers), Elixir, EUnit, PropEr,
+#     the tools app, and ProcessOne's fast_xml/xmpp (used by benchmarks and
+#     cross-checks). `apt-get update` runs once, only if something is missing;
+#     sudo is used only when not root.
+#   * Rust: cargo must be on PATH (rustup's ~/.cargo/bin is added if present);
+#     the rustfmt and clippy components are added with rustup when missing.
+#
+# Add packages by appending to APT_PACKAGES below, or for a one-off run with
+# XMPP_BRIDGE_EXTRA_APT="pkg1 pkg2".
+set -euo pipefail
+
+APT_PACKAGES=(
+  erlang-base
+  erlang-dev
+  elixir
+  erlang-eunit
+  erlang-tools
+  erlang-proper
+  erlang-p1-xml
+  erlang-p1-xmpp
+)
+# shellcheck disable=SC2206
+APT_PACKAGES+=(${XMPP_BRIDGE_EXTRA_APT:-})
+
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root to run '$*' (not root, and sudo is not installed)"
+  fi
+}
+
+deb_installed() {
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = "installed" ]
+}
+
+install_debian_packages() {
+  local missing=() pkg
+  for pkg in "${APT_PACKAGES[@]}"; do
+    deb_installed "$pkg" || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    return 0
+  fi
+  log "installing missing Debian packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  install_debian_packages
+else
+  log "not a Debian-like system: install Erlang/OTP >= 25 (with erl_nif.h), Elixir >= 1.14,"
+  log "and for benchmarks fast_xml and xmpp (ProcessOne) yourself"
+fi
+
+for cmd in erl elixir mix; do
+  command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' not found after installing packages"
+done
+
+erts_include="$(erl -noshell -eval 'io:format("~s", [filename:join([code:root_dir(), "usr", "include"])]), halt().')"
+[ -f "$erts_include/erl_nif.h" ] || die "erl_nif.h not found in $erts_include (install erlang-dev)"
+
+# --- Rust ---------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  die "cargo not found: install Rust with rustup (https://rustup.rs) and run 'source \$HOME/.cargo/env',
+  or set PATH to include the directory holding cargo"
+fi
+
+missing_components=()
+cargo fmt --version >/dev/null 2>&1 || missing_components+=(rustfmt)
+cargo clippy --version >/dev/null 2>&1 || missing_components+=(clippy)
+if [ "${#missing_components[@]}" -gt 0 ]; then
+  if command -v rustup >/dev/null 2>&1; then
+    log "adding Rust components: ${missing_components[*]}"
+    rustup component add "${missing_components[@]}"
+  else
+    die "cargo ${missing_components[*]} not available and rustup not found to add them"
+  fi
+fi
+
+log "ok: $(erl -noshell -eval 'io:format("OTP ~s", [erlang:system_info(otp_release)]), halt().'), $(elixir --short-version 2>/dev/null || echo elixir), $(cargo --version)"
