@@ -50,10 +50,8 @@ defmodule XmppBridge.Message do
   @typedoc "Human-readable text and its language: a `<body/>`, `<subject/>` or `<status/>`."
   @type text :: {lang(), String.t()}
 
-  @typedoc "A generic XML element, shaped like fast_xml's `#xmlel{}`; `xmlns` is an ordinary attribute."
-  @type xmlel ::
-          {:xmlel, name :: String.t(), attrs :: [{String.t(), String.t()}],
-           children :: [xmlel() | {:xmlcdata, String.t()}]}
+  @typedoc "A generic XML element, shaped like fast_xml's `#xmlel{}` (`t:XmppBridge.Stanza.xmlel/0`)."
+  @type xmlel :: XmppBridge.Stanza.xmlel()
 
   @typedoc "A child element of a stanza: a typed payload struct, or a generic element."
   @type payload ::
@@ -287,5 +285,6 @@ defmodule XmppBridge.Message do
     end
   end
 
+  @spec bad_argument!(String.t()) :: no_return()
   defp bad_argument!(detail), do: raise(XmppBridge.Error, reason: {:bad_argument, detail})
 end

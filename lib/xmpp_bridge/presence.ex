@@ -253,5 +253,6 @@ defmodule XmppBridge.Presence do
     end
   end
 
+  @spec bad_argument!(String.t()) :: no_return()
   defp bad_argument!(detail), do: raise(XmppBridge.Error, reason: {:bad_argument, detail})
 end

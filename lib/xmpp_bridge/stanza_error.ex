@@ -240,11 +240,13 @@ defmodule XmppBridge.StanzaError do
         ":app must be an element {:xmlel, name, attrs, children}, got: #{inspect(other)}"
       )
 
+  @spec raise_unknown_condition(term()) :: no_return()
   defp raise_unknown_condition(condition) do
     bad_argument!(
       "unknown stanza error condition #{inspect(condition)}, expected one of XmppBridge.StanzaError.conditions()"
     )
   end
 
+  @spec bad_argument!(String.t()) :: no_return()
   defp bad_argument!(detail), do: raise(XmppBridge.Error, reason: {:bad_argument, detail})
 end

@@ -18,6 +18,8 @@ macro_rules! str_enum {
         pub enum $name { $($var),* }
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$var),*];
+            /// Every value as written in XML.
+            pub const WIRE: &'static [&'static str] = &[$($wire),*];
             /// The value as written in XML.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$var => $wire),* }
@@ -56,6 +58,21 @@ str_enum!(ChatState { Active = "active", Composing = "composing", Paused = "paus
 str_enum!(Affiliation { Owner = "owner", Admin = "admin", Member = "member", Outcast = "outcast", None = "none" });
 str_enum!(Role { Moderator = "moderator", Participant = "participant", Visitor = "visitor", None = "none" });
 str_enum!(Subscription { None = "none", To = "to", From = "from", Both = "both", Remove = "remove" });
+
+/// The wire values of every enum above, for callers that map them to
+/// their own symbols once.
+pub const ENUM_VALUES: &[&[&str]] = &[
+    MessageType::WIRE,
+    PresenceType::WIRE,
+    Show::WIRE,
+    IqType::WIRE,
+    ErrorType::WIRE,
+    Condition::WIRE,
+    ChatState::WIRE,
+    Affiliation::WIRE,
+    Role::WIRE,
+    Subscription::WIRE,
+];
 
 /// A text with an optional `xml:lang`: `(lang, text)`.
 pub type LangText = (Option<String>, String);

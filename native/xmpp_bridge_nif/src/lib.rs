@@ -12,6 +12,11 @@ mod to_term;
 use error::NifError;
 use rustler::{Binary, Encoder, Env, NewBinary, Resource, ResourceArc, Term};
 use std::sync::Mutex;
+
+// Decoding allocates many small strings; mimalloc serves them several times
+// faster than the system allocator (measured with `make bench-codec`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use xmpp_bridge::xml::{self, Limits};
 use xmpp_bridge::{stanza, StreamParser};
 

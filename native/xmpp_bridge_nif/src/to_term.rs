@@ -3,6 +3,8 @@
 use crate::atoms;
 use crate::error::NifError;
 use rustler::{Atom, Encoder, Env, Term, TermType};
+use std::collections::HashMap;
+use std::sync::OnceLock;
 use xmpp_bridge::stanza::{self, LangText, Payload, Stanza, StanzaError};
 use xmpp_bridge::xml::{Element, Node};
 use xmpp_bridge::{ns, Event};
@@ -22,14 +24,26 @@ fn nil(env: Env<'_>) -> Term<'_> {
     atoms::nil().encode(env)
 }
 
-/// The atom for an enum value as written in XML (`bad-request` -> `:bad_request`).
-pub fn enum_atom<'a>(env: Env<'a>, wire: &str) -> Term<'a> {
-    let atom = if wire.contains('-') {
-        Atom::from_str(env, &wire.replace('-', "_"))
-    } else {
-        Atom::from_str(env, wire)
-    };
-    atom.expect("enum atoms are short").encode(env)
+/// The atom for an enum value as written in XML (`bad-request` ->
+/// `:bad_request`). Atoms of the known enums are looked up once and cached:
+/// the VM's atom table takes a lock per lookup.
+pub fn enum_atom<'a>(env: Env<'a>, wire: &'static str) -> Term<'a> {
+    static CACHE: OnceLock<HashMap<&'static str, Atom>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| {
+        stanza::ENUM_VALUES
+            .iter()
+            .flat_map(|values| values.iter())
+            .map(|w| (*w, make_atom(env, w)))
+            .collect()
+    });
+    match cache.get(wire) {
+        Some(a) => a.encode(env),
+        None => make_atom(env, wire).encode(env),
+    }
+}
+
+fn make_atom(env: Env<'_>, wire: &str) -> Atom {
+    Atom::from_str(env, &wire.replace('-', "_")).expect("enum atoms are short")
 }
 
 fn make_struct<'a>(env: Env<'a>, module: Atom, fields: &[(Atom, Term<'a>)]) -> Term<'a> {
@@ -74,18 +88,18 @@ pub fn stanza(env: Env<'_>, s: Stanza) -> Term<'_> {
                 env,
                 atoms::message_mod(),
                 &[
-                    (atoms::id(), opt(env, &m.id)),
-                    (atoms::type_(), enum_atom(env, m.type_.as_str())),
-                    (atoms::from(), opt(env, &m.from)),
-                    (atoms::to(), opt(env, &m.to)),
-                    (atoms::lang(), opt(env, &m.lang)),
+                    (atoms::attrs(), attr_list(env, &m.attrs)),
                     (atoms::bodies(), lang_texts(env, &m.bodies)),
+                    (atoms::error(), stanza_error(env, &m.error)),
+                    (atoms::from(), opt(env, &m.from)),
+                    (atoms::id(), opt(env, &m.id)),
+                    (atoms::lang(), opt(env, &m.lang)),
+                    (atoms::payloads(), payloads),
                     (atoms::subjects(), lang_texts(env, &m.subjects)),
                     (atoms::thread(), opt(env, &m.thread)),
                     (atoms::thread_parent(), opt(env, &m.thread_parent)),
-                    (atoms::error(), stanza_error(env, &m.error)),
-                    (atoms::payloads(), payloads),
-                    (atoms::attrs(), attr_list(env, &m.attrs)),
+                    (atoms::to(), opt(env, &m.to)),
+                    (atoms::type_(), enum_atom(env, m.type_.as_str())),
                 ],
             )
         }

@@ -1,0 +1,30 @@
+//! Rough single-stanza timings of the pure Rust codec (the real benchmark,
+//! against the ProcessOne stack, is `make bench-codec`).
+use std::time::Instant;
+use xmpp_bridge::{stanza, xml, Limits};
+
+fn main() {
+    let doc = "<message xmlns='jabber:client' from='juliet@example.com/balcony' to='romeo@example.net/orchard' type='chat' id='ktx72v49' xml:lang='en'><body>Art thou not Romeo, and a Montague?</body><thread>e0ffe42b28561960c6b12b944a092794b9683a38</thread><active xmlns='http://jabber.org/protocol/chatstates'/><request xmlns='urn:xmpp:receipts'/></message>";
+    let n = 1_000_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(xml::parse(doc.as_bytes(), Limits::default()).unwrap());
+    }
+    println!("xml::parse      {:.3} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(stanza::decode_bytes(doc.as_bytes(), Limits::default()).unwrap());
+    }
+    println!("stanza::decode  {:.3} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    let s = stanza::decode_bytes(doc.as_bytes(), Limits::default()).unwrap();
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(s.to_bytes().unwrap());
+    }
+    println!("stanza::encode  {:.3} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(stanza::normalize_jid("juliet@example.com/balcony").unwrap());
+    }
+    println!("normalize_jid   {:.3} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+}
