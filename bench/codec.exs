@@ -9,6 +9,7 @@
 #   BENCH_CHUNK=4096    chunk size fed to the streaming parsers
 #   BENCH_ONLY=p1       measure only the ProcessOne stack (also automatic when
 #                       XmppBridge.Stanza is not available)
+#   BENCH_CATEGORIES=chat,mixed   measure only these corpus categories
 #
 # For every corpus category it measures, for both stacks:
 #   one-shot decode   ours: XmppBridge.Stanza.decode/1
@@ -58,7 +59,7 @@ defmodule XmppBridge.Bench.Codec do
       )
     end
 
-    corpus = Corpus.build()
+    corpus = Corpus.build() |> select_categories(System.get_env("BENCH_CATEGORIES"))
     sets = Enum.map(corpus, &prepare(&1, chunk, ours?))
 
     checks = Enum.flat_map(sets, &checks(&1, ours?))
@@ -122,6 +123,13 @@ defmodule XmppBridge.Bench.Codec do
       )
   rescue
     _ -> false
+  end
+
+  defp select_categories(corpus, nil), do: corpus
+
+  defp select_categories(corpus, names) do
+    wanted = String.split(names, ",", trim: true)
+    Enum.filter(corpus, fn {cat, _, _} -> Atom.to_string(cat) in wanted end)
   end
 
   defp prepare({cat, desc, stanzas}, chunk, ours?) do

@@ -16,6 +16,8 @@ defmodule XmppBridge.Limits do
   def dirty_threshold, do: @dirty_threshold
 
   @doc false
+  def validate([]), do: {:ok, {@default_max_bytes, @default_max_depth}}
+
   def validate(opts) when is_list(opts) do
     with {:ok, opts} <- keyword(opts),
          {:ok, max_bytes} <- pos_int(opts, :max_bytes, @default_max_bytes, 4_294_967_296),

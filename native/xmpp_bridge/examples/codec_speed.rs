@@ -10,21 +10,33 @@ fn main() {
     for _ in 0..n {
         std::hint::black_box(xml::parse(doc.as_bytes(), Limits::default()).unwrap());
     }
-    println!("xml::parse      {:.3} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    println!(
+        "xml::parse      {:.3} us",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
     let t = Instant::now();
     for _ in 0..n {
         std::hint::black_box(stanza::decode_bytes(doc.as_bytes(), Limits::default()).unwrap());
     }
-    println!("stanza::decode  {:.3} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    println!(
+        "stanza::decode  {:.3} us",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
     let s = stanza::decode_bytes(doc.as_bytes(), Limits::default()).unwrap();
     let t = Instant::now();
     for _ in 0..n {
         std::hint::black_box(s.to_bytes().unwrap());
     }
-    println!("stanza::encode  {:.3} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    println!(
+        "stanza::encode  {:.3} us",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
     let t = Instant::now();
     for _ in 0..n {
         std::hint::black_box(stanza::normalize_jid("juliet@example.com/balcony").unwrap());
     }
-    println!("normalize_jid   {:.3} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    println!(
+        "normalize_jid   {:.3} us",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
 }

@@ -22,7 +22,7 @@ pub fn parse(s: &str) -> Result<JidParts> {
 
 /// Validates `s` and returns its normalised form.
 pub fn normalize(s: &str) -> Result<String> {
-    crate::stanza::normalize_jid(s)
+    crate::stanza::normalize_jid(s).map(|j| j.into_owned())
 }
 
 #[cfg(test)]
@@ -40,7 +40,13 @@ mod tests {
 
     #[test]
     fn refuses_invalid_jids() {
-        for bad in ["", "a@b@c", "@example.com", "example.com/", "a b@example.com"] {
+        for bad in [
+            "",
+            "a@b@c",
+            "@example.com",
+            "example.com/",
+            "a b@example.com",
+        ] {
             assert_eq!(parse(bad), Err(Error::InvalidJid(bad.to_owned())), "{bad}");
         }
     }

@@ -8,8 +8,9 @@
 
 use crate::error::{Error, Result};
 use crate::ns;
-use crate::xml::{self, close_tag, escape_text, write_attr, Element, Node};
+use crate::xml::{self, close_tag, escape_text, write_attr, Element, Node, Str};
 use base64::Engine;
+use std::borrow::Cow;
 
 macro_rules! str_enum {
     ($(#[$meta:meta])* $name:ident { $($var:ident = $wire:literal),* $(,)? }) => {
@@ -75,33 +76,33 @@ pub const ENUM_VALUES: &[&[&str]] = &[
 ];
 
 /// A text with an optional `xml:lang`: `(lang, text)`.
-pub type LangText = (Option<String>, String);
+pub type LangText<'a> = (Option<Str<'a>>, Str<'a>);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stanza {
-    Message(Message),
-    Presence(Presence),
-    Iq(Iq),
+pub enum Stanza<'a> {
+    Message(Message<'a>),
+    Presence(Presence<'a>),
+    Iq(Iq<'a>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    pub id: Option<String>,
+pub struct Message<'a> {
+    pub id: Option<Str<'a>>,
     pub type_: MessageType,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub lang: Option<String>,
-    pub bodies: Vec<LangText>,
-    pub subjects: Vec<LangText>,
-    pub thread: Option<String>,
-    pub thread_parent: Option<String>,
-    pub error: Option<StanzaError>,
-    pub payloads: Vec<Payload>,
+    pub from: Option<Str<'a>>,
+    pub to: Option<Str<'a>>,
+    pub lang: Option<Str<'a>>,
+    pub bodies: Vec<LangText<'a>>,
+    pub subjects: Vec<LangText<'a>>,
+    pub thread: Option<Str<'a>>,
+    pub thread_parent: Option<Str<'a>>,
+    pub error: Option<StanzaError<'a>>,
+    pub payloads: Vec<Payload<'a>>,
     /// Attributes with no field of their own (a non-default `xmlns` too).
-    pub attrs: Vec<(String, String)>,
+    pub attrs: Vec<(Str<'a>, Str<'a>)>,
 }
 
-impl Default for Message {
+impl Default for Message<'_> {
     fn default() -> Self {
         Message {
             id: None,
@@ -121,21 +122,21 @@ impl Default for Message {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Presence {
-    pub id: Option<String>,
+pub struct Presence<'a> {
+    pub id: Option<Str<'a>>,
     pub type_: PresenceType,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub lang: Option<String>,
+    pub from: Option<Str<'a>>,
+    pub to: Option<Str<'a>>,
+    pub lang: Option<Str<'a>>,
     pub show: Option<Show>,
-    pub statuses: Vec<LangText>,
+    pub statuses: Vec<LangText<'a>>,
     pub priority: Option<i8>,
-    pub error: Option<StanzaError>,
-    pub payloads: Vec<Payload>,
-    pub attrs: Vec<(String, String)>,
+    pub error: Option<StanzaError<'a>>,
+    pub payloads: Vec<Payload<'a>>,
+    pub attrs: Vec<(Str<'a>, Str<'a>)>,
 }
 
-impl Default for Presence {
+impl Default for Presence<'_> {
     fn default() -> Self {
         Presence {
             id: None,
@@ -154,146 +155,209 @@ impl Default for Presence {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Iq {
-    pub id: String,
+pub struct Iq<'a> {
+    pub id: Str<'a>,
     pub type_: IqType,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub lang: Option<String>,
-    pub payload: Option<Payload>,
-    pub error: Option<StanzaError>,
-    pub attrs: Vec<(String, String)>,
+    pub from: Option<Str<'a>>,
+    pub to: Option<Str<'a>>,
+    pub lang: Option<Str<'a>>,
+    pub payload: Option<Payload<'a>>,
+    pub error: Option<StanzaError<'a>>,
+    pub attrs: Vec<(Str<'a>, Str<'a>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StanzaError {
+pub struct StanzaError<'a> {
     pub type_: ErrorType,
-    pub by: Option<String>,
+    pub by: Option<Str<'a>>,
     pub condition: Condition,
     /// The URI inside `<gone/>` or `<redirect/>`.
-    pub condition_text: Option<String>,
-    pub text: Option<String>,
-    pub text_lang: Option<String>,
+    pub condition_text: Option<Str<'a>>,
+    pub text: Option<Str<'a>>,
+    pub text_lang: Option<Str<'a>>,
     /// An application-specific condition element.
-    pub app: Option<Element>,
+    pub app: Option<Element<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Payload {
-    Delay(Delay),
+pub enum Payload<'a> {
+    Delay(Delay<'a>),
     ChatState(ChatState),
     ReceiptRequest,
-    ReceiptReceived { id: Option<String> },
-    MucJoin(MucJoin),
-    MucUser(MucUser),
-    Roster(Roster),
-    DiscoInfo(DiscoInfo),
-    DiscoItems(DiscoItems),
+    ReceiptReceived {
+        id: Option<Str<'a>>,
+    },
+    MucJoin(MucJoin<'a>),
+    MucUser(MucUser<'a>),
+    Roster(Roster<'a>),
+    DiscoInfo(DiscoInfo<'a>),
+    DiscoItems(DiscoItems<'a>),
     Ping,
-    StanzaId { id: String, by: String },
-    OriginId { id: String },
+    StanzaId {
+        id: Str<'a>,
+        by: Str<'a>,
+    },
+    OriginId {
+        id: Str<'a>,
+    },
     /// XEP-0335: the JSON text.
-    Json(String),
+    Json(Str<'a>),
     /// xmpp_bridge term payload: the External Term Format bytes.
-    Term(Vec<u8>),
+    Term(Cow<'a, [u8]>),
     /// Anything else, kept as it came.
-    Xml(Element),
+    Xml(Element<'a>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delay {
-    pub stamp: String,
-    pub from: Option<String>,
-    pub reason: Option<String>,
+pub struct Delay<'a> {
+    pub stamp: Str<'a>,
+    pub from: Option<Str<'a>>,
+    pub reason: Option<Str<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MucJoin {
-    pub password: Option<String>,
-    pub history: Option<MucHistory>,
+pub struct MucJoin<'a> {
+    pub password: Option<Str<'a>>,
+    pub history: Option<MucHistory<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MucHistory {
+pub struct MucHistory<'a> {
     pub maxchars: Option<u32>,
     pub maxstanzas: Option<u32>,
     pub seconds: Option<u32>,
-    pub since: Option<String>,
+    pub since: Option<Str<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MucUser {
-    pub items: Vec<MucItem>,
+pub struct MucUser<'a> {
+    pub items: Vec<MucItem<'a>>,
     pub status_codes: Vec<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MucItem {
+pub struct MucItem<'a> {
     pub affiliation: Option<Affiliation>,
     pub role: Option<Role>,
-    pub jid: Option<String>,
-    pub nick: Option<String>,
-    pub actor_jid: Option<String>,
-    pub actor_nick: Option<String>,
-    pub reason: Option<String>,
+    pub jid: Option<Str<'a>>,
+    pub nick: Option<Str<'a>>,
+    pub actor_jid: Option<Str<'a>>,
+    pub actor_nick: Option<Str<'a>>,
+    pub reason: Option<Str<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Roster {
-    pub ver: Option<String>,
-    pub items: Vec<RosterItem>,
+pub struct Roster<'a> {
+    pub ver: Option<Str<'a>>,
+    pub items: Vec<RosterItem<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RosterItem {
-    pub jid: String,
-    pub name: Option<String>,
+pub struct RosterItem<'a> {
+    pub jid: Str<'a>,
+    pub name: Option<Str<'a>>,
     pub subscription: Option<Subscription>,
     /// `ask='subscribe'` (the only value RFC 6121 defines).
     pub ask: bool,
     pub approved: bool,
-    pub groups: Vec<String>,
+    pub groups: Vec<Str<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DiscoInfo {
-    pub node: Option<String>,
-    pub identities: Vec<DiscoIdentity>,
-    pub features: Vec<String>,
+pub struct DiscoInfo<'a> {
+    pub node: Option<Str<'a>>,
+    pub identities: Vec<DiscoIdentity<'a>>,
+    pub features: Vec<Str<'a>>,
     /// Extensions such as XEP-0128 data forms, kept as elements.
-    pub extensions: Vec<Element>,
+    pub extensions: Vec<Element<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DiscoIdentity {
-    pub category: String,
-    pub type_: String,
-    pub name: Option<String>,
-    pub lang: Option<String>,
+pub struct DiscoIdentity<'a> {
+    pub category: Str<'a>,
+    pub type_: Str<'a>,
+    pub name: Option<Str<'a>>,
+    pub lang: Option<Str<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DiscoItems {
-    pub node: Option<String>,
-    pub items: Vec<DiscoItem>,
+pub struct DiscoItems<'a> {
+    pub node: Option<Str<'a>>,
+    pub items: Vec<DiscoItem<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DiscoItem {
-    pub jid: String,
-    pub node: Option<String>,
-    pub name: Option<String>,
+pub struct DiscoItem<'a> {
+    pub jid: Str<'a>,
+    pub node: Option<Str<'a>>,
+    pub name: Option<Str<'a>>,
 }
 
 // ---------------------------------------------------------------- decoding
 
 const XML_LANG: &str = "xml:lang";
 
-/// Validates and normalises a JID (RFC 7622).
-pub fn normalize_jid(s: &str) -> Result<String> {
-    jid::Jid::new(s)
-        .map(|j| j.into_inner())
-        .map_err(|_| Error::InvalidJid(s.to_owned()))
+/// Validates and normalises a JID (RFC 7622). A JID that is plainly
+/// normalised already (lowercase ASCII node and domain, printable ASCII
+/// resource) is returned as it is without a trip through stringprep.
+pub fn normalize_jid<'a>(s: impl Into<Str<'a>>) -> Result<Str<'a>> {
+    let s = s.into();
+    if is_plain_normalized_jid(&s) {
+        return Ok(s);
+    }
+    jid::Jid::new(&s)
+        .map(|j| Cow::Owned(j.into_inner()))
+        .map_err(|_| Error::InvalidJid(s.into_owned()))
+}
+
+/// True for `node@domain/resource` made only of characters that every
+/// profile maps to themselves: node `[a-z0-9._-]`, domain labels
+/// `[a-z0-9-]` not starting or ending with `-`, resource printable ASCII.
+fn is_plain_normalized_jid(s: &str) -> bool {
+    let b = s.as_bytes();
+    let slash = memchr::memchr(b'/', b).unwrap_or(b.len());
+    let (bare, resource) = (&b[..slash], b.get(slash + 1..));
+    let at = memchr::memchr(b'@', bare);
+    let domain = match at {
+        Some(i) => {
+            let node = &bare[..i];
+            if node.is_empty() || node.len() > 1023 {
+                return false;
+            }
+            if !node
+                .iter()
+                .all(|&c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
+            {
+                return false;
+            }
+            &bare[i + 1..]
+        }
+        None => bare,
+    };
+    if domain.is_empty() || domain.len() > 253 {
+        return false;
+    }
+    let mut label_len = 0;
+    let mut prev = b'.';
+    for &c in domain {
+        match c {
+            b'a'..=b'z' | b'0'..=b'9' => label_len += 1,
+            b'-' if prev != b'.' => label_len += 1,
+            b'.' if prev != b'.' && prev != b'-' => label_len = 0,
+            _ => return false,
+        }
+        if label_len > 63 {
+            return false;
+        }
+        prev = c;
+    }
+    if prev == b'.' || prev == b'-' {
+        return false;
+    }
+    match resource {
+        None => true,
+        Some(r) => !r.is_empty() && r.len() <= 1023 && r.iter().all(|c| (0x21..=0x7e).contains(c)),
+    }
 }
 
 fn is_ws(s: &str) -> bool {
@@ -301,29 +365,29 @@ fn is_ws(s: &str) -> bool {
 }
 
 /// The element's namespace: its own `xmlns`, or the inherited one.
-fn ns_of<'a>(el: &'a Element, inherited: &'a str) -> &'a str {
+fn ns_of<'s>(el: &'s Element<'_>, inherited: &'s str) -> &'s str {
     el.attr("xmlns").unwrap_or(inherited)
 }
 
 /// True when every attribute is in `allowed` (the element's own `xmlns`
 /// declaration counts as allowed only when `xmlns_ok`).
-fn only_attrs(el: &Element, xmlns_ok: bool, allowed: &[&str]) -> bool {
+fn only_attrs(el: &Element<'_>, xmlns_ok: bool, allowed: &[&str]) -> bool {
     el.attrs
         .iter()
-        .all(|(n, _)| (xmlns_ok && n == "xmlns") || allowed.contains(&n.as_str()))
+        .all(|(n, _)| (xmlns_ok && n == "xmlns") || allowed.contains(&n.as_ref()))
 }
 
 /// The text of an element whose children are all text.
-fn text_only(el: &Element) -> Option<String> {
+fn text_only<'a>(el: &Element<'a>) -> Option<Str<'a>> {
     match el.children.as_slice() {
-        [] => Some(String::new()),
+        [] => Some(Cow::Borrowed("")),
         [Node::Text(t)] => Some(t.clone()),
         _ => None,
     }
 }
 
 /// Child elements, or `None` when there is text other than whitespace.
-fn child_elements(el: &Element) -> Option<Vec<&Element>> {
+fn child_elements<'e, 'a>(el: &'e Element<'a>) -> Option<Vec<&'e Element<'a>>> {
     let mut out = Vec::with_capacity(el.children.len());
     for c in &el.children {
         match c {
@@ -337,23 +401,19 @@ fn child_elements(el: &Element) -> Option<Vec<&Element>> {
 
 /// A child in the parent's namespace, written without a prefix or its own
 /// `xmlns`, named `name`, and with only `allowed` attributes.
-fn plain_child(el: &Element, name: &str, allowed: &[&str]) -> bool {
+fn plain_child(el: &Element<'_>, name: &str, allowed: &[&str]) -> bool {
     el.name == name && only_attrs(el, false, allowed)
 }
 
-fn is_empty(el: &Element) -> bool {
+fn is_empty(el: &Element<'_>) -> bool {
     el.children.is_empty()
 }
 
-fn opt_jid(v: Option<&str>) -> Option<Option<String>> {
+fn opt_jid(v: Option<Str<'_>>) -> Option<Option<Str<'_>>> {
     match v {
         None => Some(None),
         Some(s) => normalize_jid(s).ok().map(Some),
     }
-}
-
-fn owned(v: Option<&str>) -> Option<String> {
-    v.map(str::to_owned)
 }
 
 fn stanza_ns_ok(ns: &str) -> bool {
@@ -362,16 +422,17 @@ fn stanza_ns_ok(ns: &str) -> bool {
 
 /// Decodes a top-level element into a stanza. `default_ns` is the namespace
 /// the element inherits (from the stream header); `jabber:client` if none.
-pub fn decode(el: Element, default_ns: Option<&str>) -> Result<Stanza> {
+pub fn decode<'a>(el: Element<'a>, default_ns: Option<&str>) -> Result<Stanza<'a>> {
     decode_or_return(el, default_ns).map_err(|(e, _)| e)
 }
 
 /// Like [`decode`], but hands the element back with the error, so a caller
 /// reading a stream can report the stanza it could not decode.
-pub fn decode_or_return(
-    mut el: Element,
+#[allow(clippy::result_large_err)]
+pub fn decode_or_return<'a>(
+    mut el: Element<'a>,
     default_ns: Option<&str>,
-) -> std::result::Result<Stanza, (Error, Element)> {
+) -> std::result::Result<Stanza<'a>, (Error, Element<'a>)> {
     let (common, type_attr, ns) = match check_stanza(&el, default_ns) {
         Ok(v) => v,
         Err(e) => return Err((e, el)),
@@ -381,7 +442,7 @@ pub fn decode_or_return(
         Node::Element(e) => Some(e),
         Node::Text(_) => None,
     });
-    Ok(match el.name.as_str() {
+    Ok(match el.name.as_ref() {
         "message" => Stanza::Message(decode_message(common, type_attr, elements, &ns)),
         "presence" => Stanza::Presence(decode_presence(common, type_attr, elements, &ns)),
         _ => Stanza::Iq(decode_iq(common, type_attr, elements, &ns)),
@@ -390,9 +451,12 @@ pub fn decode_or_return(
 
 /// Everything that can make a stanza invalid is checked here, before any
 /// part of it is moved.
-fn check_stanza(el: &Element, default_ns: Option<&str>) -> Result<(Common, StanzaType, String)> {
-    if !matches!(el.name.as_str(), "message" | "presence" | "iq") {
-        return Err(Error::UnknownElement(el.name.clone()));
+fn check_stanza<'a>(
+    el: &Element<'a>,
+    default_ns: Option<&str>,
+) -> Result<(Common<'a>, StanzaType, String)> {
+    if !matches!(el.name.as_ref(), "message" | "presence" | "iq") {
+        return Err(Error::UnknownElement(el.name.to_string()));
     }
     let ns = ns_of(el, default_ns.unwrap_or(ns::CLIENT)).to_owned();
     if !stanza_ns_ok(&ns) {
@@ -401,23 +465,27 @@ fn check_stanza(el: &Element, default_ns: Option<&str>) -> Result<(Common, Stanz
     let mut common = Common::default();
     let mut type_attr: Option<&str> = None;
     for (n, v) in &el.attrs {
-        match n.as_str() {
+        match n.as_ref() {
             "id" => common.id = Some(v.clone()),
             "type" => type_attr = Some(v),
-            "from" => common.from = Some(normalize_jid(v)?),
-            "to" => common.to = Some(normalize_jid(v)?),
+            "from" => common.from = Some(normalize_jid(v.clone())?),
+            "to" => common.to = Some(normalize_jid(v.clone())?),
             XML_LANG => common.lang = Some(v.clone()),
             "xmlns" if v == ns::CLIENT => {}
             _ => common.attrs.push((n.clone(), v.clone())),
         }
     }
     if ns != ns::CLIENT && !common.attrs.iter().any(|(n, _)| n == "xmlns") {
-        common.attrs.insert(0, ("xmlns".to_owned(), ns.clone()));
+        common
+            .attrs
+            .insert(0, (Cow::Borrowed("xmlns"), Cow::Owned(ns.clone())));
     }
-    let type_ = match el.name.as_str() {
+    let type_ = match el.name.as_ref() {
         "message" => StanzaType::Message(match type_attr {
             None => MessageType::Normal,
-            Some(t) => MessageType::parse(t).ok_or_else(|| Error::invalid_value("message", "type", t))?,
+            Some(t) => {
+                MessageType::parse(t).ok_or_else(|| Error::invalid_value("message", "type", t))?
+            }
         }),
         "presence" => StanzaType::Presence(match type_attr {
             None => PresenceType::Available,
@@ -446,14 +514,15 @@ enum StanzaType {
 }
 
 /// The error child of an IQ, if it has one we can type.
-fn iq_error_index(el: &Element, type_: IqType, ns: &str) -> Option<usize> {
+fn iq_error_index(el: &Element<'_>, type_: IqType, ns: &str) -> Option<usize> {
     if type_ != IqType::Error {
         return None;
     }
-    el.elements().position(|c| c.name == "error" && decode_error(c, ns).is_some())
+    el.elements()
+        .position(|c| c.name == "error" && decode_error(c, ns).is_some())
 }
 
-fn check_iq_children(el: &Element, type_: IqType, ns: &str) -> Result<()> {
+fn check_iq_children(el: &Element<'_>, type_: IqType, ns: &str) -> Result<()> {
     let has_error = iq_error_index(el, type_, ns).is_some();
     let n = el.elements().count() - usize::from(has_error);
     let ok = match type_ {
@@ -468,30 +537,39 @@ fn check_iq_children(el: &Element, type_: IqType, ns: &str) -> Result<()> {
         )));
     }
     if type_ == IqType::Error && !has_error {
-        return Err(Error::InvalidIq("an IQ of type error has no <error/>".into()));
+        return Err(Error::InvalidIq(
+            "an IQ of type error has no <error/>".into(),
+        ));
     }
     Ok(())
 }
 
 #[derive(Default)]
-struct Common {
-    id: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    lang: Option<String>,
-    attrs: Vec<(String, String)>,
+struct Common<'a> {
+    id: Option<Str<'a>>,
+    from: Option<Str<'a>>,
+    to: Option<Str<'a>>,
+    lang: Option<Str<'a>>,
+    attrs: Vec<(Str<'a>, Str<'a>)>,
 }
 
 /// `(lang, text)` of a `<body/>`, `<subject/>` or `<status/>`.
-fn lang_text(el: &Element, ns: &str) -> Option<LangText> {
+fn lang_text<'a>(el: &Element<'a>, ns: &str) -> Option<LangText<'a>> {
     if ns_of(el, ns) != ns || el.attr("xmlns").is_some() || !only_attrs(el, false, &[XML_LANG]) {
         return None;
     }
-    Some((owned(el.attr(XML_LANG)), text_only(el)?))
+    Some((el.attr_str(XML_LANG), text_only(el)?))
 }
 
-fn decode_message(c: Common, t: StanzaType, children: impl Iterator<Item = Element>, ns: &str) -> Message {
-    let StanzaType::Message(type_) = t else { unreachable!("checked by check_stanza") };
+fn decode_message<'a>(
+    c: Common<'a>,
+    t: StanzaType,
+    children: impl Iterator<Item = Element<'a>>,
+    ns: &str,
+) -> Message<'a> {
+    let StanzaType::Message(type_) = t else {
+        unreachable!("checked by check_stanza")
+    };
     let mut m = Message {
         id: c.id,
         type_,
@@ -502,13 +580,17 @@ fn decode_message(c: Common, t: StanzaType, children: impl Iterator<Item = Eleme
         ..Message::default()
     };
     for el in children {
-        let typed = match el.name.as_str() {
+        let typed = match el.name.as_ref() {
             "body" => lang_text(&el, ns).map(|t| m.bodies.push(t)),
             "subject" => lang_text(&el, ns).map(|t| m.subjects.push(t)),
-            "thread" if m.thread.is_none() && el.attr("xmlns").is_none() && only_attrs(&el, false, &["parent"]) => {
+            "thread"
+                if m.thread.is_none()
+                    && el.attr("xmlns").is_none()
+                    && only_attrs(&el, false, &["parent"]) =>
+            {
                 text_only(&el).map(|t| {
                     m.thread = Some(t);
-                    m.thread_parent = owned(el.attr("parent"));
+                    m.thread_parent = el.attr_str("parent");
                 })
             }
             "error" if m.error.is_none() => decode_error(&el, ns).map(|e| m.error = Some(e)),
@@ -521,8 +603,15 @@ fn decode_message(c: Common, t: StanzaType, children: impl Iterator<Item = Eleme
     m
 }
 
-fn decode_presence(c: Common, t: StanzaType, children: impl Iterator<Item = Element>, ns: &str) -> Presence {
-    let StanzaType::Presence(type_) = t else { unreachable!("checked by check_stanza") };
+fn decode_presence<'a>(
+    c: Common<'a>,
+    t: StanzaType,
+    children: impl Iterator<Item = Element<'a>>,
+    ns: &str,
+) -> Presence<'a> {
+    let StanzaType::Presence(type_) = t else {
+        unreachable!("checked by check_stanza")
+    };
     let mut p = Presence {
         id: c.id,
         type_,
@@ -534,10 +623,10 @@ fn decode_presence(c: Common, t: StanzaType, children: impl Iterator<Item = Elem
     };
     for el in children {
         let plain = el.attr("xmlns").is_none() && only_attrs(&el, false, &[]);
-        let typed = match el.name.as_str() {
-            "show" if plain && p.show.is_none() => {
-                text_only(&el).and_then(|t| Show::parse(&t)).map(|s| p.show = Some(s))
-            }
+        let typed = match el.name.as_ref() {
+            "show" if plain && p.show.is_none() => text_only(&el)
+                .and_then(|t| Show::parse(&t))
+                .map(|s| p.show = Some(s)),
             "status" => lang_text(&el, ns).map(|t| p.statuses.push(t)),
             "priority" if plain && p.priority.is_none() => text_only(&el)
                 .and_then(|t| t.parse::<i8>().ok().filter(|n| n.to_string() == t))
@@ -552,8 +641,15 @@ fn decode_presence(c: Common, t: StanzaType, children: impl Iterator<Item = Elem
     p
 }
 
-fn decode_iq(c: Common, t: StanzaType, children: impl Iterator<Item = Element>, ns: &str) -> Iq {
-    let StanzaType::Iq(type_) = t else { unreachable!("checked by check_stanza") };
+fn decode_iq<'a>(
+    c: Common<'a>,
+    t: StanzaType,
+    children: impl Iterator<Item = Element<'a>>,
+    ns: &str,
+) -> Iq<'a> {
+    let StanzaType::Iq(type_) = t else {
+        unreachable!("checked by check_stanza")
+    };
     let mut payload = None;
     let mut error = None;
     for el in children {
@@ -577,12 +673,13 @@ fn decode_iq(c: Common, t: StanzaType, children: impl Iterator<Item = Element>, 
     }
 }
 
-fn decode_error(el: &Element, ns: &str) -> Option<StanzaError> {
-    if ns_of(el, ns) != ns || el.attr("xmlns").is_some() || !only_attrs(el, false, &["type", "by"]) {
+fn decode_error<'a>(el: &Element<'a>, ns: &str) -> Option<StanzaError<'a>> {
+    if ns_of(el, ns) != ns || el.attr("xmlns").is_some() || !only_attrs(el, false, &["type", "by"])
+    {
         return None;
     }
     let type_ = ErrorType::parse(el.attr("type")?)?;
-    let by = opt_jid(el.attr("by"))?;
+    let by = opt_jid(el.attr_str("by"))?;
     let mut condition = None;
     let mut condition_text = None;
     let mut text = None;
@@ -592,7 +689,7 @@ fn decode_error(el: &Element, ns: &str) -> Option<StanzaError> {
         let in_stanzas = c.attr("xmlns") == Some(ns::STANZAS);
         if in_stanzas && c.name == "text" && text.is_none() && only_attrs(c, true, &[XML_LANG]) {
             text = Some(text_only(c)?);
-            text_lang = owned(c.attr(XML_LANG));
+            text_lang = c.attr_str(XML_LANG);
         } else if in_stanzas && condition.is_none() && only_attrs(c, true, &[]) {
             let cond = Condition::parse(&c.name)?;
             let t = text_only(c)?;
@@ -621,7 +718,7 @@ fn decode_error(el: &Element, ns: &str) -> Option<StanzaError> {
 }
 
 /// A payload: typed when it can be represented exactly, else the element.
-pub fn decode_payload(el: Element, parent_ns: &str) -> Payload {
+pub fn decode_payload<'a>(el: Element<'a>, parent_ns: &str) -> Payload<'a> {
     let typed = match el.attr("xmlns") {
         Some(ns) if ns != parent_ns => typed_payload(&el, ns),
         _ => None,
@@ -629,40 +726,71 @@ pub fn decode_payload(el: Element, parent_ns: &str) -> Payload {
     typed.unwrap_or(Payload::Xml(el))
 }
 
-fn typed_payload(el: &Element, ns: &str) -> Option<Payload> {
-    let name = el.name.as_str();
+fn typed_payload<'a>(el: &Element<'a>, ns: &str) -> Option<Payload<'a>> {
+    let name = el.name.as_ref();
     match ns {
-        ns::CHATSTATES if only_attrs(el, true, &[]) && is_empty(el) => ChatState::parse(name).map(Payload::ChatState),
-        ns::RECEIPTS if name == "request" && only_attrs(el, true, &[]) && is_empty(el) => Some(Payload::ReceiptRequest),
+        ns::CHATSTATES if only_attrs(el, true, &[]) && is_empty(el) => {
+            ChatState::parse(name).map(Payload::ChatState)
+        }
+        ns::RECEIPTS if name == "request" && only_attrs(el, true, &[]) && is_empty(el) => {
+            Some(Payload::ReceiptRequest)
+        }
         ns::RECEIPTS if name == "received" && only_attrs(el, true, &["id"]) && is_empty(el) => {
-            Some(Payload::ReceiptReceived { id: owned(el.attr("id")) })
+            Some(Payload::ReceiptReceived {
+                id: el.attr_str("id"),
+            })
         }
         ns::DELAY if name == "delay" && only_attrs(el, true, &["stamp", "from"]) => {
             let reason = text_only(el)?;
             Some(Payload::Delay(Delay {
-                stamp: el.attr("stamp")?.to_owned(),
-                from: opt_jid(el.attr("from"))?,
-                reason: if el.children.is_empty() { None } else { Some(reason) },
+                stamp: el.attr_str("stamp")?,
+                from: opt_jid(el.attr_str("from"))?,
+                reason: if el.children.is_empty() {
+                    None
+                } else {
+                    Some(reason)
+                },
             }))
         }
-        ns::PING if name == "ping" && only_attrs(el, true, &[]) && is_empty(el) => Some(Payload::Ping),
-        ns::SID if name == "stanza-id" && only_attrs(el, true, &["id", "by"]) && is_empty(el) => Some(Payload::StanzaId {
-            id: el.attr("id")?.to_owned(),
-            by: normalize_jid(el.attr("by")?).ok()?,
-        }),
-        ns::SID if name == "origin-id" && only_attrs(el, true, &["id"]) && is_empty(el) => {
-            Some(Payload::OriginId { id: el.attr("id")?.to_owned() })
+        ns::PING if name == "ping" && only_attrs(el, true, &[]) && is_empty(el) => {
+            Some(Payload::Ping)
         }
-        ns::JSON if name == "json" && only_attrs(el, true, &[]) => Some(Payload::Json(text_only(el)?)),
+        ns::SID if name == "stanza-id" && only_attrs(el, true, &["id", "by"]) && is_empty(el) => {
+            Some(Payload::StanzaId {
+                id: el.attr_str("id")?,
+                by: normalize_jid(el.attr_str("by")?).ok()?,
+            })
+        }
+        ns::SID if name == "origin-id" && only_attrs(el, true, &["id"]) && is_empty(el) => {
+            Some(Payload::OriginId {
+                id: el.attr_str("id")?,
+            })
+        }
+        ns::JSON if name == "json" && only_attrs(el, true, &[]) => {
+            Some(Payload::Json(text_only(el)?))
+        }
         ns::TERM if name == "term" && only_attrs(el, true, &[]) => {
             let b64 = text_only(el)?;
-            base64::engine::general_purpose::STANDARD.decode(b64).ok().map(Payload::Term)
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.as_bytes())
+                .ok()
+                .map(|b| Payload::Term(Cow::Owned(b)))
         }
-        ns::MUC if name == "x" && only_attrs(el, true, &[]) => decode_muc_join(el).map(Payload::MucJoin),
-        ns::MUC_USER if name == "x" && only_attrs(el, true, &[]) => decode_muc_user(el).map(Payload::MucUser),
-        ns::ROSTER if name == "query" && only_attrs(el, true, &["ver"]) => decode_roster(el).map(Payload::Roster),
-        ns::DISCO_INFO if name == "query" && only_attrs(el, true, &["node"]) => decode_disco_info(el).map(Payload::DiscoInfo),
-        ns::DISCO_ITEMS if name == "query" && only_attrs(el, true, &["node"]) => decode_disco_items(el).map(Payload::DiscoItems),
+        ns::MUC if name == "x" && only_attrs(el, true, &[]) => {
+            decode_muc_join(el).map(Payload::MucJoin)
+        }
+        ns::MUC_USER if name == "x" && only_attrs(el, true, &[]) => {
+            decode_muc_user(el).map(Payload::MucUser)
+        }
+        ns::ROSTER if name == "query" && only_attrs(el, true, &["ver"]) => {
+            decode_roster(el).map(Payload::Roster)
+        }
+        ns::DISCO_INFO if name == "query" && only_attrs(el, true, &["node"]) => {
+            decode_disco_info(el).map(Payload::DiscoInfo)
+        }
+        ns::DISCO_ITEMS if name == "query" && only_attrs(el, true, &["node"]) => {
+            decode_disco_items(el).map(Payload::DiscoItems)
+        }
         _ => None,
     }
 }
@@ -670,21 +798,31 @@ fn typed_payload(el: &Element, ns: &str) -> Option<Payload> {
 fn opt_u32(v: Option<&str>) -> Option<Option<u32>> {
     match v {
         None => Some(None),
-        Some(s) => s.parse::<u32>().ok().filter(|n| n.to_string() == s).map(Some),
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| n.to_string() == s)
+            .map(Some),
     }
 }
 
-fn decode_muc_join(el: &Element) -> Option<MucJoin> {
+fn decode_muc_join<'a>(el: &Element<'a>) -> Option<MucJoin<'a>> {
     let mut j = MucJoin::default();
     for c in child_elements(el)? {
         if plain_child(c, "password", &[]) && j.password.is_none() {
             j.password = Some(text_only(c)?);
-        } else if plain_child(c, "history", &["maxchars", "maxstanzas", "seconds", "since"]) && j.history.is_none() && is_empty(c) {
+        } else if plain_child(
+            c,
+            "history",
+            &["maxchars", "maxstanzas", "seconds", "since"],
+        ) && j.history.is_none()
+            && is_empty(c)
+        {
             j.history = Some(MucHistory {
                 maxchars: opt_u32(c.attr("maxchars"))?,
                 maxstanzas: opt_u32(c.attr("maxstanzas"))?,
                 seconds: opt_u32(c.attr("seconds"))?,
-                since: owned(c.attr("since")),
+                since: c.attr_str("since"),
             });
         } else {
             return None;
@@ -693,7 +831,7 @@ fn decode_muc_join(el: &Element) -> Option<MucJoin> {
     Some(j)
 }
 
-fn decode_muc_user(el: &Element) -> Option<MucUser> {
+fn decode_muc_user<'a>(el: &Element<'a>) -> Option<MucUser<'a>> {
     let mut u = MucUser::default();
     for c in child_elements(el)? {
         if plain_child(c, "item", &["affiliation", "role", "jid", "nick"]) {
@@ -706,16 +844,16 @@ fn decode_muc_user(el: &Element) -> Option<MucUser> {
                     None => None,
                     Some(r) => Some(Role::parse(r)?),
                 },
-                jid: opt_jid(c.attr("jid"))?,
-                nick: owned(c.attr("nick")),
+                jid: opt_jid(c.attr_str("jid"))?,
+                nick: c.attr_str("nick"),
                 ..MucItem::default()
             };
             let mut actor = false;
             for g in child_elements(c)? {
                 if plain_child(g, "actor", &["jid", "nick"]) && !actor && is_empty(g) {
                     actor = true;
-                    item.actor_jid = opt_jid(g.attr("jid"))?;
-                    item.actor_nick = owned(g.attr("nick"));
+                    item.actor_jid = opt_jid(g.attr_str("jid"))?;
+                    item.actor_nick = g.attr_str("nick");
                     if item.actor_jid.is_none() && item.actor_nick.is_none() {
                         return None;
                     }
@@ -728,7 +866,8 @@ fn decode_muc_user(el: &Element) -> Option<MucUser> {
             u.items.push(item);
         } else if plain_child(c, "status", &["code"]) && is_empty(c) {
             let code = c.attr("code")?;
-            u.status_codes.push(code.parse::<u16>().ok().filter(|n| n.to_string() == code)?);
+            u.status_codes
+                .push(code.parse::<u16>().ok().filter(|n| n.to_string() == code)?);
         } else {
             return None;
         }
@@ -736,18 +875,22 @@ fn decode_muc_user(el: &Element) -> Option<MucUser> {
     Some(u)
 }
 
-fn decode_roster(el: &Element) -> Option<Roster> {
+fn decode_roster<'a>(el: &Element<'a>) -> Option<Roster<'a>> {
     let mut r = Roster {
-        ver: owned(el.attr("ver")),
+        ver: el.attr_str("ver"),
         items: Vec::new(),
     };
     for c in child_elements(el)? {
-        if !plain_child(c, "item", &["jid", "name", "subscription", "ask", "approved"]) {
+        if !plain_child(
+            c,
+            "item",
+            &["jid", "name", "subscription", "ask", "approved"],
+        ) {
             return None;
         }
         let mut item = RosterItem {
-            jid: normalize_jid(c.attr("jid")?).ok()?,
-            name: owned(c.attr("name")),
+            jid: normalize_jid(c.attr_str("jid")?).ok()?,
+            name: c.attr_str("name"),
             subscription: match c.attr("subscription") {
                 None => None,
                 Some(s) => Some(Subscription::parse(s)?),
@@ -775,25 +918,28 @@ fn decode_roster(el: &Element) -> Option<Roster> {
     Some(r)
 }
 
-fn decode_disco_info(el: &Element) -> Option<DiscoInfo> {
+fn decode_disco_info<'a>(el: &Element<'a>) -> Option<DiscoInfo<'a>> {
     let mut d = DiscoInfo {
-        node: owned(el.attr("node")),
+        node: el.attr_str("node"),
         ..DiscoInfo::default()
     };
     // Children are written back identities first, then features, then
     // extensions: only that order is represented exactly.
     let mut phase = 0;
     for c in child_elements(el)? {
-        if plain_child(c, "identity", &["category", "type", "name", XML_LANG]) && is_empty(c) && phase == 0 {
+        if plain_child(c, "identity", &["category", "type", "name", XML_LANG])
+            && is_empty(c)
+            && phase == 0
+        {
             d.identities.push(DiscoIdentity {
-                category: c.attr("category")?.to_owned(),
-                type_: c.attr("type")?.to_owned(),
-                name: owned(c.attr("name")),
-                lang: owned(c.attr(XML_LANG)),
+                category: c.attr_str("category")?,
+                type_: c.attr_str("type")?,
+                name: c.attr_str("name"),
+                lang: c.attr_str(XML_LANG),
             });
         } else if plain_child(c, "feature", &["var"]) && is_empty(c) && phase <= 1 {
             phase = 1;
-            d.features.push(c.attr("var")?.to_owned());
+            d.features.push(c.attr_str("var")?);
         } else if c.attr("xmlns").is_some_and(|n| n != ns::DISCO_INFO) {
             phase = 2;
             d.extensions.push(c.clone());
@@ -804,9 +950,9 @@ fn decode_disco_info(el: &Element) -> Option<DiscoInfo> {
     Some(d)
 }
 
-fn decode_disco_items(el: &Element) -> Option<DiscoItems> {
+fn decode_disco_items<'a>(el: &Element<'a>) -> Option<DiscoItems<'a>> {
     let mut d = DiscoItems {
-        node: owned(el.attr("node")),
+        node: el.attr_str("node"),
         items: Vec::new(),
     };
     for c in child_elements(el)? {
@@ -814,9 +960,9 @@ fn decode_disco_items(el: &Element) -> Option<DiscoItems> {
             return None;
         }
         d.items.push(DiscoItem {
-            jid: normalize_jid(c.attr("jid")?).ok()?,
-            node: owned(c.attr("node")),
-            name: owned(c.attr("name")),
+            jid: normalize_jid(c.attr_str("jid")?).ok()?,
+            node: c.attr_str("node"),
+            name: c.attr_str("name"),
         });
     }
     Some(d)
@@ -857,7 +1003,12 @@ impl<'a> Tag<'a> {
     }
 }
 
-fn write_text_el(out: &mut Vec<u8>, name: &str, attrs: &[(&str, Option<&str>)], text: &str) -> Result<()> {
+fn write_text_el(
+    out: &mut Vec<u8>,
+    name: &str,
+    attrs: &[(&str, Option<&str>)],
+    text: &str,
+) -> Result<()> {
     let mut t = Tag::open(out, name);
     for (n, v) in attrs {
         t.opt(n, *v)?;
@@ -878,14 +1029,14 @@ fn write_lang_texts(out: &mut Vec<u8>, name: &str, texts: &[LangText]) -> Result
     Ok(())
 }
 
-fn check_jid(j: &Option<String>) -> Result<()> {
+fn check_jid(j: &Option<Str<'_>>) -> Result<()> {
     if let Some(s) = j {
-        normalize_jid(s)?;
+        normalize_jid(s.as_ref())?;
     }
     Ok(())
 }
 
-impl Stanza {
+impl Stanza<'_> {
     /// Serialises the stanza. `from`/`to` are checked to be valid JIDs.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(256);
@@ -908,10 +1059,10 @@ fn write_head<'a>(
     name: &str,
     id: Option<&str>,
     type_: Option<&str>,
-    from: &Option<String>,
-    to: &Option<String>,
-    lang: &Option<String>,
-    attrs: &[(String, String)],
+    from: &Option<Str<'_>>,
+    to: &Option<Str<'_>>,
+    lang: &Option<Str<'_>>,
+    attrs: &[(Str<'_>, Str<'_>)],
 ) -> Result<Tag<'a>> {
     check_jid(from)?;
     check_jid(to)?;
@@ -920,7 +1071,7 @@ fn write_head<'a>(
         t.attr("xmlns", ns::CLIENT)?;
     }
     for (n, v) in attrs {
-        if matches!(n.as_str(), "id" | "type" | "from" | "to" | XML_LANG) {
+        if matches!(n.as_ref(), "id" | "type" | "from" | "to" | XML_LANG) {
             return Err(Error::malformed(format!("attribute {n} given twice")));
         }
         t.attr(n, v)?;
@@ -933,11 +1084,25 @@ fn write_head<'a>(
     Ok(t)
 }
 
-impl Message {
+impl Message<'_> {
     pub fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
         let type_ = (self.type_ != MessageType::Normal).then(|| self.type_.as_str());
-        let mut t = write_head(out, "message", self.id.as_deref(), type_, &self.from, &self.to, &self.lang, &self.attrs)?;
-        if self.bodies.is_empty() && self.subjects.is_empty() && self.thread.is_none() && self.error.is_none() && self.payloads.is_empty() {
+        let mut t = write_head(
+            out,
+            "message",
+            self.id.as_deref(),
+            type_,
+            &self.from,
+            &self.to,
+            &self.lang,
+            &self.attrs,
+        )?;
+        if self.bodies.is_empty()
+            && self.subjects.is_empty()
+            && self.thread.is_none()
+            && self.error.is_none()
+            && self.payloads.is_empty()
+        {
             t.empty();
             return Ok(());
         }
@@ -945,7 +1110,12 @@ impl Message {
         write_lang_texts(out, "subject", &self.subjects)?;
         write_lang_texts(out, "body", &self.bodies)?;
         if let Some(th) = &self.thread {
-            write_text_el(out, "thread", &[("parent", self.thread_parent.as_deref())], th)?;
+            write_text_el(
+                out,
+                "thread",
+                &[("parent", self.thread_parent.as_deref())],
+                th,
+            )?;
         }
         if let Some(e) = &self.error {
             e.write_to(out)?;
@@ -958,11 +1128,25 @@ impl Message {
     }
 }
 
-impl Presence {
+impl Presence<'_> {
     pub fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
         let type_ = (self.type_ != PresenceType::Available).then(|| self.type_.as_str());
-        let mut t = write_head(out, "presence", self.id.as_deref(), type_, &self.from, &self.to, &self.lang, &self.attrs)?;
-        if self.show.is_none() && self.statuses.is_empty() && self.priority.is_none() && self.error.is_none() && self.payloads.is_empty() {
+        let mut t = write_head(
+            out,
+            "presence",
+            self.id.as_deref(),
+            type_,
+            &self.from,
+            &self.to,
+            &self.lang,
+            &self.attrs,
+        )?;
+        if self.show.is_none()
+            && self.statuses.is_empty()
+            && self.priority.is_none()
+            && self.error.is_none()
+            && self.payloads.is_empty()
+        {
             t.empty();
             return Ok(());
         }
@@ -985,16 +1169,32 @@ impl Presence {
     }
 }
 
-impl Iq {
+impl Iq<'_> {
     pub fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
         match (self.type_, &self.payload, &self.error) {
             (IqType::Get | IqType::Set, None, _) => {
-                return Err(Error::InvalidIq(format!("an IQ of type {} needs a payload", self.type_.as_str())))
+                return Err(Error::InvalidIq(format!(
+                    "an IQ of type {} needs a payload",
+                    self.type_.as_str()
+                )))
             }
-            (IqType::Error, _, None) => return Err(Error::InvalidIq("an IQ of type error needs an error".into())),
+            (IqType::Error, _, None) => {
+                return Err(Error::InvalidIq(
+                    "an IQ of type error needs an error".into(),
+                ))
+            }
             _ => {}
         }
-        let mut t = write_head(out, "iq", Some(&self.id), Some(self.type_.as_str()), &self.from, &self.to, &self.lang, &self.attrs)?;
+        let mut t = write_head(
+            out,
+            "iq",
+            Some(&self.id),
+            Some(self.type_.as_str()),
+            &self.from,
+            &self.to,
+            &self.lang,
+            &self.attrs,
+        )?;
         if self.payload.is_none() && self.error.is_none() {
             t.empty();
             return Ok(());
@@ -1011,20 +1211,29 @@ impl Iq {
     }
 }
 
-impl StanzaError {
+impl StanzaError<'_> {
     pub fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
         check_jid(&self.by)?;
         let mut t = Tag::open(out, "error");
-        t.attr("type", self.type_.as_str())?.opt("by", self.by.as_deref())?;
+        t.attr("type", self.type_.as_str())?
+            .opt("by", self.by.as_deref())?;
         let out = t.body();
         let cond = self.condition.as_str();
         let text = match (self.condition, &self.condition_text) {
-            (Condition::Gone | Condition::Redirect, Some(t)) => t.as_str(),
+            (Condition::Gone | Condition::Redirect, Some(t)) => t.as_ref(),
             _ => "",
         };
         write_text_el(out, cond, &[("xmlns", Some(ns::STANZAS))], text)?;
         if let Some(text) = &self.text {
-            write_text_el(out, "text", &[("xmlns", Some(ns::STANZAS)), (XML_LANG, self.text_lang.as_deref())], text)?;
+            write_text_el(
+                out,
+                "text",
+                &[
+                    ("xmlns", Some(ns::STANZAS)),
+                    (XML_LANG, self.text_lang.as_deref()),
+                ],
+                text,
+            )?;
         }
         if let Some(app) = &self.app {
             app.write_to(out)?;
@@ -1039,28 +1248,42 @@ fn empty_ns(out: &mut Vec<u8>, name: &str, ns: &str) -> Result<()> {
     Ok(())
 }
 
-impl Payload {
+impl Payload<'_> {
     pub fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
         match self {
             Payload::Xml(el) => el.write_to(out),
             Payload::ChatState(s) => empty_ns(out, s.as_str(), ns::CHATSTATES),
             Payload::ReceiptRequest => empty_ns(out, "request", ns::RECEIPTS),
             Payload::ReceiptReceived { id } => {
-                Tag::open(out, "received").attr("xmlns", ns::RECEIPTS)?.opt("id", id.as_deref())?.empty();
+                Tag::open(out, "received")
+                    .attr("xmlns", ns::RECEIPTS)?
+                    .opt("id", id.as_deref())?
+                    .empty();
                 Ok(())
             }
             Payload::Ping => empty_ns(out, "ping", ns::PING),
             Payload::Delay(d) => {
                 check_jid(&d.from)?;
-                let attrs = [("xmlns", Some(ns::DELAY)), ("from", d.from.as_deref()), ("stamp", Some(d.stamp.as_str()))];
+                let attrs = [
+                    ("xmlns", Some(ns::DELAY)),
+                    ("from", d.from.as_deref()),
+                    ("stamp", Some(d.stamp.as_ref())),
+                ];
                 write_text_el(out, "delay", &attrs, d.reason.as_deref().unwrap_or(""))
             }
             Payload::StanzaId { id, by } => {
-                Tag::open(out, "stanza-id").attr("xmlns", ns::SID)?.attr("id", id)?.attr("by", by)?.empty();
+                Tag::open(out, "stanza-id")
+                    .attr("xmlns", ns::SID)?
+                    .attr("id", id)?
+                    .attr("by", by)?
+                    .empty();
                 Ok(())
             }
             Payload::OriginId { id } => {
-                Tag::open(out, "origin-id").attr("xmlns", ns::SID)?.attr("id", id)?.empty();
+                Tag::open(out, "origin-id")
+                    .attr("xmlns", ns::SID)?
+                    .attr("id", id)?
+                    .empty();
                 Ok(())
             }
             Payload::Json(json) => write_text_el(out, "json", &[("xmlns", Some(ns::JSON))], json),
@@ -1077,7 +1300,7 @@ impl Payload {
     }
 }
 
-impl MucJoin {
+impl MucJoin<'_> {
     fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
         let mut t = Tag::open(out, "x");
         t.attr("xmlns", ns::MUC)?;
@@ -1104,7 +1327,7 @@ impl MucJoin {
     }
 }
 
-impl MucUser {
+impl MucUser<'_> {
     fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
         let mut t = Tag::open(out, "x");
         t.attr("xmlns", ns::MUC_USER)?;
@@ -1128,7 +1351,10 @@ impl MucUser {
             }
             let out = t.body();
             if has_actor {
-                Tag::open(out, "actor").opt("jid", i.actor_jid.as_deref())?.opt("nick", i.actor_nick.as_deref())?.empty();
+                Tag::open(out, "actor")
+                    .opt("jid", i.actor_jid.as_deref())?
+                    .opt("nick", i.actor_nick.as_deref())?
+                    .empty();
             }
             if let Some(r) = &i.reason {
                 write_text_el(out, "reason", &[], r)?;
@@ -1136,24 +1362,27 @@ impl MucUser {
             close_tag(out, "item");
         }
         for code in &self.status_codes {
-            Tag::open(out, "status").attr("code", &code.to_string())?.empty();
+            Tag::open(out, "status")
+                .attr("code", &code.to_string())?
+                .empty();
         }
         close_tag(out, "x");
         Ok(())
     }
 }
 
-impl Roster {
+impl Roster<'_> {
     fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
         let mut t = Tag::open(out, "query");
-        t.attr("xmlns", ns::ROSTER)?.opt("ver", self.ver.as_deref())?;
+        t.attr("xmlns", ns::ROSTER)?
+            .opt("ver", self.ver.as_deref())?;
         if self.items.is_empty() {
             t.empty();
             return Ok(());
         }
         let out = t.body();
         for i in &self.items {
-            normalize_jid(&i.jid)?;
+            normalize_jid(i.jid.as_ref())?;
             let mut t = Tag::open(out, "item");
             t.attr("jid", &i.jid)?
                 .opt("name", i.name.as_deref())?
@@ -1175,10 +1404,11 @@ impl Roster {
     }
 }
 
-impl DiscoInfo {
+impl DiscoInfo<'_> {
     fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
         let mut t = Tag::open(out, "query");
-        t.attr("xmlns", ns::DISCO_INFO)?.opt("node", self.node.as_deref())?;
+        t.attr("xmlns", ns::DISCO_INFO)?
+            .opt("node", self.node.as_deref())?;
         if self.identities.is_empty() && self.features.is_empty() && self.extensions.is_empty() {
             t.empty();
             return Ok(());
@@ -1203,17 +1433,18 @@ impl DiscoInfo {
     }
 }
 
-impl DiscoItems {
+impl DiscoItems<'_> {
     fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
         let mut t = Tag::open(out, "query");
-        t.attr("xmlns", ns::DISCO_ITEMS)?.opt("node", self.node.as_deref())?;
+        t.attr("xmlns", ns::DISCO_ITEMS)?
+            .opt("node", self.node.as_deref())?;
         if self.items.is_empty() {
             t.empty();
             return Ok(());
         }
         let out = t.body();
         for i in &self.items {
-            normalize_jid(&i.jid)?;
+            normalize_jid(i.jid.as_ref())?;
             Tag::open(out, "item")
                 .attr("jid", &i.jid)?
                 .opt("node", i.node.as_deref())?
@@ -1226,6 +1457,6 @@ impl DiscoItems {
 }
 
 /// Parses bytes holding one stanza and decodes it.
-pub fn decode_bytes(input: &[u8], limits: xml::Limits) -> Result<Stanza> {
+pub fn decode_bytes(input: &[u8], limits: xml::Limits) -> Result<Stanza<'_>> {
     decode(xml::parse(input, limits)?, None)
 }

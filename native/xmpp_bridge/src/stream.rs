@@ -8,24 +8,45 @@
 //! is then parsed once by [`crate::xml::parse`].
 
 use crate::error::{Error, Forbidden, Result};
-use crate::xml::{self, Element, Limits};
+use crate::xml::{self, Element, Limits, Str};
 use memchr::{memchr, memchr3, memmem};
+use std::borrow::Cow;
 
 /// The namespace of `<stream:stream>`.
 pub const NS_STREAMS: &str = "http://etherx.jabber.org/streams";
 
 /// What a chunk of input produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum Event<'a> {
     /// The stream header's attributes (`xmlns`, `xmlns:stream`, `to`, `from`,
     /// `id`, `version`, `xml:lang`, ...).
-    Start(Vec<(String, String)>),
+    Start(Vec<(Str<'a>, Str<'a>)>),
     /// A complete top-level element: a stanza or a stream-level element such
     /// as `<stream:features/>`.
-    Element(Element),
+    Element(Element<'a>),
     /// `</stream:stream>`.
     End,
 }
+
+impl Event<'_> {
+    /// A copy that borrows nothing.
+    pub fn into_owned(self) -> Event<'static> {
+        match self {
+            Event::Start(attrs) => Event::Start(
+                attrs
+                    .into_iter()
+                    .map(|(n, v)| (Cow::Owned(n.into_owned()), Cow::Owned(v.into_owned())))
+                    .collect(),
+            ),
+            Event::Element(e) => Event::Element(e.into_owned()),
+            Event::End => Event::End,
+        }
+    }
+}
+
+/// Receives each event with the stream's default namespace; the event
+/// borrows the parser's buffer, so no copy is made.
+pub type Sink<'s> = dyn FnMut(Event<'_>, Option<&str>) + 's;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -99,15 +120,21 @@ impl StreamParser {
         self.buf.len()
     }
 
-    /// Feeds a chunk. Complete events are appended to `out` even when an
-    /// error follows them; an error is fatal: later calls return
+    /// Feeds a chunk; complete events are appended to `out` (as owned
+    /// copies) even when an error follows them. See [`StreamParser::feed_with`].
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event<'static>>) -> Result<()> {
+        self.feed_with(chunk, &mut |ev, _ns| out.push(ev.into_owned()))
+    }
+
+    /// Feeds a chunk and hands each complete event to `sink`, borrowed from
+    /// the buffer. An error is fatal: later calls return
     /// [`Error::ParserFailed`].
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event>) -> Result<()> {
+    pub fn feed_with(&mut self, chunk: &[u8], sink: &mut Sink<'_>) -> Result<()> {
         if let Some(e) = &self.failed {
             return Err(Error::ParserFailed(Box::new(e.clone())));
         }
         self.buf.extend_from_slice(chunk);
-        match self.scan(out) {
+        match self.scan(sink) {
             Ok(()) => {
                 self.compact();
                 Ok(())
@@ -124,7 +151,7 @@ impl StreamParser {
         self.depth >= 2 || (self.depth == 1 && self.state != State::Text)
     }
 
-    fn scan(&mut self, out: &mut Vec<Event>) -> Result<()> {
+    fn scan(&mut self, out: &mut Sink<'_>) -> Result<()> {
         while self.pos < self.buf.len() {
             match self.state {
                 State::Text => {
@@ -275,22 +302,23 @@ impl StreamParser {
         Ok(())
     }
 
-    fn start_tag_done(&mut self, open: bool, out: &mut Vec<Event>) -> Result<()> {
+    fn start_tag_done(&mut self, open: bool, out: &mut Sink<'_>) -> Result<()> {
         match self.depth {
             0 => {
                 let tag = xml::check_input(&self.buf[self.tag_start..self.pos])?;
                 let (name, attrs) = xml::parse_start_tag(tag)?;
                 check_header(&name, &attrs)?;
-                self.default_ns = attrs
+                let default_ns = attrs
                     .iter()
                     .find(|(n, _)| n == "xmlns")
-                    .map(|(_, v)| v.clone());
+                    .map(|(_, v)| v.to_string());
+                out(Event::Start(attrs), default_ns.as_deref());
+                self.default_ns = default_ns;
                 self.header_seen = true;
-                out.push(Event::Start(attrs));
                 if open {
                     self.depth = 1;
                 } else {
-                    out.push(Event::End);
+                    out(Event::End, self.default_ns.as_deref());
                 }
                 Ok(())
             }
@@ -306,7 +334,7 @@ impl StreamParser {
         }
     }
 
-    fn end_tag_done(&mut self, out: &mut Vec<Event>) -> Result<()> {
+    fn end_tag_done(&mut self, out: &mut Sink<'_>) -> Result<()> {
         match self.depth {
             0 => Err(Error::malformed("end tag before the stream header")),
             1 => {
@@ -319,7 +347,7 @@ impl StreamParser {
                 }
                 self.depth = 0;
                 self.header_seen = false;
-                out.push(Event::End);
+                out(Event::End, self.default_ns.as_deref());
                 Ok(())
             }
             2 => {
@@ -333,9 +361,9 @@ impl StreamParser {
         }
     }
 
-    fn emit(&mut self, out: &mut Vec<Event>) -> Result<()> {
+    fn emit(&self, out: &mut Sink<'_>) -> Result<()> {
         let el = xml::parse(&self.buf[self.stanza_start..self.pos], self.limits)?;
-        out.push(Event::Element(el));
+        out(Event::Element(el), self.default_ns.as_deref());
         Ok(())
     }
 
@@ -365,7 +393,7 @@ impl StreamParser {
     }
 }
 
-fn check_header(name: &str, attrs: &[(String, String)]) -> Result<()> {
+fn check_header(name: &str, attrs: &[(Str<'_>, Str<'_>)]) -> Result<()> {
     let (prefix, local) = match name.split_once(':') {
         Some((p, l)) => (Some(p), l),
         None => (None, name),
@@ -379,7 +407,7 @@ fn check_header(name: &str, attrs: &[(String, String)]) -> Result<()> {
     };
     match attrs.iter().find(|(n, _)| *n == decl) {
         Some((_, ns)) if ns == NS_STREAMS => Ok(()),
-        Some((_, ns)) => Err(Error::BadNamespace(ns.clone())),
+        Some((_, ns)) => Err(Error::BadNamespace(ns.to_string())),
         None => Err(Error::BadNamespace(String::new())),
     }
 }
@@ -391,7 +419,7 @@ mod tests {
     const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
         xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
 
-    fn feed_all(chunks: &[&[u8]]) -> (Vec<Event>, Result<()>) {
+    fn feed_all(chunks: &[&[u8]]) -> (Vec<Event<'static>>, Result<()>) {
         let mut p = StreamParser::new(Limits::default());
         let mut out = Vec::new();
         for c in chunks {
@@ -412,7 +440,9 @@ mod tests {
         let (whole, r) = feed_all(&[bytes]);
         r.unwrap();
         assert_eq!(whole.len(), 5);
-        assert!(matches!(&whole[0], Event::Start(a) if a.iter().any(|(n, v)| n == "to" && v == "example.com")));
+        assert!(
+            matches!(&whole[0], Event::Start(a) if a.iter().any(|(n, v)| n == "to" && v == "example.com"))
+        );
         assert_eq!(whole[4], Event::End);
         for size in 1..=7 {
             let chunks: Vec<&[u8]> = bytes.chunks(size).collect();
@@ -440,7 +470,10 @@ mod tests {
             Err(Error::ForbiddenXml(Forbidden::Comment))
         );
         assert_eq!(out.len(), 2);
-        assert!(matches!(p.feed(b"<presence/>", &mut out), Err(Error::ParserFailed(_))));
+        assert!(matches!(
+            p.feed(b"<presence/>", &mut out),
+            Err(Error::ParserFailed(_))
+        ));
     }
 
     #[test]

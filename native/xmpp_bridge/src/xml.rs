@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Forbidden, Result};
 use memchr::{memchr, memchr2, memmem};
+use std::borrow::Cow;
 
 /// Default largest stanza accepted, in bytes.
 pub const DEFAULT_MAX_BYTES: usize = 256 * 1024;
@@ -16,23 +17,41 @@ pub const DEFAULT_MAX_DEPTH: usize = 64;
 /// are turned into terms or written, and dirty schedulers have small stacks.
 pub const MAX_DEPTH_CEILING: usize = 256;
 
+/// Text that borrows from the parsed input where it can.
+pub type Str<'a> = Cow<'a, str>;
+
 /// A child of an element.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
-    Element(Element),
-    Text(String),
+pub enum Node<'a> {
+    Element(Element<'a>),
+    Text(Str<'a>),
 }
 
-/// A generic XML element, the shape of fast_xml's `#xmlel{}`.
+/// A generic XML element, the shape of fast_xml's `#xmlel{}`. Names, values
+/// and text borrow from the input when they hold no entity reference;
+/// [`Element::into_owned`] detaches it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Element {
-    pub name: String,
-    pub attrs: Vec<(String, String)>,
-    pub children: Vec<Node>,
+pub struct Element<'a> {
+    pub name: Str<'a>,
+    pub attrs: Vec<(Str<'a>, Str<'a>)>,
+    pub children: Vec<Node<'a>>,
 }
 
-impl Element {
-    pub fn new(name: impl Into<String>) -> Self {
+impl<'a> Node<'a> {
+    pub fn into_owned(self) -> Node<'static> {
+        match self {
+            Node::Element(e) => Node::Element(e.into_owned()),
+            Node::Text(t) => Node::Text(Cow::Owned(t.into_owned())),
+        }
+    }
+}
+
+fn own(s: Str<'_>) -> Str<'static> {
+    Cow::Owned(s.into_owned())
+}
+
+impl<'a> Element<'a> {
+    pub fn new(name: impl Into<Str<'a>>) -> Self {
         Element {
             name: name.into(),
             attrs: Vec::new(),
@@ -40,20 +59,33 @@ impl Element {
         }
     }
 
+    /// A copy that borrows nothing.
+    pub fn into_owned(self) -> Element<'static> {
+        Element {
+            name: own(self.name),
+            attrs: self
+                .attrs
+                .into_iter()
+                .map(|(n, v)| (own(n), own(v)))
+                .collect(),
+            children: self.children.into_iter().map(Node::into_owned).collect(),
+        }
+    }
+
     /// Builder: adds an attribute.
-    pub fn with_attr(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with_attr(mut self, name: impl Into<Str<'a>>, value: impl Into<Str<'a>>) -> Self {
         self.attrs.push((name.into(), value.into()));
         self
     }
 
     /// Builder: adds a child element.
-    pub fn with_child(mut self, child: Element) -> Self {
+    pub fn with_child(mut self, child: Element<'a>) -> Self {
         self.children.push(Node::Element(child));
         self
     }
 
     /// Builder: adds a text node.
-    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+    pub fn with_text(mut self, text: impl Into<Str<'a>>) -> Self {
         self.children.push(Node::Text(text.into()));
         self
     }
@@ -63,7 +95,15 @@ impl Element {
         self.attrs
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
+    }
+
+    /// The value of attribute `name`, sharing the borrowed input.
+    pub fn attr_str(&self, name: &str) -> Option<Str<'a>> {
+        self.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
     }
 
     /// The concatenation of the direct text children.
@@ -78,7 +118,7 @@ impl Element {
     }
 
     /// Child elements, skipping text.
-    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+    pub fn elements(&self) -> impl Iterator<Item = &Element<'a>> {
         self.children.iter().filter_map(|c| match c {
             Node::Element(e) => Some(e),
             Node::Text(_) => None,
@@ -99,7 +139,7 @@ impl Element {
     }
 }
 
-fn write_element(el: &Element, out: &mut Vec<u8>, depth: usize) -> Result<()> {
+fn write_element(el: &Element<'_>, out: &mut Vec<u8>, depth: usize) -> Result<()> {
     if depth > MAX_DEPTH_CEILING {
         return Err(Error::TooDeep(MAX_DEPTH_CEILING));
     }
@@ -144,9 +184,12 @@ pub fn close_tag(out: &mut Vec<u8>, name: &str) {
 
 fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'<' | b'>' | b'&' | b'\'' | b'"' | b'=' | b'/') && b >= 0x20);
+        && name.bytes().all(|b| {
+            !matches!(
+                b,
+                b' ' | b'\t' | b'\r' | b'\n' | b'<' | b'>' | b'&' | b'\'' | b'"' | b'=' | b'/'
+            ) && b >= 0x20
+        });
     if ok {
         Ok(())
     } else {
@@ -159,66 +202,84 @@ fn bad_control(b: u8) -> bool {
     b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r'
 }
 
-/// Refuses characters XML 1.0 cannot carry (C0 controls but tab, CR, LF;
-/// U+FFFE and U+FFFF).
-fn check_chars(s: &str) -> Result<()> {
-    let bytes = s.as_bytes();
-    if bytes.iter().fold(false, |acc, &b| acc | bad_control(b)) {
-        let b = bytes.iter().find(|&&b| bad_control(b)).copied().unwrap_or(0);
-        return Err(Error::InvalidXmlChar(b as u32));
+/// How the writer treats a byte: 0 copy, 1 escape, 2 refuse (a C0 control
+/// XML 1.0 cannot carry), 3 look closer (0xEF may start U+FFFE or U+FFFF).
+const fn byte_classes(attr: bool) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = 2;
+        i += 1;
     }
-    // U+FFFE / U+FFFF are EF BF BE / EF BF BF in UTF-8.
-    if memchr(0xEF, bytes).is_some() {
-        if let Some(c) = s.chars().find(|&c| c == '\u{FFFE}' || c == '\u{FFFF}') {
-            return Err(Error::InvalidXmlChar(c as u32));
+    t[b'\r' as usize] = 1;
+    t[b'\t' as usize] = if attr { 1 } else { 0 };
+    t[b'\n' as usize] = if attr { 1 } else { 0 };
+    t[b'&' as usize] = 1;
+    t[b'<' as usize] = 1;
+    t[b'>' as usize] = 1;
+    if attr {
+        t[b'\'' as usize] = 1;
+        t[b'"' as usize] = 1;
+    }
+    t[0xEF] = 3;
+    t
+}
+
+static TEXT_CLASSES: [u8; 256] = byte_classes(false);
+static ATTR_CLASSES: [u8; 256] = byte_classes(true);
+
+fn escape_for(b: u8) -> &'static [u8] {
+    match b {
+        b'&' => b"&amp;",
+        b'<' => b"&lt;",
+        b'>' => b"&gt;",
+        b'\'' => b"&apos;",
+        b'"' => b"&quot;",
+        b'\t' => b"&#9;",
+        b'\n' => b"&#10;",
+        // A bare CR would be turned into LF by any XML parser.
+        _ => b"&#13;",
+    }
+}
+
+/// One pass over `s`: copies it to `out`, escaping what `classes` says, and
+/// refuses characters XML 1.0 cannot carry.
+fn escape_into(out: &mut Vec<u8>, s: &str, classes: &[u8; 256]) -> Result<()> {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len());
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        match classes[b as usize] {
+            0 => {}
+            1 => {
+                out.extend_from_slice(&bytes[start..i]);
+                out.extend_from_slice(escape_for(b));
+                start = i + 1;
+            }
+            2 => return Err(Error::InvalidXmlChar(u32::from(b))),
+            _ => {
+                // EF BF BE / EF BF BF are U+FFFE / U+FFFF.
+                if bytes.get(i + 1) == Some(&0xBF) && matches!(bytes.get(i + 2), Some(0xBE | 0xBF))
+                {
+                    return Err(Error::InvalidXmlChar(
+                        0xFFF0 | u32::from(bytes[i + 2] & 0x0F),
+                    ));
+                }
+            }
         }
     }
+    out.extend_from_slice(&bytes[start..]);
     Ok(())
 }
 
 /// Appends `text` escaped for character data.
 pub fn escape_text(out: &mut Vec<u8>, text: &str) -> Result<()> {
-    check_chars(text)?;
-    escape_with(out, text, |b| match b {
-        b'&' => Some(b"&amp;".as_slice()),
-        b'<' => Some(b"&lt;".as_slice()),
-        b'>' => Some(b"&gt;".as_slice()),
-        // A bare CR would be turned into LF by any XML parser.
-        b'\r' => Some(b"&#13;".as_slice()),
-        _ => None,
-    });
-    Ok(())
+    escape_into(out, text, &TEXT_CLASSES)
 }
 
 /// Appends `value` escaped for a single-quoted attribute.
 pub fn escape_attr(out: &mut Vec<u8>, value: &str) -> Result<()> {
-    check_chars(value)?;
-    escape_with(out, value, |b| match b {
-        b'&' => Some(b"&amp;".as_slice()),
-        b'<' => Some(b"&lt;".as_slice()),
-        b'>' => Some(b"&gt;".as_slice()),
-        b'\'' => Some(b"&apos;".as_slice()),
-        b'"' => Some(b"&quot;".as_slice()),
-        b'\t' => Some(b"&#9;".as_slice()),
-        b'\n' => Some(b"&#10;".as_slice()),
-        b'\r' => Some(b"&#13;".as_slice()),
-        _ => None,
-    });
-    Ok(())
-}
-
-#[inline]
-fn escape_with(out: &mut Vec<u8>, s: &str, esc: impl Fn(u8) -> Option<&'static [u8]>) {
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if let Some(rep) = esc(b) {
-            out.extend_from_slice(&bytes[start..i]);
-            out.extend_from_slice(rep);
-            start = i + 1;
-        }
-    }
-    out.extend_from_slice(&bytes[start..]);
+    escape_into(out, value, &ATTR_CLASSES)
 }
 
 /// Limits applied while parsing.
@@ -264,16 +325,15 @@ pub fn check_input(input: &[u8]) -> Result<&str> {
 }
 
 /// Parses one complete element (optionally preceded by an XML declaration
-/// and surrounded by whitespace).
-pub fn parse(input: &[u8], limits: Limits) -> Result<Element> {
+/// and surrounded by whitespace). The element borrows from `input`.
+pub fn parse(input: &[u8], limits: Limits) -> Result<Element<'_>> {
     if input.len() > limits.max_bytes {
         return Err(Error::TooLarge(limits.max_bytes));
     }
     let s = check_input(input)?;
     let mut p = Parser::new(s, limits);
     p.skip_ws();
-    if p.rest().starts_with(b"<?xml") && p.rest().get(5).is_some_and(|b| b.is_ascii_whitespace())
-    {
+    if p.rest().starts_with(b"<?xml") && p.rest().get(5).is_some_and(|b| b.is_ascii_whitespace()) {
         p.skip_xml_decl()?;
         p.skip_ws();
     }
@@ -289,7 +349,7 @@ pub fn parse(input: &[u8], limits: Limits) -> Result<Element> {
 }
 
 /// A start tag parsed on its own: the stream header.
-pub(crate) fn parse_start_tag(s: &str) -> Result<(String, Vec<(String, String)>)> {
+pub(crate) fn parse_start_tag(s: &str) -> Result<(Str<'_>, Vec<(Str<'_>, Str<'_>)>)> {
     let mut p = Parser::new(s, Limits::default());
     let (name, attrs, _open) = p.start_tag()?;
     Ok((name, attrs))
@@ -339,8 +399,8 @@ impl<'a> Parser<'a> {
     }
 
     /// Parses the element starting at `self.pos` (which must be `<`).
-    pub(crate) fn parse_element(&mut self) -> Result<Element> {
-        let mut stack: Vec<Element> = Vec::new();
+    pub(crate) fn parse_element(&mut self) -> Result<Element<'a>> {
+        let mut stack: Vec<Element<'a>> = Vec::new();
         loop {
             if self.pos >= self.b.len() {
                 return Err(match stack.last() {
@@ -358,7 +418,9 @@ impl<'a> Parser<'a> {
                 let start = self.pos;
                 let end = match memchr(b'<', self.rest()) {
                     Some(i) => start + i,
-                    None => return Err(self.eof(&format!("inside <{}>", stack[stack.len() - 1].name))),
+                    None => {
+                        return Err(self.eof(&format!("inside <{}>", stack[stack.len() - 1].name)))
+                    }
                 };
                 let text = unescape(&self.s[start..end])?;
                 push_text(stack.last_mut().expect("non-empty stack"), text);
@@ -400,7 +462,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn end_tag(&mut self, stack: &mut Vec<Element>) -> Result<Element> {
+    fn end_tag(&mut self, stack: &mut Vec<Element<'a>>) -> Result<Element<'a>> {
         let start = self.pos + 2;
         let gt = memchr(b'>', &self.b[start..]).ok_or_else(|| self.eof("in an end tag"))?;
         let name = self.s[start..start + gt].trim_end_matches([' ', '\t', '\r', '\n']);
@@ -417,15 +479,16 @@ impl<'a> Parser<'a> {
         Ok(top)
     }
 
-    fn bang(&mut self, stack: &mut [Element]) -> Result<()> {
+    fn bang(&mut self, stack: &mut [Element<'a>]) -> Result<()> {
         let rest = self.rest();
         if rest.starts_with(b"<![CDATA[") {
             let body = self.pos + 9;
-            let end = memmem::find(&self.b[body..], b"]]>").ok_or_else(|| self.eof("in a CDATA section"))?;
+            let end = memmem::find(&self.b[body..], b"]]>")
+                .ok_or_else(|| self.eof("in a CDATA section"))?;
             let top = stack
                 .last_mut()
                 .ok_or_else(|| Error::malformed("CDATA section outside of an element"))?;
-            push_text(top, self.s[body..body + end].to_owned());
+            push_text(top, Cow::Borrowed(&self.s[body..body + end]));
             self.pos = body + end + 3;
             Ok(())
         } else if rest.starts_with(b"<!--") {
@@ -439,7 +502,10 @@ impl<'a> Parser<'a> {
         } else if rest.len() < 9 {
             Err(self.eof("after '<!'"))
         } else {
-            Err(Error::malformed(format!("unexpected '<!' at byte {}", self.pos)))
+            Err(Error::malformed(format!(
+                "unexpected '<!' at byte {}",
+                self.pos
+            )))
         }
     }
 
@@ -464,22 +530,23 @@ impl<'a> Parser<'a> {
     }
 
     /// Parses `<name attr='v' ...>` or `.../>`; returns whether it stays open.
-    fn start_tag(&mut self) -> Result<(String, Vec<(String, String)>, bool)> {
+    #[allow(clippy::type_complexity)]
+    fn start_tag(&mut self) -> Result<(Str<'a>, Vec<(Str<'a>, Str<'a>)>, bool)> {
         self.pos += 1;
-        let name = self.name("an element name")?.to_owned();
-        let mut attrs: Vec<(String, String)> = Vec::new();
+        let name = self.name("an element name")?;
+        let mut attrs: Vec<(Str<'a>, Str<'a>)> = Vec::new();
         loop {
             let had_ws = self.skip_ws();
             match self.b.get(self.pos) {
                 None => return Err(self.eof(&format!("in the start tag <{name}>"))),
                 Some(b'>') => {
                     self.pos += 1;
-                    return Ok((name, attrs, true));
+                    return Ok((Cow::Borrowed(name), attrs, true));
                 }
                 Some(b'/') => {
                     if self.b.get(self.pos + 1) == Some(&b'>') {
                         self.pos += 2;
-                        return Ok((name, attrs, false));
+                        return Ok((Cow::Borrowed(name), attrs, false));
                     }
                     return Err(Error::malformed(format!("stray '/' in <{name}>")));
                 }
@@ -523,7 +590,7 @@ impl<'a> Parser<'a> {
                         )));
                     }
                     let value = unescape(&self.s[vstart..vstart + vlen])?;
-                    attrs.push((aname.to_owned(), value));
+                    attrs.push((Cow::Borrowed(aname), value));
                     self.pos = vstart + vlen + 1;
                 }
             }
@@ -531,16 +598,16 @@ impl<'a> Parser<'a> {
     }
 }
 
-fn push_text(el: &mut Element, text: String) {
+fn push_text<'a>(el: &mut Element<'a>, text: Str<'a>) {
     if let Some(Node::Text(prev)) = el.children.last_mut() {
-        prev.push_str(&text);
+        prev.to_mut().push_str(&text);
     } else {
         el.children.push(Node::Text(text));
     }
 }
 
 /// Attaches a finished element to its parent; returns it when it is the root.
-fn attach(stack: &mut [Element], el: Element) -> Option<Element> {
+fn attach<'a>(stack: &mut [Element<'a>], el: Element<'a>) -> Option<Element<'a>> {
     match stack.last_mut() {
         Some(parent) => {
             parent.children.push(Node::Element(el));
@@ -554,11 +621,11 @@ fn is_xml_char(c: u32) -> bool {
     matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
 }
 
-/// Replaces entity and character references.
-pub fn unescape(raw: &str) -> Result<String> {
+/// Replaces entity and character references; borrows when there are none.
+pub fn unescape(raw: &str) -> Result<Str<'_>> {
     let bytes = raw.as_bytes();
     let Some(first) = memchr(b'&', bytes) else {
-        return Ok(raw.to_owned());
+        return Ok(Cow::Borrowed(raw));
     };
     let mut out = String::with_capacity(raw.len());
     let mut i = first;
@@ -590,7 +657,11 @@ pub fn unescape(raw: &str) -> Result<String> {
                     }
                 }
             }
-            _ if !ent.is_empty() && ent.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') => {
+            _ if !ent.is_empty()
+                && ent
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') =>
+            {
                 return Err(Error::UndefinedEntity(ent.to_owned()))
             }
             _ => return Err(Error::malformed("'&' not followed by an entity reference")),
@@ -601,7 +672,7 @@ pub fn unescape(raw: &str) -> Result<String> {
             Some(j) => i = start + j,
             None => {
                 out.push_str(&raw[start..]);
-                return Ok(out);
+                return Ok(Cow::Owned(out));
             }
         }
     }
@@ -611,7 +682,7 @@ pub fn unescape(raw: &str) -> Result<String> {
 mod tests {
     use super::*;
 
-    fn p(s: &str) -> Result<Element> {
+    fn p(s: &str) -> Result<Element<'_>> {
         parse(s.as_bytes(), Limits::default())
     }
 
@@ -636,27 +707,59 @@ mod tests {
 
     #[test]
     fn refuses_forbidden_constructs() {
-        let laughs = "<!DOCTYPE lolz [<!ENTITY lol 'lol'><!ENTITY lol2 '&lol;&lol;'>]><a>&lol2;</a>";
+        let laughs =
+            "<!DOCTYPE lolz [<!ENTITY lol 'lol'><!ENTITY lol2 '&lol;&lol;'>]><a>&lol2;</a>";
         assert_eq!(p(laughs), Err(Error::ForbiddenXml(Forbidden::Dtd)));
-        assert_eq!(p("<a><!-- c --></a>"), Err(Error::ForbiddenXml(Forbidden::Comment)));
-        assert_eq!(p("<a><?pi x?></a>"), Err(Error::ForbiddenXml(Forbidden::ProcessingInstruction)));
+        assert_eq!(
+            p("<a><!-- c --></a>"),
+            Err(Error::ForbiddenXml(Forbidden::Comment))
+        );
+        assert_eq!(
+            p("<a><?pi x?></a>"),
+            Err(Error::ForbiddenXml(Forbidden::ProcessingInstruction))
+        );
         assert_eq!(p("<a>&lol;</a>"), Err(Error::UndefinedEntity("lol".into())));
     }
 
     #[test]
     fn reports_malformed_input() {
-        for bad in ["<a>", "<a></b>", "<a x=1/>", "<a x='1' x='2'/>", "<a/><b/>", "text", "<a>&#0;</a>", "<a x='<'/>", "", "<", "<a b/>"] {
-            assert!(matches!(p(bad), Err(Error::MalformedXml(_))), "{bad}: {:?}", p(bad));
+        for bad in [
+            "<a>",
+            "<a></b>",
+            "<a x=1/>",
+            "<a x='1' x='2'/>",
+            "<a/><b/>",
+            "text",
+            "<a>&#0;</a>",
+            "<a x='<'/>",
+            "",
+            "<",
+            "<a b/>",
+        ] {
+            assert!(
+                matches!(p(bad), Err(Error::MalformedXml(_))),
+                "{bad}: {:?}",
+                p(bad)
+            );
         }
-        assert_eq!(parse(b"<a>\xff</a>", Limits::default()), Err(Error::InvalidUtf8(3)));
+        assert_eq!(
+            parse(b"<a>\xff</a>", Limits::default()),
+            Err(Error::InvalidUtf8(3))
+        );
     }
 
     #[test]
     fn enforces_limits() {
         let deep = "<a>".repeat(10) + &"</a>".repeat(10);
-        assert_eq!(parse(deep.as_bytes(), Limits::new(1024, 5)), Err(Error::TooDeep(5)));
+        assert_eq!(
+            parse(deep.as_bytes(), Limits::new(1024, 5)),
+            Err(Error::TooDeep(5))
+        );
         assert!(parse(deep.as_bytes(), Limits::new(1024, 10)).is_ok());
-        assert_eq!(parse(deep.as_bytes(), Limits::new(20, 64)), Err(Error::TooLarge(20)));
+        assert_eq!(
+            parse(deep.as_bytes(), Limits::new(20, 64)),
+            Err(Error::TooLarge(20))
+        );
     }
 
     #[test]

@@ -59,11 +59,15 @@ fn codec_reason<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
             (element.as_str(), attribute.as_str(), value.as_str()),
         )
             .encode(env),
-        Error::MissingAttribute { element, attribute } => {
-            (atoms::missing_attribute(), (element.as_str(), attribute.as_str())).encode(env)
-        }
+        Error::MissingAttribute { element, attribute } => (
+            atoms::missing_attribute(),
+            (element.as_str(), attribute.as_str()),
+        )
+            .encode(env),
         Error::InvalidIq(d) => (atoms::invalid_iq(), d.as_str()).encode(env),
         Error::InvalidXmlChar(c) => (atoms::invalid_xml_char(), *c).encode(env),
-        Error::ParserFailed(inner) => (atoms::parser_failed(), codec_reason(env, inner)).encode(env),
+        Error::ParserFailed(inner) => {
+            (atoms::parser_failed(), codec_reason(env, inner)).encode(env)
+        }
     }
 }

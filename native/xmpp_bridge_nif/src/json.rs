@@ -61,7 +61,9 @@ fn to_value(t: Term<'_>, depth: usize) -> NifResult<Value> {
         }
         TermType::Float => {
             let f: f64 = t.decode().map_err(|_| bad("float"))?;
-            Number::from_f64(f).map(Value::Number).ok_or_else(|| bad("non-finite float"))
+            Number::from_f64(f)
+                .map(Value::Number)
+                .ok_or_else(|| bad("non-finite float"))
         }
         TermType::List => {
             let items: Vec<Term> = t.decode().map_err(|_| bad("improper list"))?;
@@ -78,7 +80,9 @@ fn to_value(t: Term<'_>, depth: usize) -> NifResult<Value> {
             }
             Ok(Value::Object(m))
         }
-        _ => Err(bad("only maps, lists, binaries, numbers, booleans and nil have a JSON form")),
+        _ => Err(bad(
+            "only maps, lists, binaries, numbers, booleans and nil have a JSON form",
+        )),
     }
 }
 
@@ -101,11 +105,16 @@ fn to_term<'a>(env: Env<'a>, v: &Value) -> Term<'a> {
             }
         }
         Value::String(s) => crate::binary(env, s.as_bytes()),
-        Value::Array(a) => a.iter().map(|i| to_term(env, i)).collect::<Vec<_>>().encode(env),
+        Value::Array(a) => a
+            .iter()
+            .map(|i| to_term(env, i))
+            .collect::<Vec<_>>()
+            .encode(env),
         Value::Object(o) => {
             let keys: Vec<Term> = o.keys().map(|k| crate::binary(env, k.as_bytes())).collect();
             let values: Vec<Term> = o.values().map(|v| to_term(env, v)).collect();
-            Term::map_from_term_arrays(env, &keys, &values).unwrap_or_else(|_| atoms::nil().encode(env))
+            Term::map_from_term_arrays(env, &keys, &values)
+                .unwrap_or_else(|_| atoms::nil().encode(env))
         }
     }
 }

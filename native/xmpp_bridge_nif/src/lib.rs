@@ -38,7 +38,12 @@ fn limits(max_bytes: usize, max_depth: usize) -> Limits {
     Limits::new(max_bytes, max_depth)
 }
 
-fn do_stanza_decode<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: usize) -> Term<'a> {
+fn do_stanza_decode<'a>(
+    env: Env<'a>,
+    input: Binary,
+    max_bytes: usize,
+    max_depth: usize,
+) -> Term<'a> {
     match stanza::decode_bytes(input.as_slice(), limits(max_bytes, max_depth)) {
         Ok(s) => ok(env, to_term::stanza(env, s)),
         Err(e) => err(env, e),
@@ -51,7 +56,12 @@ fn stanza_decode<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: u
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
-fn stanza_decode_dirty<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: usize) -> Term<'a> {
+fn stanza_decode_dirty<'a>(
+    env: Env<'a>,
+    input: Binary,
+    max_bytes: usize,
+    max_depth: usize,
+) -> Term<'a> {
     do_stanza_decode(env, input, max_bytes, max_depth)
 }
 
@@ -86,7 +96,12 @@ fn xml_parse<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: usize
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
-fn xml_parse_dirty<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: usize) -> Term<'a> {
+fn xml_parse_dirty<'a>(
+    env: Env<'a>,
+    input: Binary,
+    max_bytes: usize,
+    max_depth: usize,
+) -> Term<'a> {
     do_xml_parse(env, input, max_bytes, max_depth)
 }
 
@@ -141,16 +156,13 @@ fn do_stream_feed<'a>(env: Env<'a>, res: ResourceArc<StreamResource>, chunk: Bin
         Ok(p) => p,
         Err(poisoned) => poisoned.into_inner(),
     };
-    let mut events = Vec::new();
-    let result = parser.feed(chunk.as_slice(), &mut events);
+    let mut terms: Vec<Term<'a>> = Vec::new();
+    let result = parser.feed_with(chunk.as_slice(), &mut |ev, default_ns| {
+        terms.push(to_term::stream_event(env, ev, default_ns));
+    });
     if let Err(e @ xmpp_bridge::Error::ParserFailed(_)) = result {
         return err(env, e);
     }
-    let default_ns = parser.default_ns().map(str::to_owned);
-    let mut terms: Vec<Term<'a>> = events
-        .into_iter()
-        .map(|ev| to_term::stream_event(env, ev, default_ns.as_deref()))
-        .collect();
     if let Err(e) = result {
         terms.push((atoms::parse_error(), NifError::from(e).to_term(env)).encode(env));
     }
@@ -163,7 +175,11 @@ fn stream_feed<'a>(env: Env<'a>, res: ResourceArc<StreamResource>, chunk: Binary
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
-fn stream_feed_dirty<'a>(env: Env<'a>, res: ResourceArc<StreamResource>, chunk: Binary) -> Term<'a> {
+fn stream_feed_dirty<'a>(
+    env: Env<'a>,
+    res: ResourceArc<StreamResource>,
+    chunk: Binary,
+) -> Term<'a> {
     do_stream_feed(env, res, chunk)
 }
 

@@ -2,14 +2,16 @@
 //! reported as `{:invalid_field, {module, field}}`.
 
 use crate::atoms;
-use crate::error::{invalid, NifResult};
-use rustler::{Atom, Term};
+use crate::error::{invalid, NifError, NifResult};
+use rustler::{Atom, ListIterator, Term};
+use std::borrow::Cow;
 use xmpp_bridge::stanza::{
-    Affiliation, ChatState, Condition, Delay, DiscoIdentity, DiscoInfo, DiscoItem, DiscoItems, ErrorType, Iq,
-    IqType, LangText, Message, MessageType, MucHistory, MucItem, MucJoin, MucUser, Payload, Presence, PresenceType,
-    Role, Roster, RosterItem, Show, Stanza, StanzaError, Subscription,
+    Affiliation, ChatState, Condition, Delay, DiscoIdentity, DiscoInfo, DiscoItem, DiscoItems,
+    ErrorType, Iq, IqType, LangText, Message, MessageType, MucHistory, MucItem, MucJoin, MucUser,
+    Payload, Presence, PresenceType, Role, Roster, RosterItem, Show, Stanza, StanzaError,
+    Subscription,
 };
-use xmpp_bridge::xml::{Element, Node, MAX_DEPTH_CEILING};
+use xmpp_bridge::xml::{Element, Node, Str, MAX_DEPTH_CEILING};
 use xmpp_bridge::Error;
 
 /// A struct being read: its map and module, for error reporting.
@@ -22,9 +24,20 @@ fn is_nil(t: Term<'_>) -> bool {
     t.decode::<Atom>().is_ok_and(|a| a == atoms::nil())
 }
 
-fn enum_name(t: Term<'_>) -> Option<String> {
-    let a = t.atom_to_string().ok()?;
-    Some(a.replace('_', "-"))
+/// A binary read in place: no copy.
+fn text<'a>(t: Term<'a>) -> Option<Str<'a>> {
+    t.decode::<&'a str>().ok().map(Cow::Borrowed)
+}
+
+/// `{lang | nil, text}` and `{name, value}` pairs.
+fn pair<'a>(t: Term<'a>, nil_first: bool) -> Option<(Option<Str<'a>>, Str<'a>)> {
+    let (a, b): (Term<'a>, Term<'a>) = t.decode().ok()?;
+    let first = if nil_first && is_nil(a) {
+        None
+    } else {
+        Some(text(a)?)
+    };
+    Some((first, text(b)?))
 }
 
 impl<'a> S<'a> {
@@ -35,35 +48,46 @@ impl<'a> S<'a> {
         }
     }
 
+    fn bad(&self, f: Atom) -> NifError {
+        invalid(self.module, f)
+    }
+
     fn get(&self, f: Atom) -> NifResult<Term<'a>> {
-        self.map.map_get(f).map_err(|_| invalid(self.module, f))
+        self.map.map_get(f).map_err(|_| self.bad(f))
     }
 
-    fn string(&self, f: Atom) -> NifResult<String> {
-        self.get(f)?.decode::<String>().map_err(|_| invalid(self.module, f))
+    fn string(&self, f: Atom) -> NifResult<Str<'a>> {
+        text(self.get(f)?).ok_or_else(|| self.bad(f))
     }
 
-    fn opt_string(&self, f: Atom) -> NifResult<Option<String>> {
+    fn opt_string(&self, f: Atom) -> NifResult<Option<Str<'a>>> {
         let t = self.get(f)?;
         if is_nil(t) {
             return Ok(None);
         }
-        t.decode::<String>().map(Some).map_err(|_| invalid(self.module, f))
+        text(t).map(Some).ok_or_else(|| self.bad(f))
     }
 
-    fn list<T>(&self, f: Atom, mut conv: impl FnMut(Term<'a>) -> NifResult<T>) -> NifResult<Vec<T>> {
-        let items: Vec<Term<'a>> = self.get(f)?.decode().map_err(|_| invalid(self.module, f))?;
-        items.into_iter().map(&mut conv).collect()
+    fn list<T>(
+        &self,
+        f: Atom,
+        mut conv: impl FnMut(Term<'a>) -> NifResult<T>,
+    ) -> NifResult<Vec<T>> {
+        let iter: ListIterator<'a> = self.get(f)?.decode().map_err(|_| self.bad(f))?;
+        iter.map(&mut conv).collect()
     }
 
-    fn strings(&self, f: Atom) -> NifResult<Vec<String>> {
-        self.get(f)?.decode::<Vec<String>>().map_err(|_| invalid(self.module, f))
+    fn strings(&self, f: Atom) -> NifResult<Vec<Str<'a>>> {
+        self.list(f, |t| text(t).ok_or_else(|| self.bad(f)))
     }
 
     fn enum_<T>(&self, f: Atom, parse: fn(&str) -> Option<T>) -> NifResult<T> {
-        enum_name(self.get(f)?)
-            .and_then(|n| parse(&n))
-            .ok_or_else(|| invalid(self.module, f))
+        self.get(f)?
+            .decode::<Atom>()
+            .ok()
+            .and_then(crate::to_term::atom_wire)
+            .and_then(parse)
+            .ok_or_else(|| self.bad(f))
     }
 
     fn opt_enum<T>(&self, f: Atom, parse: fn(&str) -> Option<T>) -> NifResult<Option<T>> {
@@ -78,33 +102,22 @@ impl<'a> S<'a> {
         if is_nil(t) {
             return Ok(None);
         }
-        t.decode::<u32>().map(Some).map_err(|_| invalid(self.module, f))
+        t.decode::<u32>().map(Some).map_err(|_| self.bad(f))
     }
 
     fn bool(&self, f: Atom) -> NifResult<bool> {
-        self.get(f)?.decode::<bool>().map_err(|_| invalid(self.module, f))
+        self.get(f)?.decode::<bool>().map_err(|_| self.bad(f))
     }
 
-    fn lang_texts(&self, f: Atom) -> NifResult<Vec<LangText>> {
-        let (module, field) = (self.module, f);
-        self.list(f, |t| {
-            let (lang, text): (Term, String) = t.decode().map_err(|_| invalid(module, field))?;
-            let lang = if is_nil(lang) {
-                None
-            } else {
-                Some(lang.decode::<String>().map_err(|_| invalid(module, field))?)
-            };
-            Ok((lang, text))
-        })
+    fn lang_texts(&self, f: Atom) -> NifResult<Vec<LangText<'a>>> {
+        self.list(f, |t| pair(t, true).ok_or_else(|| self.bad(f)))
     }
 
-    fn attrs(&self) -> NifResult<Vec<(String, String)>> {
-        self.get(atoms::attrs())?
-            .decode::<Vec<(String, String)>>()
-            .map_err(|_| invalid(self.module, atoms::attrs()))
+    fn attrs(&self) -> NifResult<Vec<(Str<'a>, Str<'a>)>> {
+        attr_pairs(self.get(atoms::attrs())?).ok_or_else(|| self.bad(atoms::attrs()))
     }
 
-    fn error(&self) -> NifResult<Option<StanzaError>> {
+    fn error(&self) -> NifResult<Option<StanzaError<'a>>> {
         let t = self.get(atoms::error())?;
         if is_nil(t) {
             return Ok(None);
@@ -113,11 +126,17 @@ impl<'a> S<'a> {
     }
 }
 
+fn attr_pairs(t: Term<'_>) -> Option<Vec<(Str<'_>, Str<'_>)>> {
+    let iter: ListIterator = t.decode().ok()?;
+    iter.map(|p| pair(p, false).and_then(|(n, v)| Some((n?, v))))
+        .collect()
+}
+
 fn struct_module(t: Term<'_>) -> Option<Atom> {
     t.map_get(atoms::__struct__()).ok()?.decode::<Atom>().ok()
 }
 
-pub fn stanza(t: Term<'_>) -> NifResult<Stanza> {
+pub fn stanza(t: Term<'_>) -> NifResult<Stanza<'_>> {
     let module = struct_module(t).ok_or_else(|| invalid(atoms::nil(), atoms::__struct__()))?;
     if module == atoms::message_mod() {
         let s = S::new(t, module)?;
@@ -141,7 +160,11 @@ pub fn stanza(t: Term<'_>) -> NifResult<Stanza> {
         let priority = if is_nil(priority) {
             None
         } else {
-            Some(priority.decode::<i8>().map_err(|_| invalid(module, atoms::priority()))?)
+            Some(
+                priority
+                    .decode::<i8>()
+                    .map_err(|_| invalid(module, atoms::priority()))?,
+            )
         };
         Ok(Stanza::Presence(Presence {
             id: s.opt_string(atoms::id())?,
@@ -180,7 +203,7 @@ pub fn stanza(t: Term<'_>) -> NifResult<Stanza> {
     }
 }
 
-fn stanza_error(t: Term<'_>) -> NifResult<StanzaError> {
+fn stanza_error(t: Term<'_>) -> NifResult<StanzaError<'_>> {
     let s = S::new(t, atoms::stanza_error_mod())?;
     let app = s.get(atoms::app())?;
     Ok(StanzaError {
@@ -190,11 +213,15 @@ fn stanza_error(t: Term<'_>) -> NifResult<StanzaError> {
         condition_text: s.opt_string(atoms::condition_text())?,
         text: s.opt_string(atoms::text())?,
         text_lang: s.opt_string(atoms::text_lang())?,
-        app: if is_nil(app) { None } else { Some(element(app, 1)?) },
+        app: if is_nil(app) {
+            None
+        } else {
+            Some(element(app, 1)?)
+        },
     })
 }
 
-pub fn payload(t: Term<'_>) -> NifResult<Payload> {
+pub fn payload(t: Term<'_>) -> NifResult<Payload<'_>> {
     let Some(module) = struct_module(t) else {
         return element(t, 1).map(Payload::Xml);
     };
@@ -227,7 +254,9 @@ pub fn payload(t: Term<'_>) -> NifResult<Payload> {
     } else if module == atoms::json_mod() {
         Payload::Json(s.string(atoms::json())?)
     } else if module == atoms::term_mod() {
-        Payload::Term(s.get(atoms::value())?.to_binary().as_slice().to_vec())
+        Payload::Term(Cow::Owned(
+            s.get(atoms::value())?.to_binary().as_slice().to_vec(),
+        ))
     } else if module == atoms::muc_join_mod() {
         let h = s.get(atoms::history())?;
         let history = if is_nil(h) {
@@ -258,10 +287,10 @@ pub fn payload(t: Term<'_>) -> NifResult<Payload> {
                 reason: i.opt_string(atoms::reason())?,
             })
         })?;
-        let codes = s
-            .get(atoms::status_codes())?
-            .decode::<Vec<u16>>()
-            .map_err(|_| invalid(module, atoms::status_codes()))?;
+        let codes = s.list(atoms::status_codes(), |t| {
+            t.decode::<u16>()
+                .map_err(|_| invalid(module, atoms::status_codes()))
+        })?;
         Payload::MucUser(MucUser {
             items,
             status_codes: codes,
@@ -327,32 +356,36 @@ pub fn payload(t: Term<'_>) -> NifResult<Payload> {
 
 /// `{:xmlel, name, attrs, children}` -> element, at most
 /// [`MAX_DEPTH_CEILING`] levels deep.
-pub fn element(t: Term<'_>, depth: usize) -> NifResult<Element> {
+pub fn element(t: Term<'_>, depth: usize) -> NifResult<Element<'_>> {
     if depth > MAX_DEPTH_CEILING {
         return Err(Error::TooDeep(MAX_DEPTH_CEILING).into());
     }
     let bad = |f: Atom| invalid(atoms::xmlel(), f);
-    let (tag, name, attrs, children): (Atom, Term, Term, Vec<Term>) =
+    let (tag, name, attrs, children): (Atom, Term, Term, ListIterator) =
         t.decode().map_err(|_| bad(atoms::__struct__()))?;
     if tag != atoms::xmlel() {
         return Err(bad(atoms::__struct__()));
     }
-    let name: String = name.decode().map_err(|_| bad(atoms::name()))?;
-    let attrs: Vec<(String, String)> = attrs.decode().map_err(|_| bad(atoms::attrs()))?;
-    let mut kids = Vec::with_capacity(children.len());
+    let name = text(name).ok_or_else(|| bad(atoms::name()))?;
+    let attrs = attr_pairs(attrs).ok_or_else(|| bad(atoms::attrs()))?;
+    let mut kids = Vec::new();
     for c in children {
-        if let Ok((tag, text)) = c.decode::<(Atom, String)>() {
+        if let Ok((tag, t)) = c.decode::<(Atom, Term)>() {
             if tag == atoms::xmlcdata() {
-                kids.push(Node::Text(text));
+                kids.push(Node::Text(text(t).ok_or_else(|| bad(atoms::children()))?));
                 continue;
             }
         }
-        kids.push(Node::Element(element(c, depth + 1).map_err(|e| match e {
-            crate::error::NifError::InvalidField(m, f) if m == atoms::xmlel() && f == atoms::__struct__() => {
-                bad(atoms::children())
-            }
-            other => other,
-        })?));
+        kids.push(Node::Element(element(c, depth + 1).map_err(
+            |e| match e {
+                crate::error::NifError::InvalidField(m, f)
+                    if m == atoms::xmlel() && f == atoms::__struct__() =>
+                {
+                    bad(atoms::children())
+                }
+                other => other,
+            },
+        )?));
     }
     Ok(Element {
         name,

@@ -6,14 +6,14 @@ use rustler::{Atom, Encoder, Env, Term, TermType};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use xmpp_bridge::stanza::{self, LangText, Payload, Stanza, StanzaError};
-use xmpp_bridge::xml::{Element, Node};
+use xmpp_bridge::xml::{Element, Node, Str};
 use xmpp_bridge::{ns, Event};
 
 fn str_term<'a>(env: Env<'a>, s: &str) -> Term<'a> {
     crate::binary(env, s.as_bytes())
 }
 
-fn opt<'a>(env: Env<'a>, s: &Option<String>) -> Term<'a> {
+fn opt<'a>(env: Env<'a>, s: &Option<Str<'_>>) -> Term<'a> {
     match s {
         Some(s) => str_term(env, s),
         None => atoms::nil().encode(env),
@@ -28,59 +28,148 @@ fn nil(env: Env<'_>) -> Term<'_> {
 /// `:bad_request`). Atoms of the known enums are looked up once and cached:
 /// the VM's atom table takes a lock per lookup.
 pub fn enum_atom<'a>(env: Env<'a>, wire: &'static str) -> Term<'a> {
-    static CACHE: OnceLock<HashMap<&'static str, Atom>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| {
-        stanza::ENUM_VALUES
-            .iter()
-            .flat_map(|values| values.iter())
-            .map(|w| (*w, make_atom(env, w)))
-            .collect()
-    });
-    match cache.get(wire) {
+    match enum_cache().to_atom.get(wire) {
         Some(a) => a.encode(env),
-        None => make_atom(env, wire).encode(env),
+        None => make_atom(wire).encode(env),
     }
 }
 
-fn make_atom(env: Env<'_>, wire: &str) -> Atom {
-    Atom::from_str(env, &wire.replace('-', "_")).expect("enum atoms are short")
+/// The wire value of an enum atom (`:bad_request` -> `bad-request`).
+pub fn atom_wire(a: Atom) -> Option<&'static str> {
+    enum_cache().to_wire.get(&term_key(a)).copied()
 }
 
+/// Hashes the one word it is given (a pointer or a term) by multiplying:
+/// keys here are few and fixed, SipHash's protection is not needed.
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl std::hash::Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type Fast<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<WordHasher>>;
+
+struct EnumCache {
+    to_atom: Fast<&'static str, Atom>,
+    // Atoms live as long as the VM, so their raw term is a stable key.
+    to_wire: Fast<usize, &'static str>,
+}
+
+fn enum_cache() -> &'static EnumCache {
+    static CACHE: OnceLock<EnumCache> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let values = stanza::ENUM_VALUES.iter().flat_map(|v| v.iter().copied());
+        let mut cache = EnumCache {
+            to_atom: Fast::default(),
+            to_wire: Fast::default(),
+        };
+        for wire in values {
+            let atom = make_atom(wire);
+            cache.to_atom.insert(wire, atom);
+            cache.to_wire.insert(term_key(atom), wire);
+        }
+        cache
+    })
+}
+
+fn term_key(a: Atom) -> usize {
+    // An atom term is an immediate: the same word for the VM's lifetime.
+    let raw: rustler::sys::ErlNifTerm = a.as_c_arg();
+    // SAFETY: ErlNifTerm is a repr(transparent) wrapper around a word.
+    unsafe { std::mem::transmute::<rustler::sys::ErlNifTerm, usize>(raw) }
+}
+
+fn make_atom(wire: &str) -> Atom {
+    let name = wire.replace('-', "_");
+    // enif_make_atom_len needs no process environment.
+    let env = rustler::OwnedEnv::new();
+    env.run(|env| Atom::from_str(env, &name).expect("enum atoms are short"))
+}
+
+/// Most fields any of our structs has, plus `__struct__`.
+const MAX_FIELDS: usize = 16;
+
+/// Builds a struct map in one call, without heap allocation. `fields` must
+/// be sorted by atom name, as Elixir sorts struct keys, so the VM's check of
+/// the key order is a single pass.
 fn make_struct<'a>(env: Env<'a>, module: Atom, fields: &[(Atom, Term<'a>)]) -> Term<'a> {
-    let mut keys = Vec::with_capacity(fields.len() + 1);
-    let mut values = Vec::with_capacity(fields.len() + 1);
-    keys.push(atoms::__struct__().encode(env));
-    values.push(module.encode(env));
-    for (k, v) in fields {
-        keys.push(k.encode(env));
-        values.push(*v);
+    let n = fields.len() + 1;
+    assert!(n <= MAX_FIELDS, "struct with too many fields");
+    let mut keys = [atoms::nil().as_c_arg(); MAX_FIELDS];
+    let mut values = [atoms::nil().as_c_arg(); MAX_FIELDS];
+    keys[0] = atoms::__struct__().as_c_arg();
+    values[0] = module.as_c_arg();
+    for (i, (k, v)) in fields.iter().enumerate() {
+        keys[i + 1] = k.as_c_arg();
+        values[i + 1] = v.as_c_arg();
     }
-    Term::map_from_term_arrays(env, &keys, &values).expect("struct keys are unique")
+    let mut map = std::mem::MaybeUninit::uninit();
+    // SAFETY: both arrays hold `n` valid terms of this env; `map` is written
+    // by the call before it is read, and only when the call succeeds.
+    let made = unsafe {
+        rustler::sys::enif_make_map_from_arrays(
+            env.as_c_arg(),
+            keys.as_ptr(),
+            values.as_ptr(),
+            n,
+            map.as_mut_ptr(),
+        )
+    };
+    assert!(made != 0, "duplicate struct key");
+    // SAFETY: initialised by the successful call above.
+    unsafe { Term::new(env, map.assume_init()) }
 }
 
+/// A list built back to front with cons cells: no intermediate vector.
 fn list<'a, T>(env: Env<'a>, items: &[T], f: impl Fn(Env<'a>, &T) -> Term<'a>) -> Term<'a> {
-    let terms: Vec<Term<'a>> = items.iter().map(|i| f(env, i)).collect();
-    terms.encode(env)
+    items
+        .iter()
+        .rev()
+        .fold(Term::list_new_empty(env), |tail, i| {
+            tail.list_prepend(f(env, i))
+        })
 }
 
-fn lang_texts<'a>(env: Env<'a>, texts: &[LangText]) -> Term<'a> {
-    list(env, texts, |env, (lang, text)| (opt(env, lang), str_term(env, text)).encode(env))
+fn lang_texts<'a>(env: Env<'a>, texts: &[LangText<'_>]) -> Term<'a> {
+    list(env, texts, |env, (lang, text)| {
+        (opt(env, lang), str_term(env, text)).encode(env)
+    })
 }
 
-fn attr_list<'a>(env: Env<'a>, attrs: &[(String, String)]) -> Term<'a> {
-    list(env, attrs, |env, (n, v)| (str_term(env, n), str_term(env, v)).encode(env))
+fn attr_list<'a>(env: Env<'a>, attrs: &[(Str<'_>, Str<'_>)]) -> Term<'a> {
+    list(env, attrs, |env, (n, v)| {
+        (str_term(env, n), str_term(env, v)).encode(env)
+    })
 }
 
 /// `{:xmlel, name, attrs, children}`
-pub fn element<'a>(env: Env<'a>, el: &Element) -> Term<'a> {
+pub fn element<'a>(env: Env<'a>, el: &Element<'_>) -> Term<'a> {
     let children = list(env, &el.children, |env, c| match c {
         Node::Element(e) => element(env, e),
         Node::Text(t) => (atoms::xmlcdata(), str_term(env, t)).encode(env),
     });
-    (atoms::xmlel(), str_term(env, &el.name), attr_list(env, &el.attrs), children).encode(env)
+    (
+        atoms::xmlel(),
+        str_term(env, &el.name),
+        attr_list(env, &el.attrs),
+        children,
+    )
+        .encode(env)
 }
 
-pub fn stanza(env: Env<'_>, s: Stanza) -> Term<'_> {
+pub fn stanza<'a>(env: Env<'a>, s: Stanza<'_>) -> Term<'a> {
     match s {
         Stanza::Message(m) => {
             let payloads = list(env, &m.payloads, payload);
@@ -109,17 +198,24 @@ pub fn stanza(env: Env<'_>, s: Stanza) -> Term<'_> {
                 env,
                 atoms::presence_mod(),
                 &[
-                    (atoms::id(), opt(env, &p.id)),
-                    (atoms::type_(), enum_atom(env, p.type_.as_str())),
-                    (atoms::from(), opt(env, &p.from)),
-                    (atoms::to(), opt(env, &p.to)),
-                    (atoms::lang(), opt(env, &p.lang)),
-                    (atoms::show(), p.show.map_or_else(|| nil(env), |s| enum_atom(env, s.as_str()))),
-                    (atoms::statuses(), lang_texts(env, &p.statuses)),
-                    (atoms::priority(), p.priority.map_or_else(|| nil(env), |n| n.encode(env))),
-                    (atoms::error(), stanza_error(env, &p.error)),
-                    (atoms::payloads(), payloads),
                     (atoms::attrs(), attr_list(env, &p.attrs)),
+                    (atoms::error(), stanza_error(env, &p.error)),
+                    (atoms::from(), opt(env, &p.from)),
+                    (atoms::id(), opt(env, &p.id)),
+                    (atoms::lang(), opt(env, &p.lang)),
+                    (atoms::payloads(), payloads),
+                    (
+                        atoms::priority(),
+                        p.priority.map_or_else(|| nil(env), |n| n.encode(env)),
+                    ),
+                    (
+                        atoms::show(),
+                        p.show
+                            .map_or_else(|| nil(env), |s| enum_atom(env, s.as_str())),
+                    ),
+                    (atoms::statuses(), lang_texts(env, &p.statuses)),
+                    (atoms::to(), opt(env, &p.to)),
+                    (atoms::type_(), enum_atom(env, p.type_.as_str())),
                 ],
             )
         }
@@ -127,32 +223,40 @@ pub fn stanza(env: Env<'_>, s: Stanza) -> Term<'_> {
             env,
             atoms::iq_mod(),
             &[
-                (atoms::id(), str_term(env, &i.id)),
-                (atoms::type_(), enum_atom(env, i.type_.as_str())),
-                (atoms::from(), opt(env, &i.from)),
-                (atoms::to(), opt(env, &i.to)),
-                (atoms::lang(), opt(env, &i.lang)),
-                (atoms::payload(), i.payload.as_ref().map_or_else(|| nil(env), |p| payload(env, p))),
-                (atoms::error(), stanza_error(env, &i.error)),
                 (atoms::attrs(), attr_list(env, &i.attrs)),
+                (atoms::error(), stanza_error(env, &i.error)),
+                (atoms::from(), opt(env, &i.from)),
+                (atoms::id(), str_term(env, &i.id)),
+                (atoms::lang(), opt(env, &i.lang)),
+                (
+                    atoms::payload(),
+                    i.payload
+                        .as_ref()
+                        .map_or_else(|| nil(env), |p| payload(env, p)),
+                ),
+                (atoms::to(), opt(env, &i.to)),
+                (atoms::type_(), enum_atom(env, i.type_.as_str())),
             ],
         ),
     }
 }
 
-fn stanza_error<'a>(env: Env<'a>, e: &Option<StanzaError>) -> Term<'a> {
+fn stanza_error<'a>(env: Env<'a>, e: &Option<StanzaError<'_>>) -> Term<'a> {
     let Some(e) = e else { return nil(env) };
     make_struct(
         env,
         atoms::stanza_error_mod(),
         &[
-            (atoms::type_(), enum_atom(env, e.type_.as_str())),
+            (
+                atoms::app(),
+                e.app.as_ref().map_or_else(|| nil(env), |a| element(env, a)),
+            ),
             (atoms::by(), opt(env, &e.by)),
             (atoms::condition(), enum_atom(env, e.condition.as_str())),
             (atoms::condition_text(), opt(env, &e.condition_text)),
             (atoms::text(), opt(env, &e.text)),
             (atoms::text_lang(), opt(env, &e.text_lang)),
-            (atoms::app(), e.app.as_ref().map_or_else(|| nil(env), |a| element(env, a))),
+            (atoms::type_(), enum_atom(env, e.type_.as_str())),
         ],
     )
 }
@@ -165,29 +269,46 @@ fn opt_enum<'a>(env: Env<'a>, v: Option<&'static str>) -> Term<'a> {
     v.map_or_else(|| nil(env), |s| enum_atom(env, s))
 }
 
-pub fn payload<'a>(env: Env<'a>, p: &Payload) -> Term<'a> {
+pub fn payload<'a>(env: Env<'a>, p: &Payload<'_>) -> Term<'a> {
     match p {
         Payload::Xml(el) => element(env, el),
         Payload::Delay(d) => make_struct(
             env,
             atoms::delay_mod(),
             &[
-                (atoms::stamp(), str_term(env, &d.stamp)),
                 (atoms::from(), opt(env, &d.from)),
                 (atoms::reason(), opt(env, &d.reason)),
+                (atoms::stamp(), str_term(env, &d.stamp)),
             ],
         ),
-        Payload::ChatState(s) => make_struct(env, atoms::chat_state_mod(), &[(atoms::state(), enum_atom(env, s.as_str()))]),
+        Payload::ChatState(s) => make_struct(
+            env,
+            atoms::chat_state_mod(),
+            &[(atoms::state(), enum_atom(env, s.as_str()))],
+        ),
         Payload::ReceiptRequest => make_struct(env, atoms::receipt_request_mod(), &[]),
-        Payload::ReceiptReceived { id } => make_struct(env, atoms::receipt_received_mod(), &[(atoms::id(), opt(env, id))]),
+        Payload::ReceiptReceived { id } => make_struct(
+            env,
+            atoms::receipt_received_mod(),
+            &[(atoms::id(), opt(env, id))],
+        ),
         Payload::Ping => make_struct(env, atoms::ping_mod(), &[]),
         Payload::StanzaId { id, by } => make_struct(
             env,
             atoms::stanza_id_mod(),
-            &[(atoms::id(), str_term(env, id)), (atoms::by(), str_term(env, by))],
+            &[
+                (atoms::by(), str_term(env, by)),
+                (atoms::id(), str_term(env, id)),
+            ],
         ),
-        Payload::OriginId { id } => make_struct(env, atoms::origin_id_mod(), &[(atoms::id(), str_term(env, id))]),
-        Payload::Json(j) => make_struct(env, atoms::json_mod(), &[(atoms::json(), str_term(env, j))]),
+        Payload::OriginId { id } => make_struct(
+            env,
+            atoms::origin_id_mod(),
+            &[(atoms::id(), str_term(env, id))],
+        ),
+        Payload::Json(j) => {
+            make_struct(env, atoms::json_mod(), &[(atoms::json(), str_term(env, j))])
+        }
         Payload::Term(etf) => match safe_term(env, etf) {
             Some(value) => make_struct(env, atoms::term_mod(), &[(atoms::value(), value)]),
             // A term we may not build here (unknown atom, fun): keep the XML.
@@ -212,7 +333,10 @@ pub fn payload<'a>(env: Env<'a>, p: &Payload) -> Term<'a> {
             make_struct(
                 env,
                 atoms::muc_join_mod(),
-                &[(atoms::password(), opt(env, &j.password)), (atoms::history(), history)],
+                &[
+                    (atoms::history(), history),
+                    (atoms::password(), opt(env, &j.password)),
+                ],
             )
         }
         Payload::MucUser(u) => {
@@ -221,40 +345,60 @@ pub fn payload<'a>(env: Env<'a>, p: &Payload) -> Term<'a> {
                     env,
                     atoms::muc_item_mod(),
                     &[
-                        (atoms::affiliation(), opt_enum(env, i.affiliation.map(stanza::Affiliation::as_str))),
-                        (atoms::role(), opt_enum(env, i.role.map(stanza::Role::as_str))),
-                        (atoms::jid(), opt(env, &i.jid)),
-                        (atoms::nick(), opt(env, &i.nick)),
                         (atoms::actor_jid(), opt(env, &i.actor_jid)),
                         (atoms::actor_nick(), opt(env, &i.actor_nick)),
+                        (
+                            atoms::affiliation(),
+                            opt_enum(env, i.affiliation.map(stanza::Affiliation::as_str)),
+                        ),
+                        (atoms::jid(), opt(env, &i.jid)),
+                        (atoms::nick(), opt(env, &i.nick)),
                         (atoms::reason(), opt(env, &i.reason)),
+                        (
+                            atoms::role(),
+                            opt_enum(env, i.role.map(stanza::Role::as_str)),
+                        ),
                     ],
                 )
             });
             make_struct(
                 env,
                 atoms::muc_user_mod(),
-                &[(atoms::items(), items), (atoms::status_codes(), u.status_codes.encode(env))],
+                &[
+                    (atoms::items(), items),
+                    (atoms::status_codes(), u.status_codes.encode(env)),
+                ],
             )
         }
         Payload::Roster(r) => {
             let items = list(env, &r.items, |env, i| {
                 let groups = list(env, &i.groups, |env, g| str_term(env, g));
-                let ask = if i.ask { atoms::subscribe().encode(env) } else { nil(env) };
+                let ask = if i.ask {
+                    atoms::subscribe().encode(env)
+                } else {
+                    nil(env)
+                };
                 make_struct(
                     env,
                     atoms::roster_item_mod(),
                     &[
+                        (atoms::approved(), i.approved.encode(env)),
+                        (atoms::ask(), ask),
+                        (atoms::groups(), groups),
                         (atoms::jid(), str_term(env, &i.jid)),
                         (atoms::name(), opt(env, &i.name)),
-                        (atoms::subscription(), opt_enum(env, i.subscription.map(stanza::Subscription::as_str))),
-                        (atoms::ask(), ask),
-                        (atoms::approved(), i.approved.encode(env)),
-                        (atoms::groups(), groups),
+                        (
+                            atoms::subscription(),
+                            opt_enum(env, i.subscription.map(stanza::Subscription::as_str)),
+                        ),
                     ],
                 )
             });
-            make_struct(env, atoms::roster_mod(), &[(atoms::ver(), opt(env, &r.ver)), (atoms::items(), items)])
+            make_struct(
+                env,
+                atoms::roster_mod(),
+                &[(atoms::items(), items), (atoms::ver(), opt(env, &r.ver))],
+            )
         }
         Payload::DiscoInfo(d) => {
             let identities = list(env, &d.identities, |env, i| {
@@ -263,9 +407,9 @@ pub fn payload<'a>(env: Env<'a>, p: &Payload) -> Term<'a> {
                     atoms::disco_identity_mod(),
                     &[
                         (atoms::category(), str_term(env, &i.category)),
-                        (atoms::type_(), str_term(env, &i.type_)),
-                        (atoms::name(), opt(env, &i.name)),
                         (atoms::lang(), opt(env, &i.lang)),
+                        (atoms::name(), opt(env, &i.name)),
+                        (atoms::type_(), str_term(env, &i.type_)),
                     ],
                 )
             });
@@ -273,10 +417,13 @@ pub fn payload<'a>(env: Env<'a>, p: &Payload) -> Term<'a> {
                 env,
                 atoms::disco_info_mod(),
                 &[
-                    (atoms::node(), opt(env, &d.node)),
-                    (atoms::identities(), identities),
-                    (atoms::features(), list(env, &d.features, |env, f| str_term(env, f))),
                     (atoms::extensions(), list(env, &d.extensions, element)),
+                    (
+                        atoms::features(),
+                        list(env, &d.features, |env, f| str_term(env, f)),
+                    ),
+                    (atoms::identities(), identities),
+                    (atoms::node(), opt(env, &d.node)),
                 ],
             )
         }
@@ -287,21 +434,26 @@ pub fn payload<'a>(env: Env<'a>, p: &Payload) -> Term<'a> {
                     atoms::disco_item_mod(),
                     &[
                         (atoms::jid(), str_term(env, &i.jid)),
-                        (atoms::node(), opt(env, &i.node)),
                         (atoms::name(), opt(env, &i.name)),
+                        (atoms::node(), opt(env, &i.node)),
                     ],
                 )
             });
-            make_struct(env, atoms::disco_items_mod(), &[(atoms::node(), opt(env, &d.node)), (atoms::items(), items)])
+            make_struct(
+                env,
+                atoms::disco_items_mod(),
+                &[(atoms::items(), items), (atoms::node(), opt(env, &d.node))],
+            )
         }
     }
 }
 
-fn raw_term_element(p: &Payload) -> Element {
+fn raw_term_element(p: &Payload<'_>) -> Element<'static> {
     let mut out = Vec::new();
     // Writing a Term payload cannot fail: base64 text only.
     let _ = p.write_to(&mut out);
     xmpp_bridge::xml::parse(&out, xmpp_bridge::Limits::new(usize::MAX, 2))
+        .map(Element::into_owned)
         .unwrap_or_else(|_| Element::new("term").with_attr("xmlns", ns::TERM))
 }
 
@@ -349,19 +501,22 @@ fn contains_fun(term: Term<'_>) -> bool {
     false
 }
 
-pub fn stream_event<'a>(env: Env<'a>, ev: Event, default_ns: Option<&str>) -> Term<'a> {
+pub fn stream_event<'a>(env: Env<'a>, ev: Event<'_>, default_ns: Option<&str>) -> Term<'a> {
     match ev {
         Event::Start(attrs) => (atoms::stream_start(), attr_list(env, &attrs)).encode(env),
         Event::End => atoms::stream_end().encode(env),
         Event::Element(el) => {
-            if !matches!(el.name.as_str(), "message" | "presence" | "iq") {
+            if !matches!(el.name.as_ref(), "message" | "presence" | "iq") {
                 return element(env, &el);
             }
             match stanza::decode_or_return(el, default_ns) {
                 Ok(s) => stanza(env, s),
-                Err((e, el)) => {
-                    (atoms::invalid_stanza(), NifError::from(e).to_term(env), element(env, &el)).encode(env)
-                }
+                Err((e, el)) => (
+                    atoms::invalid_stanza(),
+                    NifError::from(e).to_term(env),
+                    element(env, &el),
+                )
+                    .encode(env),
             }
         }
     }
