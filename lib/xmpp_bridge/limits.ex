@@ -1,19 +1,21 @@
 defmodule XmppBridge.Limits do
   @moduledoc false
-  # Options shared by everything that parses XML, and the size above which
-  # work moves to a dirty scheduler.
+  # Options shared by everything that parses XML, and the move of big work
+  # to a dirty scheduler.
 
   @default_max_bytes 262_144
   @default_max_depth 64
   @max_depth_ceiling 256
 
-  # Inputs up to this size are decoded in well under 1 ms on a normal
-  # scheduler (see bench/); bigger ones go to a dirty CPU scheduler.
-  @dirty_threshold 32_768
-
   def default_max_bytes, do: @default_max_bytes
   def default_max_depth, do: @default_max_depth
-  def dirty_threshold, do: @dirty_threshold
+
+  @doc false
+  # The NIFs estimate the cost of their input and answer `:dirty` when it
+  # would hold a normal scheduler too long (see native/xmpp_bridge_nif); the
+  # same work then runs on a dirty CPU scheduler.
+  def run(:dirty, dirty_fun), do: dirty_fun.()
+  def run(result, _dirty_fun), do: result
 
   @doc false
   def validate([]), do: {:ok, {@default_max_bytes, @default_max_depth}}

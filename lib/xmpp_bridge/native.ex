@@ -32,6 +32,7 @@ defmodule XmppBridge.Native do
   def xml_parse(_bin, _max_bytes, _max_depth), do: nif_error()
   def xml_parse_dirty(_bin, _max_bytes, _max_depth), do: nif_error()
   def xml_encode(_term), do: nif_error()
+  def xml_encode_dirty(_term), do: nif_error()
   def jid_parse(_bin), do: nif_error()
   def jid_normalize(_bin), do: nif_error()
   def stream_new(_max_bytes, _max_depth), do: nif_error()

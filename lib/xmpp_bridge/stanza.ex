@@ -16,8 +16,9 @@ defmodule XmppBridge.Stanza do
   stanza or of a typed payload is not kept, and default attribute values
   (`type='normal'` on a message) are not written back.
 
-  Inputs larger than 32 KiB are decoded on a dirty CPU scheduler, so no call
-  holds a normal scheduler for long.
+  No call holds a normal scheduler for long: the NIF estimates the cost of
+  its input (bytes and tags) and big inputs are decoded on a dirty CPU
+  scheduler.
 
       iex> {:ok, msg} = XmppBridge.Stanza.decode("<message xmlns='jabber:client' to='bob@example.com' type='chat'><body>hi</body></message>")
       iex> {msg.type, msg.to, msg.bodies}
@@ -61,11 +62,9 @@ defmodule XmppBridge.Stanza do
 
   def decode(xml, opts) when is_binary(xml) do
     with {:ok, {max_bytes, max_depth}} <- Limits.validate(opts) do
-      if byte_size(xml) > Limits.dirty_threshold() do
-        Native.stanza_decode_dirty(xml, max_bytes, max_depth)
-      else
-        Native.stanza_decode(xml, max_bytes, max_depth)
-      end
+      xml
+      |> Native.stanza_decode(max_bytes, max_depth)
+      |> Limits.run(fn -> Native.stanza_decode_dirty(xml, max_bytes, max_depth) end)
     end
     |> wrap()
   end
@@ -84,7 +83,10 @@ defmodule XmppBridge.Stanza do
   """
   @spec encode(t()) :: {:ok, binary()} | {:error, Error.t()}
   def encode(%mod{} = stanza) when mod in [Message, Presence, Iq] do
-    wrap(Native.stanza_encode(stanza))
+    stanza
+    |> Native.stanza_encode()
+    |> Limits.run(fn -> Native.stanza_encode_dirty(stanza) end)
+    |> wrap()
   end
 
   def encode(other), do: {:error, %Error{reason: {:not_a_stanza, other}}}

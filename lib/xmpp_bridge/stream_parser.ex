@@ -4,8 +4,8 @@ defmodule XmppBridge.StreamParser do
   off a socket, split anywhere (inside a tag, an attribute or a UTF-8
   character), and get back complete, decoded events.
 
-  Scanning is linear in the bytes fed, however small the chunks; a chunk
-  larger than 32 KiB is handled on a dirty CPU scheduler.
+  Scanning is linear in the bytes fed, however small the chunks; a feed that
+  would hold a normal scheduler too long runs on a dirty CPU scheduler.
 
   ## Events
 
@@ -68,11 +68,9 @@ defmodule XmppBridge.StreamParser do
   @doc "Feeds a chunk of the stream; returns the events it completed."
   @spec feed(t(), binary()) :: {:ok, [event()]} | {:error, Error.t()}
   def feed(%__MODULE__{ref: ref}, chunk) when is_binary(chunk) do
-    if byte_size(chunk) > Limits.dirty_threshold() do
-      Native.stream_feed_dirty(ref, chunk)
-    else
-      Native.stream_feed(ref, chunk)
-    end
+    ref
+    |> Native.stream_feed(chunk)
+    |> Limits.run(fn -> Native.stream_feed_dirty(ref, chunk) end)
     |> Stanza.wrap()
   end
 

@@ -33,11 +33,9 @@ defmodule XmppBridge.Xml do
 
   def parse(xml, opts) when is_binary(xml) do
     with {:ok, {max_bytes, max_depth}} <- Limits.validate(opts) do
-      if byte_size(xml) > Limits.dirty_threshold() do
-        Native.xml_parse_dirty(xml, max_bytes, max_depth)
-      else
-        Native.xml_parse(xml, max_bytes, max_depth)
-      end
+      xml
+      |> Native.xml_parse(max_bytes, max_depth)
+      |> Limits.run(fn -> Native.xml_parse_dirty(xml, max_bytes, max_depth) end)
     end
     |> Stanza.wrap()
   end
@@ -53,7 +51,12 @@ defmodule XmppBridge.Xml do
   self-closed).
   """
   @spec encode(xmlel()) :: {:ok, binary()} | {:error, Error.t()}
-  def encode({:xmlel, _, _, _} = el), do: Stanza.wrap(Native.xml_encode(el))
+  def encode({:xmlel, _, _, _} = el) do
+    el
+    |> Native.xml_encode()
+    |> Limits.run(fn -> Native.xml_encode_dirty(el) end)
+    |> Stanza.wrap()
+  end
   def encode(other), do: {:error, %Error{reason: {:not_an_element, other}}}
 
   @doc "Like `encode/1`, but raises `XmppBridge.Error`."

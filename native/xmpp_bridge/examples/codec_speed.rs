@@ -1,6 +1,11 @@
 //! Rough single-stanza timings of the pure Rust codec (the real benchmark,
 //! against the ProcessOne stack, is `make bench-codec`).
 use std::time::Instant;
+
+// The NIF uses mimalloc; time with the same allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use xmpp_bridge::{stanza, xml, Limits};
 
 fn main() {
@@ -39,4 +44,31 @@ fn main() {
         "normalize_jid   {:.3} us",
         t.elapsed().as_secs_f64() * 1e6 / n as f64
     );
+
+    // A file given on the command line (a big stanza, say) is timed too.
+    if let Some(path) = std::env::args().nth(1) {
+        let doc = std::fs::read(path).expect("readable file");
+        let limits = Limits::new(1 << 20, 64);
+        let n = 2_000;
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(xml::parse(&doc, limits).unwrap());
+        }
+        let per = t.elapsed().as_secs_f64() / n as f64;
+        println!(
+            "file xml::parse     {:.1} us ({:.0} MB/s)",
+            per * 1e6,
+            doc.len() as f64 / per / 1e6
+        );
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(stanza::decode_bytes(&doc, limits).unwrap());
+        }
+        let per = t.elapsed().as_secs_f64() / n as f64;
+        println!(
+            "file stanza::decode {:.1} us ({:.0} MB/s)",
+            per * 1e6,
+            doc.len() as f64 / per / 1e6
+        );
+    }
 }

@@ -19,8 +19,12 @@ macro_rules! str_enum {
         pub enum $name { $($var),* }
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$var),*];
-            /// Every value as written in XML.
+            /// Every value as written in XML, in declaration order.
             pub const WIRE: &'static [&'static str] = &[$($wire),*];
+            /// The position of the value in [`Self::ALL`] and [`Self::WIRE`].
+            pub fn index(self) -> usize {
+                self as usize
+            }
             /// The value as written in XML.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$var => $wire),* }

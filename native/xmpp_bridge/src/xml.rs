@@ -355,6 +355,18 @@ pub(crate) fn parse_start_tag(s: &str) -> Result<(Str<'_>, Vec<(Str<'_>, Str<'_>
     Ok((name, attrs))
 }
 
+/// Bytes that end an element or attribute name.
+static NAME_ENDS: [bool; 256] = {
+    let mut t = [false; 256];
+    let ends = b" \t\r\n/>=<'\"&";
+    let mut i = 0;
+    while i < ends.len() {
+        t[ends[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 pub(crate) struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
@@ -465,7 +477,10 @@ impl<'a> Parser<'a> {
     fn end_tag(&mut self, stack: &mut Vec<Element<'a>>) -> Result<Element<'a>> {
         let start = self.pos + 2;
         let gt = memchr(b'>', &self.b[start..]).ok_or_else(|| self.eof("in an end tag"))?;
-        let name = self.s[start..start + gt].trim_end_matches([' ', '\t', '\r', '\n']);
+        let mut name = &self.s[start..start + gt];
+        if name.ends_with([' ', '\t', '\r', '\n']) {
+            name = name.trim_end_matches([' ', '\t', '\r', '\n']);
+        }
         let top = stack.pop().ok_or_else(|| {
             Error::malformed(format!("unexpected end tag </{name}> at byte {}", self.pos))
         })?;
@@ -511,14 +526,11 @@ impl<'a> Parser<'a> {
 
     fn name(&mut self, what: &str) -> Result<&'a str> {
         let start = self.pos;
-        while self.pos < self.b.len()
-            && !matches!(
-                self.b[self.pos],
-                b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>' | b'=' | b'<' | b'\'' | b'"' | b'&'
-            )
-        {
-            self.pos += 1;
-        }
+        let len = self.b[start..]
+            .iter()
+            .position(|&b| NAME_ENDS[b as usize])
+            .unwrap_or(self.b.len() - start);
+        self.pos += len;
         if self.pos == start {
             return Err(if self.pos >= self.b.len() {
                 self.eof(&format!("reading {what}"))

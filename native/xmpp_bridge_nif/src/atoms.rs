@@ -1,7 +1,7 @@
 //! Atoms used when building and reading terms.
 
 rustler::atoms! {
-    ok, error, nil, true_ = "true", false_ = "false",
+    ok, error, nil, dirty, true_ = "true", false_ = "false",
     xmlel, xmlcdata,
     stream_start, stream_end, invalid_stanza, parse_error,
     __struct__ = "__struct__",

@@ -12,6 +12,9 @@ pub enum NifError {
     InvalidField(Atom, Atom),
     /// `{:invalid_json, detail}`
     InvalidJson(String),
+    /// Not an error: the work is too big for a normal scheduler and the
+    /// caller should run the dirty variant (the NIF returns `:dirty`).
+    Reschedule,
 }
 
 impl From<Error> for NifError {
@@ -32,6 +35,7 @@ impl NifError {
             NifError::Codec(e) => codec_reason(env, e),
             NifError::InvalidField(m, f) => (atoms::invalid_field(), (*m, *f)).encode(env),
             NifError::InvalidJson(d) => (atoms::invalid_json(), d.as_str()).encode(env),
+            NifError::Reschedule => atoms::dirty().encode(env),
         }
     }
 }

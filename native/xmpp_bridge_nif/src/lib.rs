@@ -38,6 +38,32 @@ fn limits(max_bytes: usize, max_depth: usize) -> Limits {
     Limits::new(max_bytes, max_depth)
 }
 
+/// Work a normal-scheduler call may take on, in estimated microseconds; the
+/// contract is to hold a scheduler for well under 1 ms. Above it the NIF
+/// returns `:dirty` and the Elixir side calls the `_dirty` variant.
+const BUDGET_US: usize = 500;
+
+/// Estimated cost of parsing `bytes` into terms: about 1 ns a byte plus
+/// 0.1 µs per tag (measured with `make bench-codec` and the codec_speed
+/// example). Counting `<` runs at memory speed, and only for inputs large
+/// enough to matter.
+fn too_big_for_normal(bytes: &[u8], already_buffered: usize) -> bool {
+    const ALWAYS_FINE: usize = 16 * 1024;
+    if bytes.len() + already_buffered < ALWAYS_FINE {
+        return false;
+    }
+    let tags = memchr::memchr_iter(b'<', bytes).count() + already_buffered / 40;
+    (bytes.len() + already_buffered) / 1000 + tags / 10 > BUDGET_US
+}
+
+/// Structs and elements an encode on a normal scheduler may convert and
+/// write (about 0.35 µs each).
+const ENCODE_UNITS: usize = BUDGET_US * 3;
+
+fn dirty(env: Env<'_>) -> Term<'_> {
+    atoms::dirty().encode(env)
+}
+
 fn do_stanza_decode<'a>(
     env: Env<'a>,
     input: Binary,
@@ -52,6 +78,9 @@ fn do_stanza_decode<'a>(
 
 #[rustler::nif]
 fn stanza_decode<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: usize) -> Term<'a> {
+    if too_big_for_normal(input.as_slice(), 0) {
+        return dirty(env);
+    }
     do_stanza_decode(env, input, max_bytes, max_depth)
 }
 
@@ -65,22 +94,24 @@ fn stanza_decode_dirty<'a>(
     do_stanza_decode(env, input, max_bytes, max_depth)
 }
 
-fn do_stanza_encode<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
+fn do_stanza_encode<'a>(env: Env<'a>, term: Term<'a>, units: usize) -> Term<'a> {
+    to_model::set_budget(units);
     let result = to_model::stanza(term).and_then(|s| s.to_bytes().map_err(NifError::from));
     match result {
         Ok(bytes) => ok(env, binary(env, &bytes)),
+        Err(NifError::Reschedule) => dirty(env),
         Err(e) => err(env, e),
     }
 }
 
 #[rustler::nif]
 fn stanza_encode<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
-    do_stanza_encode(env, term)
+    do_stanza_encode(env, term, ENCODE_UNITS)
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
 fn stanza_encode_dirty<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
-    do_stanza_encode(env, term)
+    do_stanza_encode(env, term, usize::MAX)
 }
 
 fn do_xml_parse<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: usize) -> Term<'a> {
@@ -92,6 +123,9 @@ fn do_xml_parse<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: us
 
 #[rustler::nif]
 fn xml_parse<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: usize) -> Term<'a> {
+    if too_big_for_normal(input.as_slice(), 0) {
+        return dirty(env);
+    }
     do_xml_parse(env, input, max_bytes, max_depth)
 }
 
@@ -107,9 +141,20 @@ fn xml_parse_dirty<'a>(
 
 #[rustler::nif]
 fn xml_encode<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
+    do_xml_encode(env, term, ENCODE_UNITS)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn xml_encode_dirty<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
+    do_xml_encode(env, term, usize::MAX)
+}
+
+fn do_xml_encode<'a>(env: Env<'a>, term: Term<'a>, units: usize) -> Term<'a> {
+    to_model::set_budget(units);
     let result = to_model::element(term, 1).and_then(|el| el.to_bytes().map_err(NifError::from));
     match result {
         Ok(bytes) => ok(env, binary(env, &bytes)),
+        Err(NifError::Reschedule) => dirty(env),
         Err(e) => err(env, e),
     }
 }
@@ -144,6 +189,15 @@ pub struct StreamResource {
 #[rustler::resource_impl]
 impl Resource for StreamResource {}
 
+fn lock(res: &StreamResource) -> std::sync::MutexGuard<'_, StreamParser> {
+    // A panic while the lock was held leaves a parser that is at worst
+    // failed; it is still safe to use.
+    match res.parser.lock() {
+        Ok(p) => p,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
 #[rustler::nif]
 fn stream_new(max_bytes: usize, max_depth: usize) -> ResourceArc<StreamResource> {
     ResourceArc::new(StreamResource {
@@ -152,10 +206,7 @@ fn stream_new(max_bytes: usize, max_depth: usize) -> ResourceArc<StreamResource>
 }
 
 fn do_stream_feed<'a>(env: Env<'a>, res: ResourceArc<StreamResource>, chunk: Binary) -> Term<'a> {
-    let mut parser = match res.parser.lock() {
-        Ok(p) => p,
-        Err(poisoned) => poisoned.into_inner(),
-    };
+    let mut parser = lock(&res);
     let mut terms: Vec<Term<'a>> = Vec::new();
     let result = parser.feed_with(chunk.as_slice(), &mut |ev, default_ns| {
         terms.push(to_term::stream_event(env, ev, default_ns));
@@ -171,6 +222,10 @@ fn do_stream_feed<'a>(env: Env<'a>, res: ResourceArc<StreamResource>, chunk: Bin
 
 #[rustler::nif]
 fn stream_feed<'a>(env: Env<'a>, res: ResourceArc<StreamResource>, chunk: Binary) -> Term<'a> {
+    let buffered = lock(&res).buffered();
+    if too_big_for_normal(chunk.as_slice(), buffered) {
+        return dirty(env);
+    }
     do_stream_feed(env, res, chunk)
 }
 
@@ -185,19 +240,13 @@ fn stream_feed_dirty<'a>(
 
 #[rustler::nif]
 fn stream_reset(res: ResourceArc<StreamResource>) -> rustler::Atom {
-    match res.parser.lock() {
-        Ok(mut p) => p.reset(),
-        Err(poisoned) => poisoned.into_inner().reset(),
-    }
+    lock(&res).reset();
     atoms::ok()
 }
 
 #[rustler::nif]
 fn stream_buffered(res: ResourceArc<StreamResource>) -> usize {
-    match res.parser.lock() {
-        Ok(p) => p.buffered(),
-        Err(poisoned) => poisoned.into_inner().buffered(),
-    }
+    lock(&res).buffered()
 }
 
 #[rustler::nif]

@@ -5,6 +5,7 @@ use crate::atoms;
 use crate::error::{invalid, NifError, NifResult};
 use rustler::{Atom, ListIterator, Term};
 use std::borrow::Cow;
+use std::cell::Cell;
 use xmpp_bridge::stanza::{
     Affiliation, ChatState, Condition, Delay, DiscoIdentity, DiscoInfo, DiscoItem, DiscoItems,
     ErrorType, Iq, IqType, LangText, Message, MessageType, MucHistory, MucItem, MucJoin, MucUser,
@@ -13,6 +14,28 @@ use xmpp_bridge::stanza::{
 };
 use xmpp_bridge::xml::{Element, Node, Str, MAX_DEPTH_CEILING};
 use xmpp_bridge::Error;
+
+thread_local! {
+    /// How many more structs and elements this call may convert before it
+    /// asks to be rescheduled on a dirty scheduler.
+    static BUDGET: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// Sets the conversion budget of the current NIF call (`usize::MAX` on a
+/// dirty scheduler).
+pub fn set_budget(units: usize) {
+    BUDGET.with(|b| b.set(units));
+}
+
+fn spend(units: usize) -> NifResult<()> {
+    BUDGET.with(|b| match b.get().checked_sub(units) {
+        Some(left) => {
+            b.set(left);
+            Ok(())
+        }
+        None => Err(NifError::Reschedule),
+    })
+}
 
 /// A struct being read: its map and module, for error reporting.
 struct S<'a> {
@@ -42,6 +65,7 @@ fn pair<'a>(t: Term<'a>, nil_first: bool) -> Option<(Option<Str<'a>>, Str<'a>)> 
 
 impl<'a> S<'a> {
     fn new(map: Term<'a>, module: Atom) -> NifResult<Self> {
+        spend(1)?;
         match map.map_get(atoms::__struct__()) {
             Ok(m) if m.decode::<Atom>().is_ok_and(|m| m == module) => Ok(S { map, module }),
             _ => Err(invalid(module, atoms::__struct__())),
@@ -360,6 +384,7 @@ pub fn element(t: Term<'_>, depth: usize) -> NifResult<Element<'_>> {
     if depth > MAX_DEPTH_CEILING {
         return Err(Error::TooDeep(MAX_DEPTH_CEILING).into());
     }
+    spend(1)?;
     let bad = |f: Atom| invalid(atoms::xmlel(), f);
     let (tag, name, attrs, children): (Atom, Term, Term, ListIterator) =
         t.decode().map_err(|_| bad(atoms::__struct__()))?;

@@ -24,14 +24,46 @@ fn nil(env: Env<'_>) -> Term<'_> {
     atoms::nil().encode(env)
 }
 
-/// The atom for an enum value as written in XML (`bad-request` ->
-/// `:bad_request`). Atoms of the known enums are looked up once and cached:
-/// the VM's atom table takes a lock per lookup.
-pub fn enum_atom<'a>(env: Env<'a>, wire: &'static str) -> Term<'a> {
-    match enum_cache().to_atom.get(wire) {
-        Some(a) => a.encode(env),
-        None => make_atom(wire).encode(env),
-    }
+/// An enum of the codec with a cached atom per value (`bad-request` ->
+/// `:bad_request`): the VM's atom table takes a lock per lookup, a cached
+/// atom costs an array index.
+pub trait AtomEnum: Copy + 'static {
+    const WIRE: &'static [&'static str];
+    fn index(self) -> usize;
+    fn atoms() -> &'static OnceLock<Vec<Atom>>;
+}
+
+macro_rules! atom_enums {
+    ($($t:ident),* $(,)?) => {$(
+        impl AtomEnum for stanza::$t {
+            const WIRE: &'static [&'static str] = stanza::$t::WIRE;
+            fn index(self) -> usize {
+                stanza::$t::index(self)
+            }
+            fn atoms() -> &'static OnceLock<Vec<Atom>> {
+                static ATOMS: OnceLock<Vec<Atom>> = OnceLock::new();
+                &ATOMS
+            }
+        }
+    )*};
+}
+
+atom_enums!(
+    MessageType,
+    PresenceType,
+    Show,
+    IqType,
+    ErrorType,
+    Condition,
+    ChatState,
+    Affiliation,
+    Role,
+    Subscription
+);
+
+pub fn enum_term<E: AtomEnum>(env: Env<'_>, e: E) -> Term<'_> {
+    let atoms = E::atoms().get_or_init(|| E::WIRE.iter().map(|w| make_atom(w)).collect());
+    atoms[e.index()].encode(env)
 }
 
 /// The wire value of an enum atom (`:bad_request` -> `bad-request`).
@@ -62,7 +94,6 @@ impl std::hash::Hasher for WordHasher {
 type Fast<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<WordHasher>>;
 
 struct EnumCache {
-    to_atom: Fast<&'static str, Atom>,
     // Atoms live as long as the VM, so their raw term is a stable key.
     to_wire: Fast<usize, &'static str>,
 }
@@ -71,16 +102,10 @@ fn enum_cache() -> &'static EnumCache {
     static CACHE: OnceLock<EnumCache> = OnceLock::new();
     CACHE.get_or_init(|| {
         let values = stanza::ENUM_VALUES.iter().flat_map(|v| v.iter().copied());
-        let mut cache = EnumCache {
-            to_atom: Fast::default(),
-            to_wire: Fast::default(),
-        };
-        for wire in values {
-            let atom = make_atom(wire);
-            cache.to_atom.insert(wire, atom);
-            cache.to_wire.insert(term_key(atom), wire);
-        }
-        cache
+        let to_wire = values
+            .map(|wire| (term_key(make_atom(wire)), wire))
+            .collect();
+        EnumCache { to_wire }
     })
 }
 
@@ -188,7 +213,7 @@ pub fn stanza<'a>(env: Env<'a>, s: Stanza<'_>) -> Term<'a> {
                     (atoms::thread(), opt(env, &m.thread)),
                     (atoms::thread_parent(), opt(env, &m.thread_parent)),
                     (atoms::to(), opt(env, &m.to)),
-                    (atoms::type_(), enum_atom(env, m.type_.as_str())),
+                    (atoms::type_(), enum_term(env, m.type_)),
                 ],
             )
         }
@@ -210,12 +235,11 @@ pub fn stanza<'a>(env: Env<'a>, s: Stanza<'_>) -> Term<'a> {
                     ),
                     (
                         atoms::show(),
-                        p.show
-                            .map_or_else(|| nil(env), |s| enum_atom(env, s.as_str())),
+                        p.show.map_or_else(|| nil(env), |s| enum_term(env, s)),
                     ),
                     (atoms::statuses(), lang_texts(env, &p.statuses)),
                     (atoms::to(), opt(env, &p.to)),
-                    (atoms::type_(), enum_atom(env, p.type_.as_str())),
+                    (atoms::type_(), enum_term(env, p.type_)),
                 ],
             )
         }
@@ -235,7 +259,7 @@ pub fn stanza<'a>(env: Env<'a>, s: Stanza<'_>) -> Term<'a> {
                         .map_or_else(|| nil(env), |p| payload(env, p)),
                 ),
                 (atoms::to(), opt(env, &i.to)),
-                (atoms::type_(), enum_atom(env, i.type_.as_str())),
+                (atoms::type_(), enum_term(env, i.type_)),
             ],
         ),
     }
@@ -252,11 +276,11 @@ fn stanza_error<'a>(env: Env<'a>, e: &Option<StanzaError<'_>>) -> Term<'a> {
                 e.app.as_ref().map_or_else(|| nil(env), |a| element(env, a)),
             ),
             (atoms::by(), opt(env, &e.by)),
-            (atoms::condition(), enum_atom(env, e.condition.as_str())),
+            (atoms::condition(), enum_term(env, e.condition)),
             (atoms::condition_text(), opt(env, &e.condition_text)),
             (atoms::text(), opt(env, &e.text)),
             (atoms::text_lang(), opt(env, &e.text_lang)),
-            (atoms::type_(), enum_atom(env, e.type_.as_str())),
+            (atoms::type_(), enum_term(env, e.type_)),
         ],
     )
 }
@@ -265,8 +289,8 @@ fn opt_u32(env: Env<'_>, v: Option<u32>) -> Term<'_> {
     v.map_or_else(|| nil(env), |n| n.encode(env))
 }
 
-fn opt_enum<'a>(env: Env<'a>, v: Option<&'static str>) -> Term<'a> {
-    v.map_or_else(|| nil(env), |s| enum_atom(env, s))
+fn opt_enum<E: AtomEnum>(env: Env<'_>, v: Option<E>) -> Term<'_> {
+    v.map_or_else(|| nil(env), |e| enum_term(env, e))
 }
 
 pub fn payload<'a>(env: Env<'a>, p: &Payload<'_>) -> Term<'a> {
@@ -284,7 +308,7 @@ pub fn payload<'a>(env: Env<'a>, p: &Payload<'_>) -> Term<'a> {
         Payload::ChatState(s) => make_struct(
             env,
             atoms::chat_state_mod(),
-            &[(atoms::state(), enum_atom(env, s.as_str()))],
+            &[(atoms::state(), enum_term(env, *s))],
         ),
         Payload::ReceiptRequest => make_struct(env, atoms::receipt_request_mod(), &[]),
         Payload::ReceiptReceived { id } => make_struct(
@@ -347,17 +371,11 @@ pub fn payload<'a>(env: Env<'a>, p: &Payload<'_>) -> Term<'a> {
                     &[
                         (atoms::actor_jid(), opt(env, &i.actor_jid)),
                         (atoms::actor_nick(), opt(env, &i.actor_nick)),
-                        (
-                            atoms::affiliation(),
-                            opt_enum(env, i.affiliation.map(stanza::Affiliation::as_str)),
-                        ),
+                        (atoms::affiliation(), opt_enum(env, i.affiliation)),
                         (atoms::jid(), opt(env, &i.jid)),
                         (atoms::nick(), opt(env, &i.nick)),
                         (atoms::reason(), opt(env, &i.reason)),
-                        (
-                            atoms::role(),
-                            opt_enum(env, i.role.map(stanza::Role::as_str)),
-                        ),
+                        (atoms::role(), opt_enum(env, i.role)),
                     ],
                 )
             });
@@ -387,10 +405,7 @@ pub fn payload<'a>(env: Env<'a>, p: &Payload<'_>) -> Term<'a> {
                         (atoms::groups(), groups),
                         (atoms::jid(), str_term(env, &i.jid)),
                         (atoms::name(), opt(env, &i.name)),
-                        (
-                            atoms::subscription(),
-                            opt_enum(env, i.subscription.map(stanza::Subscription::as_str)),
-                        ),
+                        (atoms::subscription(), opt_enum(env, i.subscription)),
                     ],
                 )
             });
