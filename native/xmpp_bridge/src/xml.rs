@@ -6,7 +6,7 @@
 //! declarations are ordinary attributes and prefixed names stay as written.
 
 use crate::error::{Error, Forbidden, Result};
-use memchr::{memchr, memchr2, memmem};
+use memchr::{memchr, memmem};
 use std::borrow::Cow;
 
 /// Default largest stanza accepted, in bytes.
@@ -587,21 +587,31 @@ impl<'a> Parser<'a> {
                         }
                     };
                     let vstart = self.pos + 1;
-                    let vlen = match memchr2(quote, b'<', &self.b[vstart..]) {
-                        Some(i) if self.b[vstart + i] == quote => i,
-                        Some(_) => {
-                            return Err(Error::malformed(format!(
-                                "'<' in the value of attribute {aname} of <{name}>"
-                            )))
+                    // Values are short: one scalar pass finds the closing
+                    // quote and notes any '&', cheaper than two SIMD scans.
+                    let mut vlen = 0;
+                    let mut has_ref = false;
+                    loop {
+                        match self.b.get(vstart + vlen) {
+                            None => return Err(self.eof(&format!("in the start tag <{name}>"))),
+                            Some(&b) if b == quote => break,
+                            Some(b'<') => {
+                                return Err(Error::malformed(format!(
+                                    "'<' in the value of attribute {aname} of <{name}>"
+                                )))
+                            }
+                            Some(b'&') => has_ref = true,
+                            Some(_) => {}
                         }
-                        None => return Err(self.eof(&format!("in the start tag <{name}>"))),
-                    };
+                        vlen += 1;
+                    }
                     if attrs.iter().any(|(n, _)| n == aname) {
                         return Err(Error::malformed(format!(
                             "duplicate attribute {aname} in <{name}>"
                         )));
                     }
-                    let value = unescape(&self.s[vstart..vstart + vlen])?;
+                    let raw = &self.s[vstart..vstart + vlen];
+                    let value = if has_ref { unescape(raw)? } else { Cow::Borrowed(raw) };
                     attrs.push((Cow::Borrowed(aname), value));
                     self.pos = vstart + vlen + 1;
                 }
