@@ -53,6 +53,14 @@ defmodule XmppBridge.Error do
     * `{:bad_argument, detail}` - an argument of the wrong type or value.
     * `{:parser_failed, reason}` - a stream parser was fed again after a fatal
       error; `reason` is that error.
+    * `{:not_a_stanza, term}` - `encode` was given something other than a
+      `Message`, `Presence` or `Iq` struct.
+    * `{:not_an_element, term}` - a generic element `{:xmlel, name, attrs,
+      children}` was expected.
+    * `{:bad_option, detail}` - an option is unknown or has a value out of
+      range (`max_bytes` must be a positive integer, `max_depth` 1..256).
+    * `{:invalid_json, detail}` - text that is not JSON, or a term without a
+      JSON form.
   """
   @type reason ::
           {:malformed_xml, String.t()}
@@ -73,6 +81,10 @@ defmodule XmppBridge.Error do
           | {:not_binary, term()}
           | {:bad_argument, String.t()}
           | {:parser_failed, reason()}
+          | {:not_a_stanza, term()}
+          | {:not_an_element, term()}
+          | {:bad_option, term()}
+          | {:invalid_json, String.t()}
 
   @type t :: %__MODULE__{reason: reason()}
 
@@ -152,6 +164,21 @@ defmodule XmppBridge.Error do
 
   def format({:parser_failed, reason}),
     do: "stream parser already failed, create a new one: " <> format(reason)
+
+  def format({:not_a_stanza, term}),
+    do: "expected a Message, Presence or Iq struct, got: " <> inspect(term)
+
+  def format({:not_an_element, term}),
+    do: "expected an {:xmlel, name, attrs, children} element, got: " <> inspect(term)
+
+  def format({:bad_option, {:unknown, keys}}), do: "unknown options: " <> inspect(keys)
+
+  def format({:bad_option, {key, value}}) when is_atom(key),
+    do: "bad value for option #{inspect(key)}: #{inspect(value)}"
+
+  def format({:bad_option, other}), do: "bad options: " <> inspect(other)
+
+  def format({:invalid_json, detail}), do: "invalid JSON: " <> text(detail)
 
   def format(reason), do: inspect(reason)
 

@@ -57,6 +57,7 @@ defmodule XmppBridge.Xml do
     |> Limits.run(fn -> Native.xml_encode_dirty(el) end)
     |> Stanza.wrap()
   end
+
   def encode(other), do: {:error, %Error{reason: {:not_an_element, other}}}
 
   @doc "Like `encode/1`, but raises `XmppBridge.Error`."

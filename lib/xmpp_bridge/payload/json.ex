@@ -36,4 +36,51 @@ defmodule XmppBridge.Payload.Json do
       raise XmppBridge.Error, reason: {:bad_argument, "JSON text must be valid UTF-8"}
     end
   end
+
+  @typedoc """
+  A term with a JSON form: maps (binary or atom keys), lists, binaries,
+  integers, floats, `true`, `false` and `nil` (JSON `null`).
+  """
+  @type json_term ::
+          %{optional(binary() | atom()) => json_term()}
+          | [json_term()]
+          | binary()
+          | number()
+          | boolean()
+          | nil
+
+  @doc """
+  Builds the payload from a term, written as JSON in Rust (serde_json).
+  Other atoms are written as strings.
+
+      iex> {:ok, payload} = XmppBridge.Payload.Json.from_term(%{"job" => 42, "tags" => ["a", nil]})
+      iex> payload.json
+      ~s({"job":42,"tags":["a",null]})
+  """
+  @spec from_term(json_term()) :: {:ok, t()} | {:error, XmppBridge.Error.t()}
+  def from_term(term) do
+    case XmppBridge.Native.json_encode(term) do
+      {:ok, json} -> {:ok, %__MODULE__{json: json}}
+      {:error, reason} -> {:error, %XmppBridge.Error{reason: reason}}
+    end
+  end
+
+  @doc """
+  Reads the JSON text of the payload into a term: objects become maps with
+  binary keys, `null` becomes `nil`. No atom is created.
+
+      iex> XmppBridge.Payload.Json.to_term(%XmppBridge.Payload.Json{json: ~s({"a":[1,2.5,true,null]})})
+      {:ok, %{"a" => [1, 2.5, true, nil]}}
+      iex> {:error, %XmppBridge.Error{reason: {:invalid_json, _}}} = XmppBridge.Payload.Json.to_term(%XmppBridge.Payload.Json{json: "{"})
+  """
+  @spec to_term(t()) :: {:ok, json_term()} | {:error, XmppBridge.Error.t()}
+  def to_term(%__MODULE__{json: json}) when is_binary(json) do
+    case XmppBridge.Native.json_decode(json) do
+      {:ok, term} -> {:ok, term}
+      {:error, reason} -> {:error, %XmppBridge.Error{reason: reason}}
+    end
+  end
+
+  def to_term(%__MODULE__{json: _not_binary}),
+    do: {:error, %XmppBridge.Error{reason: {:invalid_field, {__MODULE__, :json}}}}
 end
