@@ -60,7 +60,7 @@ elixir-check:
 	MIX_ENV=test $(MIX) compile --warnings-as-errors --force
 	MIX_ENV=test $(MIX) test --warnings-as-errors --include integration --include consumer
 
-build:
+build: deps
 	$(MIX) compile
 
 fmt:
@@ -69,10 +69,10 @@ fmt:
 
 bench: bench-codec
 
-bench-codec:
+bench-codec: deps
 	MIX_ENV=bench $(MIX) run bench/codec.exs
 
-demo:
+demo: deps
 	$(MIX) run demos/codec_demo.exs
 
 clean:
