@@ -10,11 +10,13 @@ defmodule XmppBridge.Stanza do
 
   Nothing is dropped: a child becomes a typed payload only when the typed form
   represents it exactly, so `encode(decode(xml))` keeps every element,
-  attribute, namespace and character of text. Three things are canonicalised,
-  and documented as such: JIDs in `from`/`to` (and in typed payloads) are
-  normalised (RFC 7622), whitespace-only text between the children of a
-  stanza or of a typed payload is not kept, and default attribute values
-  (`type='normal'` on a message) are not written back.
+  attribute, namespace and character of text, with four documented
+  exceptions (docs/PROTOCOL.md §1): JIDs in `from`/`to` (and in typed
+  payloads) are normalised (RFC 7622); whitespace-only text between the
+  children of a stanza or of a typed payload is not kept; default attribute
+  values (`type='normal'` on a message) are not written back; and a stanza's
+  own children (subject, body, thread, show, status, priority, error) are
+  written in one order, before the payloads, which keep theirs.
 
   No call holds a normal scheduler for long: the NIF estimates the cost of
   its input (bytes and tags) and big inputs are decoded on a dirty CPU

@@ -611,7 +611,11 @@ impl<'a> Parser<'a> {
                         )));
                     }
                     let raw = &self.s[vstart..vstart + vlen];
-                    let value = if has_ref { unescape(raw)? } else { Cow::Borrowed(raw) };
+                    let value = if has_ref {
+                        unescape(raw)?
+                    } else {
+                        Cow::Borrowed(raw)
+                    };
                     attrs.push((Cow::Borrowed(aname), value));
                     self.pos = vstart + vlen + 1;
                 }
