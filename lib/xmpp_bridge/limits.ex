@@ -21,26 +21,28 @@ defmodule XmppBridge.Limits do
   def validate([]), do: {:ok, {@default_max_bytes, @default_max_depth}}
 
   def validate(opts) when is_list(opts) do
-    with {:ok, opts} <- keyword(opts),
-         {:ok, max_bytes} <- pos_int(opts, :max_bytes, @default_max_bytes, 4_294_967_296),
-         {:ok, max_depth} <- pos_int(opts, :max_depth, @default_max_depth, @max_depth_ceiling) do
-      {:ok, {max_bytes, max_depth}}
+    if Keyword.keyword?(opts) do
+      case Enum.reject(Keyword.keys(opts), &(&1 in [:max_bytes, :max_depth])) do
+        [] ->
+          # As with Keyword.get/3, the first occurrence of a key wins.
+          with {:ok, max_bytes} <- pos_int(opts, :max_bytes, @default_max_bytes, 4_294_967_296),
+               {:ok, max_depth} <-
+                 pos_int(opts, :max_depth, @default_max_depth, @max_depth_ceiling) do
+            {:ok, {max_bytes, max_depth}}
+          end
+
+        unknown ->
+          {:error, {:bad_option, {:unknown, Enum.uniq(unknown)}}}
+      end
+    else
+      {:error, {:bad_option, opts}}
     end
   end
 
   def validate(opts), do: {:error, {:bad_option, opts}}
 
-  defp keyword(opts) do
-    case Keyword.validate(opts, max_bytes: @default_max_bytes, max_depth: @default_max_depth) do
-      {:ok, opts} -> {:ok, opts}
-      {:error, unknown} -> {:error, {:bad_option, {:unknown, unknown}}}
-    end
-  rescue
-    ArgumentError -> {:error, {:bad_option, opts}}
-  end
-
-  defp pos_int(opts, key, _default, max) do
-    case Keyword.fetch!(opts, key) do
+  defp pos_int(opts, key, default, max) do
+    case Keyword.get(opts, key, default) do
       n when is_integer(n) and n > 0 and n <= max -> {:ok, n}
       other -> {:error, {:bad_option, {key, other}}}
     end

@@ -76,6 +76,10 @@ pub struct StreamParser {
     state: State,
     /// 0 before the header, 1 inside the stream, 2 and more inside a stanza.
     depth: usize,
+    /// Names of the elements open inside the current stanza, as
+    /// (offset from `stanza_start`, length): an end tag is checked against
+    /// its start tag as soon as it arrives.
+    open: Vec<(usize, usize)>,
     tag_start: usize,
     stanza_start: usize,
     header_seen: bool,
@@ -91,6 +95,7 @@ impl StreamParser {
             pos: 0,
             state: State::Text,
             depth: 0,
+            open: Vec::new(),
             tag_start: 0,
             stanza_start: 0,
             header_seen: false,
@@ -201,6 +206,12 @@ impl StreamParser {
                         } else {
                             return Err(Error::ForbiddenXml(Forbidden::ProcessingInstruction));
                         }
+                    }
+                    b if xml::NAME_ENDS[b as usize] => {
+                        return Err(Error::malformed(format!(
+                            "expected an element name after '<', found {:?}",
+                            b as char
+                        )))
                     }
                     _ => self.state = State::StartTag,
                 },
@@ -328,6 +339,12 @@ impl StreamParser {
                 if self.depth - 1 > self.limits.max_depth {
                     return Err(Error::TooDeep(self.limits.max_depth));
                 }
+                let name_start = self.tag_start + 1;
+                let len = self.buf[name_start..self.pos]
+                    .iter()
+                    .position(|&b| xml::NAME_ENDS[b as usize])
+                    .unwrap_or(self.pos - name_start);
+                self.open.push((name_start - self.stanza_start, len));
                 Ok(())
             }
             _ => Ok(()),
@@ -350,15 +367,35 @@ impl StreamParser {
                 out(Event::End, self.default_ns.as_deref());
                 Ok(())
             }
-            2 => {
-                self.depth = 1;
-                self.emit(out)
-            }
-            _ => {
+            depth => {
+                self.check_end_tag()?;
                 self.depth -= 1;
-                Ok(())
+                if depth == 2 {
+                    self.emit(out)
+                } else {
+                    Ok(())
+                }
             }
         }
+    }
+
+    /// The end tag just scanned must close the innermost open element.
+    fn check_end_tag(&mut self) -> Result<()> {
+        let (off, len) = self.open.pop().unwrap_or((0, 0));
+        let start = self.stanza_start + off;
+        let open = &self.buf[start..start + len];
+        let mut end = &self.buf[self.tag_start + 2..self.pos - 1];
+        while let [rest @ .., b' ' | b'\t' | b'\r' | b'\n'] = end {
+            end = rest;
+        }
+        if open == end {
+            return Ok(());
+        }
+        Err(Error::malformed(format!(
+            "end tag </{}> does not match <{}>",
+            String::from_utf8_lossy(end),
+            String::from_utf8_lossy(open)
+        )))
     }
 
     fn emit(&self, out: &mut Sink<'_>) -> Result<()> {
@@ -450,6 +487,26 @@ mod tests {
             r.unwrap();
             assert_eq!(events, whole, "chunk size {size}");
         }
+    }
+
+    #[test]
+    fn reports_a_mismatched_end_tag_at_once() {
+        let mut p = StreamParser::new(Limits::default());
+        let mut out = Vec::new();
+        p.feed(HEADER.as_bytes(), &mut out).unwrap();
+        let r = p.feed(b"<message><body>x</message>", &mut out);
+        assert_eq!(
+            r,
+            Err(Error::MalformedXml(
+                "end tag </message> does not match <body>".into()
+            ))
+        );
+        let mut p = StreamParser::new(Limits::default());
+        p.feed(HEADER.as_bytes(), &mut out).unwrap();
+        assert!(matches!(
+            p.feed(b"<message><<", &mut out),
+            Err(Error::MalformedXml(_))
+        ));
     }
 
     #[test]

@@ -356,7 +356,7 @@ pub(crate) fn parse_start_tag(s: &str) -> Result<(Str<'_>, Vec<(Str<'_>, Str<'_>
 }
 
 /// Bytes that end an element or attribute name.
-static NAME_ENDS: [bool; 256] = {
+pub(crate) static NAME_ENDS: [bool; 256] = {
     let mut t = [false; 256];
     let ends = b" \t\r\n/>=<'\"&";
     let mut i = 0;

@@ -76,6 +76,21 @@ impl<'a> S<'a> {
         invalid(self.module, f)
     }
 
+    /// A value that is not a struct or element at all is reported against
+    /// the field that holds it (`{Message, :payloads}`), not as the shape
+    /// it failed to be.
+    fn blame(&self, e: NifError, f: Atom) -> NifError {
+        match e {
+            NifError::InvalidField(m, field)
+                if field == atoms::__struct__()
+                    && (m == atoms::xmlel() || m == atoms::stanza_error_mod()) =>
+            {
+                self.bad(f)
+            }
+            other => other,
+        }
+    }
+
     fn get(&self, f: Atom) -> NifResult<Term<'a>> {
         self.map.map_get(f).map_err(|_| self.bad(f))
     }
@@ -146,7 +161,9 @@ impl<'a> S<'a> {
         if is_nil(t) {
             return Ok(None);
         }
-        stanza_error(t).map(Some)
+        stanza_error(t)
+            .map(Some)
+            .map_err(|e| self.blame(e, atoms::error()))
     }
 }
 
@@ -175,7 +192,9 @@ pub fn stanza(t: Term<'_>) -> NifResult<Stanza<'_>> {
             thread: s.opt_string(atoms::thread())?,
             thread_parent: s.opt_string(atoms::thread_parent())?,
             error: s.error()?,
-            payloads: s.list(atoms::payloads(), payload)?,
+            payloads: s.list(atoms::payloads(), |t| {
+                payload(t).map_err(|e| s.blame(e, atoms::payloads()))
+            })?,
             attrs: s.attrs()?,
         }))
     } else if module == atoms::presence_mod() {
@@ -200,7 +219,9 @@ pub fn stanza(t: Term<'_>) -> NifResult<Stanza<'_>> {
             statuses: s.lang_texts(atoms::statuses())?,
             priority,
             error: s.error()?,
-            payloads: s.list(atoms::payloads(), payload)?,
+            payloads: s.list(atoms::payloads(), |t| {
+                payload(t).map_err(|e| s.blame(e, atoms::payloads()))
+            })?,
             attrs: s.attrs()?,
         }))
     } else if module == atoms::iq_mod() {
@@ -218,7 +239,11 @@ pub fn stanza(t: Term<'_>) -> NifResult<Stanza<'_>> {
             from: s.opt_string(atoms::from())?,
             to: s.opt_string(atoms::to())?,
             lang: s.opt_string(atoms::lang())?,
-            payload: if is_nil(p) { None } else { Some(payload(p)?) },
+            payload: if is_nil(p) {
+                None
+            } else {
+                Some(payload(p).map_err(|e| s.blame(e, atoms::payload()))?)
+            },
             error: s.error()?,
             attrs: s.attrs()?,
         }))
