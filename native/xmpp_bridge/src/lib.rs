@@ -10,6 +10,29 @@
 //!   errors, stanza-id/origin-id, XEP-0335 JSON, the term payload); anything
 //!   else survives as a generic [`xml::Element`].
 //! - [`jid`]: JID parsing and normalisation (RFC 7622) through the `jid` crate.
+//!
+//! ```
+//! use xmpp_bridge::stanza::{self, Payload, Stanza};
+//! use xmpp_bridge::{Event, Limits, StreamParser};
+//! # fn main() -> Result<(), xmpp_bridge::Error> {
+//!
+//! let xml = b"<message xmlns='jabber:client' to='Romeo@Example.net' type='chat'>\
+//!             <body>Art thou not Romeo?</body><request xmlns='urn:xmpp:receipts'/></message>";
+//! if let Stanza::Message(m) = stanza::decode_bytes(xml, Limits::default())? {
+//!     assert_eq!(m.to.as_deref(), Some("romeo@example.net")); // normalised
+//!     assert!(matches!(m.payloads[0], Payload::ReceiptRequest));
+//! }
+//!
+//! let mut parser = StreamParser::new(Limits::default());
+//! parser.feed_with(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'><iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>",
+//!     &mut |event, default_ns| {
+//!         if let Event::Element(el) = event {
+//!             println!("{:?}", stanza::decode(el, default_ns));
+//!         }
+//!     })?;
+//! # Ok(())
+//! # }
+//! ```
 #![deny(unsafe_code)]
 
 pub mod error;
