@@ -221,10 +221,15 @@ defmodule Mix.Tasks.Compile.XmppBridgeNative do
 
     ctx =
       Enum.reduce(files, ctx, fn file, ctx ->
-        %File.Stat{size: size, mtime: mtime} = File.stat!(file, time: :posix)
-        rel = Path.relative_to(file, root)
-        header = [rel, 0, Integer.to_string(size), 0, Integer.to_string(mtime), 0]
-        :erlang.md5_update(:erlang.md5_update(ctx, header), File.read!(file))
+        # A file removed since the walk (an editor's temp file) just drops out.
+        with {:ok, %File.Stat{size: size, mtime: mtime}} <- File.stat(file, time: :posix),
+             {:ok, content} <- File.read(file) do
+          rel = Path.relative_to(file, root)
+          header = [rel, 0, Integer.to_string(size), 0, Integer.to_string(mtime), 0]
+          :erlang.md5_update(:erlang.md5_update(ctx, header), content)
+        else
+          _ -> ctx
+        end
       end)
 
     Base.encode16(:erlang.md5_final(ctx), case: :lower)
@@ -237,7 +242,9 @@ defmodule Mix.Tasks.Compile.XmppBridgeNative do
           path = Path.join(dir, name)
 
           case File.lstat(path) do
-            _ when name == "target" -> []
+            # cargo's output, and the fuzz crate (its own workspace, with a
+            # corpus that changes while a fuzzer runs), do not go into the NIF.
+            _ when name in ["target", "fuzz"] -> []
             _ when binary_part(name, 0, 1) == "." -> []
             {:ok, %File.Stat{type: :directory}} -> walk(path)
             {:ok, %File.Stat{type: :regular}} -> [path]

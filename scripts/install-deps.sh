@@ -6,6 +6,15 @@
 #     the tools app, and ProcessOne's fast_xml/xmpp (used by benchmarks and
 #     cross-checks). `apt-get update` runs once, only if something is missing;
 #     sudo is used only when not root.
+#   * The private XMPP servers of the test harness (XmppBridge.TestServer):
+#     ejabberd and Prosody, and openssl for the per-run CA. They are installed
+#     WITHOUT starting their system services: a temporary
+#     /usr/sbin/policy-rc.d that exits 101 is in place during `apt-get install`
+#     (an existing one, e.g. Docker's, is left as it is). The packages still
+#     enable their systemd units for the next boot (no effect in containers).
+#     The harness runs its own instances with generated configs on free
+#     loopback ports, so a system instance left running by an earlier install
+#     does not get in its way (and is left alone).
 #   * Rust: cargo must be on PATH (rustup's ~/.cargo/bin is added if present);
 #     the rustfmt and clippy components are added with rustup when missing.
 #
@@ -22,6 +31,14 @@ APT_PACKAGES=(
   erlang-proper
   erlang-p1-xml
   erlang-p1-xmpp
+  # test harness servers (XmppBridge.TestServer); lua-sec/lua-socket etc. come
+  # as prosody's dependencies. lua-unbound is only a Recommends of prosody
+  # (skipped by --no-install-recommends) but without it every prosody and
+  # prosodyctl run prints a lua-unbound warning banner.
+  openssl
+  ejabberd
+  prosody
+  lua-unbound
 )
 # shellcheck disable=SC2206
 APT_PACKAGES+=(${XMPP_BRIDGE_EXTRA_APT:-})
@@ -53,7 +70,39 @@ install_debian_packages() {
   fi
   log "installing missing Debian packages: ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Keep the packages' maintainer scripts from starting system services
+  # (ejabberd, prosody): invoke-rc.d asks /usr/sbin/policy-rc.d, and exit
+  # status 101 means "action forbidden". Only a policy-rc.d we created is
+  # removed again.
+  local policy=/usr/sbin/policy-rc.d created_policy=0
+  if [ ! -e "$policy" ]; then
+    as_root sh -c "printf '#!/bin/sh\\n# temporary, from xmpp_bridge scripts/install-deps.sh\\nexit 101\\n' > $policy && chmod 755 $policy"
+    created_policy=1
+    # shellcheck disable=SC2064
+    trap "as_root rm -f $policy" EXIT
+  fi
+  local status=0
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" || status=$?
+  if [ "$created_policy" -eq 1 ]; then
+    as_root rm -f "$policy"
+    trap - EXIT
+  fi
+  [ "$status" -eq 0 ] || die "apt-get install failed (status $status)"
+  report_system_xmpp_services
+}
+
+# The harness never uses the system services; if one runs anyway (e.g. from an
+# install made before this script), say so and leave it alone: the harness
+# picks free ports and its own node names, so they do not collide.
+report_system_xmpp_services() {
+  local found
+  # the packages' own instances: node ejabberd@<host>, prosody with the
+  # default config (the harness's instances use xb_* nodes and --config <tmp>)
+  found="$(ps -eo pid=,user=,args= | grep -E 'beam.* -s?name ejabberd@|/usr/bin/prosody *(-[FD])? *$|/usr/bin/prosody .*/etc/prosody/' | grep -v grep || true)"
+  if [ -n "$found" ]; then
+    log "note: a system ejabberd/prosody is running (left alone; the test harness uses its own ports):"
+    printf '%s\n' "$found" >&2
+  fi
 }
 
 if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then

@@ -178,7 +178,8 @@ defmodule XmppBridge.Iq do
 
   # 72 random bits: unguessable, so a third party cannot forge the response
   # to a pending request, and short enough to cost little on the wire.
-  defp new_id, do: Base.url_encode64(:crypto.strong_rand_bytes(9), padding: false)
+  @doc false
+  def new_id, do: Base.url_encode64(:crypto.strong_rand_bytes(9), padding: false)
 
   defp ensure_request!(%__MODULE__{type: type}, _answer) when type in [:get, :set], do: :ok
 

@@ -40,6 +40,13 @@ defmodule XmppBridge.Native do
   def stream_feed_dirty(_ref, _bin), do: nif_error()
   def stream_reset(_ref), do: nif_error()
   def stream_buffered(_ref), do: nif_error()
+  def conn_open(_opts, _owner, _id), do: nif_error()
+  def conn_send(_ref, _stanza), do: nif_error()
+  def conn_iq(_ref, _iq, _waiter, _token), do: nif_error()
+  def conn_cancel_iq(_ref, _token, _id), do: nif_error()
+  def conn_close(_ref), do: nif_error()
+  def conn_alive(_ref), do: nif_error()
+  def conn_count, do: nif_error()
   def json_encode(_term), do: nif_error()
   def json_decode(_bin), do: nif_error()
 end

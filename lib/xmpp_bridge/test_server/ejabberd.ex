@@ -41,7 +41,14 @@ defmodule XmppBridge.TestServer.Ejabberd do
   #     offline store limit; all raised below.
   #   * `ejabberdctl register` fails with "conflict" for an existing account;
   #     register/3 then sets the password with change_password, so it behaves
-  #     like prosodyctl's register (create or reset).
+  #     like prosodyctl's register (create or reset). change_password is a
+  #     command of mod_admin_extra, which is therefore enabled.
+  #   * Mnesia logs commits asynchronously (disk_log write cache, ~2 s): an
+  #     account registered just before a `kill -9` is lost on restart. After
+  #     registering, the harness calls mnesia:sync_log() on the node through a
+  #     short-lived hidden Erlang node (rpc/4: same cookie - the ejabberd
+  #     user's ~/.erlang.cookie -, same dist port, -dist_listen false), so
+  #     accounts made by start/2 and register/3 survive TestServer.kill/1.
 
   alias XmppBridge.TestServer.OS
 
@@ -158,6 +165,7 @@ defmodule XmppBridge.TestServer.Ejabberd do
         resume_timeout: 300
       mod_ping: {}
       mod_carboncopy: {}
+      mod_admin_extra: {}
       mod_muc:
         host: #{q(server.muc_domain)}
         access_create: all
@@ -226,8 +234,118 @@ defmodule XmppBridge.TestServer.Ejabberd do
     end
   end
 
-  @doc "Creates the account, or resets its password if it exists."
+  @doc """
+  Creates the account, or resets its password if it exists; the account is
+  on disk when this returns (see sync/1).
+  """
   def register(server, user, password) do
+    with :ok <- ctl_register(server, user, password) do
+      sync(server)
+    end
+  end
+
+  @doc "Registers many accounts (concurrently), then syncs once."
+  def register_many(server, accounts) do
+    accounts
+    |> Task.async_stream(fn {user, pw} -> ctl_register(server, user, pw) end,
+      timeout: 60_000,
+      max_concurrency: 8
+    )
+    |> Enum.find_value(:ok, fn
+      {:ok, :ok} -> nil
+      {:ok, error} -> error
+      {:exit, reason} -> {:error, {:register_failed, :exit, reason}}
+    end)
+    |> case do
+      :ok -> sync(server)
+      error -> error
+    end
+  end
+
+  @doc "Flushes Mnesia's transaction log to disk on the node (mnesia:sync_log/0)."
+  def sync(server) do
+    case rpc(server, :mnesia, :sync_log, []) do
+      {:ok, :ok} -> :ok
+      {:ok, other} -> {:error, {:sync_log_failed, other}}
+      {:error, reason} -> {:error, {:sync_log_failed, reason}}
+    end
+  end
+
+  @doc """
+  Calls `mod:fun(args)` on the ejabberd node from a short-lived hidden node
+  (`erl -eval`, ~0.3 s). Returns `{:ok, result}`; `args` must print and read
+  back as Erlang terms (atoms, numbers, binaries, lists, tuples).
+  """
+  def rpc(server, mod, fun, args) do
+    with {:ok, cookie} <- cookie() do
+      call = ~s|rpc:call('#{server.node}', '#{mod}', '#{fun}', #{erl_term(args)}, 30000)|
+
+      eval =
+        "R = #{call}, io:format(\"~n~s~w~n\", [\"xb-rpc-result:\", R]), " <>
+          "halt(case R of {badrpc, _} -> 1; _ -> 0 end)."
+
+      args = [
+        "-sname",
+        "xbrpc_#{random_id()}@localhost",
+        "-hidden",
+        "-setcookie",
+        cookie,
+        "-erl_epmd_port",
+        Integer.to_string(server.private.dist_port),
+        "-start_epmd",
+        "false",
+        "-dist_listen",
+        "false",
+        "-noshell",
+        "-noinput",
+        "-eval",
+        eval
+      ]
+
+      case OS.run("erl", args, timeout: 30_000) do
+        {:ok, out} -> parse_rpc(out)
+        {:error, reason} -> {:error, {:rpc_failed, reason}}
+      end
+    end
+  end
+
+  defp parse_rpc(out) do
+    case Regex.run(~r/xb-rpc-result:(.*)$/m, out) do
+      [_, term] ->
+        {:ok, term} =
+          term |> String.to_charlist() |> :erl_scan.string() |> elem(1) |> parse_term()
+
+        {:ok, term}
+
+      nil ->
+        {:error, {:rpc_failed, out}}
+    end
+  end
+
+  defp parse_term(tokens), do: :erl_parse.parse_term(tokens ++ [{:dot, 1}])
+
+  defp erl_term(term), do: IO.iodata_to_binary(:io_lib.format(~c"~w", [term]))
+
+  # The cookie ejabberdctl's nodes use: ~/.erlang.cookie of the user it runs
+  # as (ejabberd when we are root).
+  defp cookie do
+    home =
+      if OS.root?() do
+        case System.cmd("getent", ["passwd", @user], stderr_to_stdout: true) do
+          {line, 0} -> line |> String.trim() |> String.split(":") |> Enum.at(5)
+          _ -> nil
+        end
+      else
+        System.user_home()
+      end
+
+    case home && File.read(Path.join(home, ".erlang.cookie")) do
+      {:ok, cookie} -> {:ok, String.trim(cookie)}
+      _ -> {:error, {:no_erlang_cookie, home}}
+    end
+  end
+
+  defp ctl_register(server, user, password) do
     case ctl(server, ["register", user, server.domain, password]) do
       {:ok, _} ->
         :ok

@@ -177,9 +177,21 @@ defmodule XmppBridge.TestServer.Prosody do
     end
   end
 
-  @doc "SIGTERM (without mod_posix, Prosody exits at once); the caller waits."
-  def request_stop(_server, nil), do: :ok
+  @doc "Registers many accounts, concurrently."
+  def register_many(server, accounts) do
+    accounts
+    |> Task.async_stream(fn {user, pw} -> register(server, user, pw) end,
+      timeout: 60_000,
+      max_concurrency: 8
+    )
+    |> Enum.find_value(:ok, fn
+      {:ok, :ok} -> nil
+      {:ok, error} -> error
+      {:exit, reason} -> {:error, {:register_failed, :exit, reason}}
+    end)
+  end
 
+  @doc "SIGTERM (without mod_posix, Prosody exits at once); the caller waits."
   def request_stop(server, _port) do
     if server.os_pid, do: OS.kill(server.os_pid, :term)
     :ok

@@ -35,6 +35,8 @@
 //! ```
 #![deny(unsafe_code)]
 
+#[cfg(feature = "net")]
+pub mod client;
 pub mod error;
 pub mod jid;
 pub mod ns;

@@ -1048,6 +1048,25 @@ impl Stanza<'_> {
         Ok(out)
     }
 
+    /// Serialises the stanza for a stream whose default namespace it
+    /// inherits: without the `xmlns='jabber:client'` that [`Stanza::to_bytes`]
+    /// writes on a stanza standing alone (a stanza with its own `xmlns` in
+    /// `attrs` keeps it).
+    pub fn to_stream_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = self.to_bytes()?;
+        let name = match self {
+            Stanza::Message(_) => "message",
+            Stanza::Presence(_) => "presence",
+            Stanza::Iq(_) => "iq",
+        };
+        const DEFAULT: &[u8] = b" xmlns='jabber:client'";
+        let at = 1 + name.len();
+        if out[at..].starts_with(DEFAULT) {
+            out.drain(at..at + DEFAULT.len());
+        }
+        Ok(out)
+    }
+
     pub fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
         match self {
             Stanza::Message(m) => m.write_to(out),

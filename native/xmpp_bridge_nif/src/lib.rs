@@ -4,6 +4,7 @@
 //! process, never a VM crash.
 
 mod atoms;
+mod conn;
 mod error;
 mod json;
 mod to_model;
@@ -24,7 +25,7 @@ fn ok<'a>(env: Env<'a>, value: Term<'a>) -> Term<'a> {
     (atoms::ok(), value).encode(env)
 }
 
-fn err<'a>(env: Env<'a>, e: impl Into<NifError>) -> Term<'a> {
+pub(crate) fn err<'a>(env: Env<'a>, e: impl Into<NifError>) -> Term<'a> {
     (atoms::error(), e.into().to_term(env)).encode(env)
 }
 

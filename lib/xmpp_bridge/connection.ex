@@ -1,0 +1,321 @@
+defmodule XmppBridge.Connection do
+  @moduledoc """
+  An XMPP session (client, or XEP-0114 external component) owned by a BEAM
+  process and run by the Rust core on a shared tokio runtime, off the
+  schedulers.
+
+  The session connects, secures the stream (STARTTLS required by default,
+  certificates verified), authenticates (SCRAM-SHA-256, SCRAM-SHA-1; PLAIN
+  only over TLS or to a loopback address), binds a resource, enables stream
+  management (XEP-0198), answers pings and disco#info by itself, probes a
+  silent server with keepalives, and reconnects with exponential backoff and
+  jitter, resuming the stream when the server allows it. Authentication
+  failures are reported and not retried.
+
+  Incoming stanzas are decoded in Rust and arrive in the owner's mailbox as
+  structs. When the owner exits, the session closes and its memory is freed.
+
+  ## Messages to the owner
+
+  Each is `{:xmpp_bridge, id, event}` where `id` is `conn.id`:
+
+    * `{:online, %{jid: jid, resumed: boolean}}` - authenticated and bound;
+      `resumed` when XEP-0198 resumed the previous stream (nothing lost).
+    * `{:stanza, stanza}` - an incoming `XmppBridge.Message`, `Presence` or
+      `Iq` (IQ answers to `iq/3` go to its caller instead).
+    * `{:invalid_stanza, reason, xmlel}` - a stanza that could not be decoded.
+    * `{:element, xmlel}` - another top-level element.
+    * `{:acked, [seq]}` - the server confirmed the stanzas `send/2` returned
+      these numbers for (XEP-0198).
+    * `{:failed, [seq], reason}` - these stanzas will never be confirmed.
+    * `{:disconnected, reason}` - the connection was lost.
+    * `{:reconnecting, %{attempt: n, delay_ms: ms}}` - the next attempt.
+    * `{:closed, reason}` - the session is over (`:normal` after `close/1`);
+      always the last message.
+
+  Disconnect reasons are `{:connect_failed, detail}`, `{:tls_failed, detail}`,
+  `{:auth_failed, condition}`, `{:timeout, step}`, `{:stream_error,
+  {condition, text}}`, `:closed_by_server`, `:keepalive_timeout`,
+  `{:protocol_error, detail}`, `{:io_error, detail}`, `{:bad_config, detail}`.
+
+  ## Delivery
+
+  With stream management (ejabberd, Prosody) every stanza is reported
+  `:acked` or `:failed`: nothing is lost silently. Without it (a server
+  without XEP-0198, or a component), stanzas still queued when the session
+  ends are reported failed, but those already written cannot be confirmed.
+
+      {:ok, conn} = XmppBridge.Connection.open(jid: "alice@example.com", password: "secret")
+      receive do
+        {:xmpp_bridge, id, {:online, %{jid: jid}}} when id == conn.id -> jid
+      end
+      {:ok, seq} = XmppBridge.Connection.send(conn, XmppBridge.Message.chat("bob@example.com", "hi"))
+  """
+
+  import Kernel, except: [send: 2]
+
+  alias XmppBridge.{Error, Iq, Native, Stanza}
+
+  @enforce_keys [:ref, :id]
+  defstruct [:ref, :id]
+
+  @typedoc "A session; `id` tags the messages sent to its owner."
+  @type t :: %__MODULE__{ref: reference(), id: pos_integer()}
+
+  @typedoc "The sequence number `send/2` returns, used by `:acked`/`:failed`."
+  @type seq :: non_neg_integer()
+
+  @defaults [
+    host: nil,
+    port: nil,
+    tls: :starttls,
+    ca_file: nil,
+    server_name: nil,
+    resource: nil,
+    connect_timeout: 10_000,
+    keepalive: 30_000,
+    keepalive_timeout: 10_000,
+    reconnect: true,
+    queue_limit: 10_000,
+    stream_management: true,
+    initial_presence: true,
+    mode: :client,
+    max_stanza_bytes: 262_144,
+    owner: nil
+  ]
+
+  @doc """
+  Opens a session owned by the calling process (or `:owner`).
+
+  Returns at once; `{:online, _}` follows when the session is up.
+
+  ## Options
+
+    * `:jid` (required) - `user@domain[/resource]`, or the component domain.
+    * `:password` (required) - the account's password, or the component secret.
+    * `:mode` - `:client` (default) or `:component` (XEP-0114).
+    * `:host`, `:port` - where to connect; default the JID's domain and 5222
+      (5347 for components).
+    * `:tls` - `:starttls` (default, required), `:direct`, or `:plain`
+      (allowed only to a loopback address).
+    * `:ca_file` - PEM file of the CA to trust instead of the bundled roots.
+    * `:server_name` - name the certificate must carry (default: the domain).
+    * `:resource` - resource to ask for (default: the server's choice).
+    * `:connect_timeout` - ms for TCP connect and for stream negotiation
+      (default 10000).
+    * `:keepalive` - ms of silence before the server is probed (default
+      30000; `nil` for never); `:keepalive_timeout` - ms a probe may stay
+      unanswered (default 10000).
+    * `:reconnect` - `true` (default), `false`, or `[initial: ms, max: ms,
+      max_attempts: n | nil]` (defaults 500, 30000, nil).
+    * `:queue_limit` - stanzas that may wait to be sent (default 10000);
+      `send/2` answers `:queue_full` beyond it.
+    * `:stream_management` - ask for XEP-0198 (default true).
+    * `:initial_presence` - send `<presence/>` once online (default true for
+      clients).
+    * `:max_stanza_bytes` - largest incoming stanza (default 262144).
+    * `:owner` - the owning pid (default `self()`).
+  """
+  @spec open(keyword()) :: {:ok, t()} | {:error, Error.t()}
+  def open(opts) when is_list(opts) do
+    with {:ok, config} <- config(opts) do
+      id = System.unique_integer([:positive, :monotonic])
+
+      case Native.conn_open(config, config.owner, id) do
+        {:ok, ref} -> {:ok, %__MODULE__{ref: ref, id: id}}
+        {:error, reason} -> {:error, %Error{reason: reason}}
+      end
+    end
+  end
+
+  def open(other), do: {:error, %Error{reason: {:bad_option, other}}}
+
+  @doc "Like `open/1`, but raises `XmppBridge.Error`."
+  @spec open!(keyword()) :: t()
+  def open!(opts), do: Stanza.unwrap(open(opts))
+
+  @doc """
+  Queues a stanza (struct or `{:xmlel, ...}` element); never blocks.
+
+  Returns its sequence number, which `{:acked, seqs}` / `{:failed, seqs,
+  reason}` refer to; `{:error, %Error{reason: :queue_full}}` when
+  `:queue_limit` stanzas are already waiting, `:closed` when the session is
+  over, or the encoding error.
+  """
+  @spec send(t(), Stanza.t() | Stanza.xmlel()) :: {:ok, seq()} | {:error, Error.t()}
+  def send(%__MODULE__{ref: ref}, stanza) do
+    case Native.conn_send(ref, stanza) do
+      {:ok, seq} -> {:ok, seq}
+      {:error, reason} -> {:error, %Error{reason: reason}}
+    end
+  end
+
+  @doc "Like `send/2`, but raises `XmppBridge.Error`."
+  @spec send!(t(), Stanza.t() | Stanza.xmlel()) :: seq()
+  def send!(conn, stanza), do: Stanza.unwrap(send(conn, stanza))
+
+  @doc """
+  Sends an IQ request (`get`/`set`) and waits for its answer.
+
+  Returns `{:ok, %Iq{type: :result}}`, or `{:error, %Error{reason: r}}` with
+  `r` one of `{:iq_error, %Iq{type: :error}}`, `:timeout` (after `timeout`
+  ms, default 5000; the waiter is removed), `:closed`, or a disconnect
+  reason. An IQ without id gets a fresh one.
+  """
+  @spec iq(t(), Iq.t(), timeout()) :: {:ok, Iq.t()} | {:error, Error.t()}
+  def iq(%__MODULE__{ref: ref}, %Iq{} = iq, timeout \\ 5000) do
+    iq = if iq.id in [nil, ""], do: %Iq{iq | id: Iq.new_id()}, else: iq
+    token = System.unique_integer([:positive])
+
+    case Native.conn_iq(ref, iq, self(), token) do
+      {:ok, _seq} ->
+        receive do
+          {:xmpp_bridge_iq, ^token, {:ok, %Iq{type: :result} = answer}} ->
+            {:ok, answer}
+
+          {:xmpp_bridge_iq, ^token, {:ok, %Iq{} = answer}} ->
+            {:error, %Error{reason: {:iq_error, answer}}}
+
+          {:xmpp_bridge_iq, ^token, {:error, reason}} ->
+            {:error, %Error{reason: reason}}
+        after
+          timeout ->
+            Native.conn_cancel_iq(ref, token, iq.id)
+            # The answer may have crossed the cancellation.
+            receive do
+              {:xmpp_bridge_iq, ^token, _} -> :ok
+            after
+              0 -> :ok
+            end
+
+            {:error, %Error{reason: :timeout}}
+        end
+
+      {:error, reason} ->
+        {:error, %Error{reason: reason}}
+    end
+  end
+
+  @doc "Ends the session cleanly (`{:closed, :normal}` follows); idempotent."
+  @spec close(t()) :: :ok
+  def close(%__MODULE__{ref: ref}), do: Native.conn_close(ref)
+
+  @doc "True until the session is over."
+  @spec alive?(t()) :: boolean()
+  def alive?(%__MODULE__{ref: ref}), do: Native.conn_alive(ref)
+
+  @doc """
+  Sessions whose memory is still held (open, or closed but not yet freed).
+  Tests use it to check that nothing leaks.
+  """
+  @spec count() :: non_neg_integer()
+  def count, do: Native.conn_count()
+
+  @doc false
+  def config(opts) do
+    with {:ok, opts} <- validate_keys(opts),
+         {:ok, jid} <- required_binary(opts, :jid),
+         {:ok, password} <- required_binary(opts, :password),
+         {:ok, reconnect} <- reconnect(opts[:reconnect]),
+         :ok <- check(opts) do
+      mode = opts[:mode]
+
+      {:ok,
+       Map.merge(reconnect, %{
+         mode: mode,
+         jid: jid,
+         password: password,
+         host: opts[:host],
+         port: opts[:port] || if(mode == :component, do: 5347, else: 5222),
+         tls: opts[:tls],
+         ca_file: opts[:ca_file],
+         server_name: opts[:server_name],
+         resource: opts[:resource],
+         connect_timeout: opts[:connect_timeout],
+         keepalive: opts[:keepalive],
+         keepalive_timeout: opts[:keepalive_timeout],
+         queue_limit: opts[:queue_limit],
+         stream_management: opts[:stream_management],
+         initial_presence: opts[:initial_presence] and mode == :client,
+         max_stanza_bytes: opts[:max_stanza_bytes],
+         owner: opts[:owner] || self()
+       })}
+    end
+  end
+
+  defp validate_keys(opts) do
+    if Keyword.keyword?(opts) do
+      case Keyword.validate(opts, [:jid, :password | @defaults]) do
+        {:ok, opts} -> {:ok, opts}
+        {:error, unknown} -> {:error, %Error{reason: {:bad_option, {:unknown, unknown}}}}
+      end
+    else
+      {:error, %Error{reason: {:bad_option, opts}}}
+    end
+  end
+
+  defp required_binary(opts, key) do
+    case opts[key] do
+      value when is_binary(value) and value != "" -> {:ok, value}
+      other -> {:error, %Error{reason: {:bad_option, {key, other}}}}
+    end
+  end
+
+  defp reconnect(true), do: reconnect([])
+  defp reconnect(false), do: reconnect_map(false, [])
+
+  defp reconnect(opts) when is_list(opts) do
+    if Keyword.keyword?(opts) and Keyword.keys(opts) -- [:initial, :max, :max_attempts] == [] do
+      reconnect_map(true, opts)
+    else
+      {:error, %Error{reason: {:bad_option, {:reconnect, opts}}}}
+    end
+  end
+
+  defp reconnect(other), do: {:error, %Error{reason: {:bad_option, {:reconnect, other}}}}
+
+  defp reconnect_map(enabled, opts) do
+    initial = Keyword.get(opts, :initial, 500)
+    max = Keyword.get(opts, :max, 30_000)
+    attempts = Keyword.get(opts, :max_attempts)
+
+    if pos?(initial) and pos?(max) and
+         (attempts == nil or (is_integer(attempts) and attempts >= 0)) do
+      {:ok,
+       %{reconnect: enabled, backoff_initial: initial, backoff_max: max, max_attempts: attempts}}
+    else
+      {:error, %Error{reason: {:bad_option, {:reconnect, opts}}}}
+    end
+  end
+
+  defp pos?(n), do: is_integer(n) and n > 0
+
+  defp check(opts) do
+    checks = [
+      mode: opts[:mode] in [:client, :component],
+      tls: opts[:tls] in [:starttls, :direct, :plain],
+      host: opts[:host] == nil or is_binary(opts[:host]),
+      port: opts[:port] == nil or (is_integer(opts[:port]) and opts[:port] in 1..65_535),
+      ca_file: opts[:ca_file] == nil or is_binary(opts[:ca_file]),
+      server_name: opts[:server_name] == nil or is_binary(opts[:server_name]),
+      resource: opts[:resource] == nil or is_binary(opts[:resource]),
+      connect_timeout: pos?(opts[:connect_timeout]),
+      keepalive: opts[:keepalive] == nil or pos?(opts[:keepalive]),
+      keepalive_timeout: pos?(opts[:keepalive_timeout]),
+      queue_limit: pos?(opts[:queue_limit]),
+      stream_management: is_boolean(opts[:stream_management]),
+      initial_presence: is_boolean(opts[:initial_presence]),
+      max_stanza_bytes: pos?(opts[:max_stanza_bytes]),
+      owner: opts[:owner] == nil or is_pid(opts[:owner])
+    ]
+
+    case Enum.find(checks, fn {_key, ok} -> not ok end) do
+      nil -> :ok
+      {key, false} -> {:error, %Error{reason: {:bad_option, {key, opts[key]}}}}
+    end
+  end
+
+  defimpl Inspect do
+    def inspect(%{id: id}, _opts), do: "#XmppBridge.Connection<#{id}>"
+  end
+end

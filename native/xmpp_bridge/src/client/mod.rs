@@ -1,0 +1,355 @@
+//! XMPP sessions on tokio: client-to-server (RFC 6120/6121) and external
+//! components (XEP-0114).
+//!
+//! One task runs each session: it connects (STARTTLS required by default,
+//! direct TLS, or plaintext to a loopback address only), authenticates
+//! (SCRAM-SHA-256, SCRAM-SHA-1, PLAIN only over TLS or loopback), binds a
+//! resource, enables stream management (XEP-0198), answers pings (XEP-0199)
+//! and disco#info by itself, probes a silent server with keepalives, and
+//! reconnects with exponential backoff and jitter, resuming the stream when
+//! the server allows it. Incoming stanzas are handed to a [`Handler`] as
+//! elements borrowed from the read buffer; nothing is parsed twice.
+//!
+//! Delivery: with stream management every stanza sent is eventually
+//! reported either [`Event::Acked`] or [`Event::Failed`]. Without it (a
+//! server that does not offer XEP-0198, or a component) stanzas still queued
+//! when the session ends are reported failed; those already written cannot
+//! be confirmed.
+
+mod sasl;
+mod session;
+mod transport;
+
+pub use session::run;
+
+use crate::xml::Element;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How the TCP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// STARTTLS, required: a server that does not offer it is an error.
+    StartTls,
+    /// TLS from the first byte (XEP-0368 style, e.g. port 5223).
+    Direct,
+    /// No TLS. Refused unless the host is a loopback address.
+    Plain,
+}
+
+/// Client session or external component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Client,
+    /// XEP-0114: the JID is the component's domain, the password its secret.
+    Component,
+}
+
+/// Reconnection policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconnect {
+    pub enabled: bool,
+    pub initial: Duration,
+    pub max: Duration,
+    /// Give up after this many failed attempts in a row (None: never).
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            enabled: true,
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            max_attempts: None,
+        }
+    }
+}
+
+/// Everything a session needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    /// The account (`user@domain` or `user@domain/resource`), or the
+    /// component's domain.
+    pub jid: String,
+    pub password: String,
+    /// Where to connect; the JID's domain when `None`.
+    pub host: Option<String>,
+    pub port: u16,
+    pub tls: TlsMode,
+    /// PEM file of the CA(s) to trust instead of the bundled web roots.
+    pub ca_file: Option<String>,
+    /// Name the server certificate must carry; the JID's domain by default.
+    pub server_name: Option<String>,
+    /// Resource to ask for; the server picks one when `None`.
+    pub resource: Option<String>,
+    pub connect_timeout: Duration,
+    /// Probe the server after this much silence (None: never).
+    pub keepalive: Option<Duration>,
+    /// How long a probe may stay unanswered before the server is deemed dead.
+    pub keepalive_timeout: Duration,
+    pub reconnect: Reconnect,
+    /// Stanzas that may wait in the outbound queue.
+    pub queue_limit: usize,
+    /// Ask for XEP-0198 stream management (acks and resumption).
+    pub stream_management: bool,
+    /// Send `<presence/>` once online (needed to receive messages sent to
+    /// the bare JID, and offline storage).
+    pub initial_presence: bool,
+    /// Largest incoming top-level element.
+    pub max_stanza_bytes: usize,
+}
+
+impl Config {
+    /// Defaults for a client session of `jid`.
+    pub fn client(jid: impl Into<String>, password: impl Into<String>) -> Config {
+        Config {
+            mode: Mode::Client,
+            jid: jid.into(),
+            password: password.into(),
+            host: None,
+            port: 5222,
+            tls: TlsMode::StartTls,
+            ca_file: None,
+            server_name: None,
+            resource: None,
+            connect_timeout: Duration::from_secs(10),
+            keepalive: Some(Duration::from_secs(30)),
+            keepalive_timeout: Duration::from_secs(10),
+            reconnect: Reconnect::default(),
+            queue_limit: 10_000,
+            stream_management: true,
+            initial_presence: true,
+            max_stanza_bytes: crate::xml::DEFAULT_MAX_BYTES,
+        }
+    }
+
+    /// Defaults for an external component of domain `domain`.
+    pub fn component(domain: impl Into<String>, secret: impl Into<String>) -> Config {
+        Config {
+            mode: Mode::Component,
+            port: 5347,
+            tls: TlsMode::Plain,
+            stream_management: false,
+            initial_presence: false,
+            ..Config::client(domain, secret)
+        }
+    }
+}
+
+/// Why a session ended or could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnError {
+    /// Bad options (the detail says which).
+    Config(String),
+    /// TCP connect failed.
+    Connect(String),
+    /// A step took longer than its timeout (the step is named).
+    Timeout(&'static str),
+    /// TLS failed, e.g. a certificate from an unknown CA.
+    Tls(String),
+    /// The server refused the credentials (not retried).
+    AuthFailed(String),
+    /// The server sent `<stream:error>` with this condition (and text).
+    StreamError(String, Option<String>),
+    /// The server closed the connection.
+    ClosedByServer,
+    /// No answer to a keepalive probe in time.
+    KeepaliveTimeout,
+    /// The server broke the protocol (or offered nothing we can use).
+    Protocol(String),
+    /// A socket error.
+    Io(String),
+}
+
+impl ConnError {
+    /// Errors that another attempt would only repeat.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            ConnError::Config(_) | ConnError::AuthFailed(_) => true,
+            // Another session took our resource, or the account is gone:
+            // reconnecting would fight it.
+            ConnError::StreamError(c, _) => matches!(
+                c.as_str(),
+                "conflict" | "not-authorized" | "policy-violation"
+            ),
+            ConnError::Tls(_) => true,
+            _ => false,
+        }
+    }
+
+    /// A short name for the kind of error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnError::Config(_) => "bad_config",
+            ConnError::Connect(_) => "connect_failed",
+            ConnError::Timeout(_) => "timeout",
+            ConnError::Tls(_) => "tls_failed",
+            ConnError::AuthFailed(_) => "auth_failed",
+            ConnError::StreamError(_, _) => "stream_error",
+            ConnError::ClosedByServer => "closed_by_server",
+            ConnError::KeepaliveTimeout => "keepalive_timeout",
+            ConnError::Protocol(_) => "protocol_error",
+            ConnError::Io(_) => "io_error",
+        }
+    }
+
+    /// The detail, if the kind has one.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            ConnError::Config(d)
+            | ConnError::Connect(d)
+            | ConnError::Tls(d)
+            | ConnError::AuthFailed(d)
+            | ConnError::Protocol(d)
+            | ConnError::Io(d) => Some(d.clone()),
+            ConnError::Timeout(step) => Some((*step).to_owned()),
+            ConnError::StreamError(c, _) => Some(c.clone()),
+            ConnError::ClosedByServer | ConnError::KeepaliveTimeout => None,
+        }
+    }
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.detail() {
+            Some(d) => write!(f, "{}: {d}", self.kind()),
+            None => f.write_str(self.kind()),
+        }
+    }
+}
+
+impl std::error::Error for ConnError {}
+
+/// What a session reports besides stanzas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Authenticated and bound (`resumed` when XEP-0198 resumed the stream).
+    Online { jid: String, resumed: bool },
+    /// The connection was lost; a `Reconnecting` or `Closed` follows.
+    Disconnected(ConnError),
+    /// The next attempt starts after `delay`.
+    Reconnecting { attempt: u32, delay: Duration },
+    /// The server confirmed these stanzas (by the sequence numbers `send`
+    /// returned).
+    Acked(Vec<u64>),
+    /// These stanzas will never be sent or confirmed.
+    Failed(Vec<u64>, ConnError),
+    /// These IQ requests will get no answer.
+    IqFailed(Vec<u64>, ConnError),
+    /// The session is over (`None`: closed on request). Always last.
+    Closed(Option<ConnError>),
+}
+
+/// Receives what a session produces. Called from the session's task; must
+/// not block.
+pub trait Handler: Send + 'static {
+    fn event(&mut self, event: Event);
+    /// An incoming stanza or other top-level element, in the stream's
+    /// default namespace `ns`.
+    fn stanza(&mut self, el: Element<'_>, ns: Option<&str>);
+    /// The answer to the IQ sent with `token`.
+    fn iq_response(&mut self, token: u64, el: Element<'_>, ns: Option<&str>);
+}
+
+/// What the owner asks of a session.
+#[derive(Debug)]
+pub enum Command {
+    Send {
+        seq: u64,
+        bytes: Vec<u8>,
+    },
+    /// An IQ request whose answer goes to `Handler::iq_response(token)`.
+    Iq {
+        seq: u64,
+        token: u64,
+        id: String,
+        bytes: Vec<u8>,
+    },
+    /// Stop waiting for the answer to IQ `id`.
+    CancelIq {
+        id: String,
+    },
+    Close,
+}
+
+/// Why a command could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueError {
+    /// The outbound queue holds `queue_limit` stanzas already.
+    Full,
+    /// The session has ended.
+    Closed,
+}
+
+/// The owner's side of a session: cheap to clone, never blocks.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+    seq: std::sync::Arc<AtomicU64>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Handle {
+    /// Queues serialized stanza bytes; returns their sequence number.
+    pub fn send(&self, bytes: Vec<u8>) -> Result<u64, QueueError> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.push(Command::Send { seq, bytes }).map(|_| seq)
+    }
+
+    /// Queues an IQ request with id `id`; its answer goes to
+    /// `Handler::iq_response(token)`.
+    pub fn iq(&self, token: u64, id: String, bytes: Vec<u8>) -> Result<u64, QueueError> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        self.push(Command::Iq {
+            seq,
+            token,
+            id,
+            bytes,
+        })
+        .map(|_| seq)
+    }
+
+    /// Forgets the waiter of IQ `id` (after a timeout).
+    pub fn cancel_iq(&self, id: String) {
+        // A full queue means the session is busy, not gone; the waiter is
+        // dropped when the answer comes or the session ends anyway.
+        let _ = self.tx.try_send(Command::CancelIq { id });
+    }
+
+    /// Asks the session to end; idempotent, never blocks.
+    pub fn close(&self) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Command::Close) {
+            // The queue is full: deliver the close once there is room.
+            let tx = self.tx.clone();
+            self.runtime.spawn(async move {
+                let _ = tx.send(Command::Close).await;
+            });
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    fn push(&self, cmd: Command) -> Result<(), QueueError> {
+        self.tx.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => QueueError::Full,
+            mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
+        })
+    }
+}
+
+/// Starts a session on `runtime`; its events go to `handler`.
+pub fn spawn<H: Handler>(runtime: &tokio::runtime::Handle, config: Config, handler: H) -> Handle {
+    let (tx, rx) = mpsc::channel(config.queue_limit.max(1));
+    runtime.spawn(run(config, rx, handler));
+    Handle {
+        tx,
+        seq: std::sync::Arc::new(AtomicU64::new(1)),
+        runtime: runtime.clone(),
+    }
+}

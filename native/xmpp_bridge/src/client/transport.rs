@@ -1,0 +1,123 @@
+//! TCP, plain or under rustls, behind one type.
+
+use super::ConnError;
+use rustls::pki_types::ServerName;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+pub enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Nothing: stands in while the socket is moved into TLS.
+    Detached,
+}
+
+fn detached() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "socket moved")
+}
+
+impl Transport {
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Transport::Tls(_))
+    }
+
+    /// Wraps a plain connection in TLS, verifying the server's certificate
+    /// for `name` against `ca_file` (PEM) or the bundled web roots.
+    pub async fn upgrade(self, name: &str, ca_file: Option<&str>) -> Result<Transport, ConnError> {
+        let tcp = match self {
+            Transport::Plain(tcp) => tcp,
+            tls @ Transport::Tls(_) => return Ok(tls),
+            Transport::Detached => return Err(ConnError::Io(detached().to_string())),
+        };
+        let config = tls_config(ca_file)?;
+        let server_name = ServerName::try_from(name.to_owned())
+            .map_err(|_| ConnError::Config(format!("{name:?} is not a valid TLS server name")))?;
+        let tls = TlsConnector::from(Arc::new(config))
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| ConnError::Tls(e.to_string()))?;
+        Ok(Transport::Tls(Box::new(tls)))
+    }
+}
+
+fn tls_config(ca_file: Option<&str>) -> Result<rustls::ClientConfig, ConnError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| ConnError::Config(format!("cannot read ca_file {path}: {e}")))?;
+            let mut added = 0;
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let cert =
+                    cert.map_err(|e| ConnError::Config(format!("bad PEM in ca_file {path}: {e}")))?;
+                roots.add(cert).map_err(|e| {
+                    ConnError::Config(format!("bad certificate in ca_file {path}: {e}"))
+                })?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(ConnError::Config(format!(
+                    "no certificate in ca_file {path}"
+                )));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConnError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(config)
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Transport::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, data),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
+            Transport::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Transport::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Transport::Detached => Poll::Ready(Ok(())),
+        }
+    }
+}

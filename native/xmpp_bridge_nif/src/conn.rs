@@ -1,0 +1,389 @@
+//! XMPP sessions owned by BEAM processes: a resource per session, one shared
+//! tokio runtime, events sent to the owner as terms built from the read
+//! buffer.
+
+use crate::atoms;
+use crate::error::NifError;
+use crate::to_term;
+use rustler::{
+    Atom, Encoder, Env, LocalPid, Monitor, NifResult, OwnedEnv, Resource, ResourceArc, Term,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use xmpp_bridge::client::{
+    self, Config, ConnError, Event, Handle, Handler, Mode, QueueError, Reconnect, TlsMode,
+};
+use xmpp_bridge::stream::Event as XEvent;
+use xmpp_bridge::xml::Element;
+
+/// The runtime every session shares: two worker threads, off the schedulers.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("xmpp_bridge")
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
+}
+
+type Waiters = Arc<Mutex<HashMap<u64, LocalPid>>>;
+
+/// One session, as the BEAM holds it.
+pub struct ConnResource {
+    handle: Handle,
+    waiters: Waiters,
+}
+
+#[rustler::resource_impl]
+impl Resource for ConnResource {
+    const IMPLEMENTS_DOWN: bool = true;
+
+    /// The owner died: the session ends, and its memory goes with the last
+    /// reference.
+    fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: Monitor) {
+        self.handle.close();
+    }
+}
+
+/// Live session resources, for tests that check nothing leaks.
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Drop for ConnResource {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.handle.close();
+    }
+}
+
+#[rustler::nif]
+fn conn_count() -> usize {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn lock(w: &Waiters) -> std::sync::MutexGuard<'_, HashMap<u64, LocalPid>> {
+    match w.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+struct NifHandler {
+    owner: LocalPid,
+    id: u64,
+    env: OwnedEnv,
+    waiters: Waiters,
+    /// The session keeps its own resource alive, so that its owner monitor
+    /// stays in place even when the owner drops the `%Connection{}`; it is
+    /// released when the session ends.
+    keep: Arc<Mutex<Option<ResourceArc<ConnResource>>>>,
+}
+
+fn conn_error<'a>(env: Env<'a>, e: &ConnError) -> Term<'a> {
+    let kind = Atom::from_str(env, e.kind()).expect("short atom");
+    match e {
+        ConnError::StreamError(condition, text) => {
+            let text = text
+                .as_deref()
+                .map_or_else(|| atoms::nil().encode(env), |t| t.encode(env));
+            (kind, (condition.as_str(), text)).encode(env)
+        }
+        _ => match e.detail() {
+            Some(d) => (kind, d).encode(env),
+            None => kind.encode(env),
+        },
+    }
+}
+
+fn element_event<'a>(env: Env<'a>, el: Element<'_>, ns: Option<&str>) -> Term<'a> {
+    let is_stanza = matches!(el.name.as_ref(), "message" | "presence" | "iq");
+    let term = to_term::stream_event(env, XEvent::Element(el), ns);
+    if is_stanza && term.map_get(atoms::__struct__()).is_ok() {
+        (atoms::stanza(), term).encode(env)
+    } else if is_stanza {
+        // {:invalid_stanza, reason, xmlel} as it is.
+        term
+    } else {
+        (atoms::element(), term).encode(env)
+    }
+}
+
+impl NifHandler {
+    fn tell_owner(&mut self, build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
+        let id = self.id;
+        // The owner may be gone: the session is closing then.
+        let _ = self.env.send_and_clear(&self.owner, |env| {
+            (atoms::xmpp_bridge(), id, build(env)).encode(env)
+        });
+    }
+
+    fn tell_waiter(&mut self, token: u64, build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
+        let Some(pid) = lock(&self.waiters).remove(&token) else {
+            return;
+        };
+        let _ = self.env.send_and_clear(&pid, |env| {
+            (atoms::xmpp_bridge_iq(), token, build(env)).encode(env)
+        });
+    }
+}
+
+impl Handler for NifHandler {
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::IqFailed(tokens, reason) => {
+                for token in tokens {
+                    let r = reason.clone();
+                    self.tell_waiter(token, move |env| {
+                        (atoms::error(), conn_error(env, &r)).encode(env)
+                    });
+                }
+            }
+            Event::Online { jid, resumed } => self.tell_owner(move |env| {
+                let info = Term::map_from_pairs(
+                    env,
+                    &[
+                        (atoms::jid().encode(env), jid.encode(env)),
+                        (atoms::resumed().encode(env), resumed.encode(env)),
+                    ],
+                )
+                .expect("distinct keys");
+                (atoms::online(), info).encode(env)
+            }),
+            Event::Disconnected(e) => {
+                self.tell_owner(move |env| (atoms::disconnected(), conn_error(env, &e)).encode(env))
+            }
+            Event::Reconnecting { attempt, delay } => self.tell_owner(move |env| {
+                let info = Term::map_from_pairs(
+                    env,
+                    &[
+                        (atoms::attempt().encode(env), attempt.encode(env)),
+                        (
+                            atoms::delay_ms().encode(env),
+                            (delay.as_millis() as u64).encode(env),
+                        ),
+                    ],
+                )
+                .expect("distinct keys");
+                (atoms::reconnecting(), info).encode(env)
+            }),
+            Event::Acked(seqs) => self.tell_owner(move |env| (atoms::acked(), seqs).encode(env)),
+            Event::Failed(seqs, e) => {
+                self.tell_owner(move |env| (atoms::failed(), seqs, conn_error(env, &e)).encode(env))
+            }
+            Event::Closed(reason) => {
+                let released = match self.keep.lock() {
+                    Ok(mut k) => k.take(),
+                    Err(poisoned) => poisoned.into_inner().take(),
+                };
+                drop(released);
+                // Waiters of a session that is over get an answer too.
+                let left: Vec<u64> = lock(&self.waiters).keys().copied().collect();
+                for token in left {
+                    self.tell_waiter(token, |env| (atoms::error(), atoms::closed()).encode(env));
+                }
+                self.tell_owner(move |env| {
+                    let why = reason
+                        .as_ref()
+                        .map_or_else(|| atoms::normal().encode(env), |e| conn_error(env, e));
+                    (atoms::closed(), why).encode(env)
+                })
+            }
+        }
+    }
+
+    fn stanza(&mut self, el: Element<'_>, ns: Option<&str>) {
+        let id = self.id;
+        let _ = self.env.send_and_clear(&self.owner, |env| {
+            (atoms::xmpp_bridge(), id, element_event(env, el, ns)).encode(env)
+        });
+    }
+
+    fn iq_response(&mut self, token: u64, el: Element<'_>, ns: Option<&str>) {
+        let Some(pid) = lock(&self.waiters).remove(&token) else {
+            return;
+        };
+        let _ = self.env.send_and_clear(&pid, |env| {
+            let term = to_term::stream_event(env, XEvent::Element(el), ns);
+            let result = if term.map_get(atoms::__struct__()).is_ok() {
+                (atoms::ok(), term).encode(env)
+            } else {
+                (atoms::error(), term).encode(env)
+            };
+            (atoms::xmpp_bridge_iq(), token, result).encode(env)
+        });
+    }
+}
+
+/// Reads the options map that `XmppBridge.Connection` validated.
+fn config(opts: Term<'_>) -> NifResult<Config> {
+    let get = |k: &str| -> NifResult<Term<'_>> { opts.map_get(Atom::from_str(opts.get_env(), k)?) };
+    let string = |k: &str| -> NifResult<String> { get(k)?.decode() };
+    let opt_string = |k: &str| -> NifResult<Option<String>> {
+        let t = get(k)?;
+        if t.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) {
+            Ok(None)
+        } else {
+            t.decode().map(Some)
+        }
+    };
+    let ms =
+        |k: &str| -> NifResult<Duration> { get(k)?.decode::<u64>().map(Duration::from_millis) };
+    let opt_ms = |k: &str| -> NifResult<Option<Duration>> {
+        let t = get(k)?;
+        if t.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) {
+            Ok(None)
+        } else {
+            t.decode::<u64>().map(|n| Some(Duration::from_millis(n)))
+        }
+    };
+    let mode: Atom = get("mode")?.decode()?;
+    let mode = if mode == atoms::component() {
+        Mode::Component
+    } else {
+        Mode::Client
+    };
+    let tls: Atom = get("tls")?.decode()?;
+    let tls = if tls == atoms::plain() {
+        TlsMode::Plain
+    } else if tls == atoms::direct() {
+        TlsMode::Direct
+    } else {
+        TlsMode::StartTls
+    };
+    let max_attempts = get("max_attempts")?;
+    let max_attempts = if max_attempts.decode::<Atom>().is_ok() {
+        None
+    } else {
+        Some(max_attempts.decode::<u32>()?)
+    };
+    Ok(Config {
+        mode,
+        jid: string("jid")?,
+        password: string("password")?,
+        host: opt_string("host")?,
+        port: get("port")?.decode()?,
+        tls,
+        ca_file: opt_string("ca_file")?,
+        server_name: opt_string("server_name")?,
+        resource: opt_string("resource")?,
+        connect_timeout: ms("connect_timeout")?,
+        keepalive: opt_ms("keepalive")?,
+        keepalive_timeout: ms("keepalive_timeout")?,
+        reconnect: Reconnect {
+            enabled: get("reconnect")?.decode()?,
+            initial: ms("backoff_initial")?,
+            max: ms("backoff_max")?,
+            max_attempts,
+        },
+        queue_limit: get("queue_limit")?.decode()?,
+        stream_management: get("stream_management")?.decode()?,
+        initial_presence: get("initial_presence")?.decode()?,
+        max_stanza_bytes: get("max_stanza_bytes")?.decode()?,
+    })
+}
+
+#[rustler::nif]
+fn conn_open<'a>(env: Env<'a>, opts: Term<'a>, owner: LocalPid, id: u64) -> NifResult<Term<'a>> {
+    let config = config(opts)?;
+    let waiters: Waiters = Arc::default();
+    let keep = Arc::new(Mutex::new(None));
+    let handler = NifHandler {
+        owner,
+        id,
+        env: OwnedEnv::new(),
+        waiters: waiters.clone(),
+        keep: keep.clone(),
+    };
+    let handle = client::spawn(runtime().handle(), config, handler);
+    LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let res = ResourceArc::new(ConnResource { handle, waiters });
+    if let Ok(mut k) = keep.lock() {
+        // Unless the session already ended (a bad config ends it at once).
+        if !res.handle.is_closed() {
+            *k = Some(res.clone());
+        }
+    }
+    if res.monitor(Some(env), &owner).is_none() {
+        // The owner is already dead.
+        res.handle.close();
+        return Ok((atoms::error(), atoms::noproc()).encode(env));
+    }
+    Ok((atoms::ok(), res).encode(env))
+}
+
+fn queue_error(env: Env<'_>, e: QueueError) -> Term<'_> {
+    let reason = match e {
+        QueueError::Full => atoms::queue_full(),
+        QueueError::Closed => atoms::closed(),
+    };
+    (atoms::error(), reason).encode(env)
+}
+
+/// Serialises a stanza struct (or an xmlel) for the stream.
+fn stream_bytes(term: Term<'_>) -> Result<Vec<u8>, NifError> {
+    crate::to_model::set_budget(usize::MAX);
+    if term.map_get(atoms::__struct__()).is_ok() {
+        crate::to_model::stanza(term).and_then(|s| s.to_stream_bytes().map_err(NifError::from))
+    } else {
+        crate::to_model::element(term, 1).and_then(|el| el.to_bytes().map_err(NifError::from))
+    }
+}
+
+#[rustler::nif]
+fn conn_send<'a>(env: Env<'a>, res: ResourceArc<ConnResource>, stanza: Term<'a>) -> Term<'a> {
+    let bytes = match stream_bytes(stanza) {
+        Ok(b) => b,
+        Err(e) => return crate::err(env, e),
+    };
+    match res.handle.send(bytes) {
+        Ok(seq) => (atoms::ok(), seq).encode(env),
+        Err(e) => queue_error(env, e),
+    }
+}
+
+#[rustler::nif]
+fn conn_iq<'a>(
+    env: Env<'a>,
+    res: ResourceArc<ConnResource>,
+    iq: Term<'a>,
+    waiter: LocalPid,
+    token: u64,
+) -> Term<'a> {
+    let id: String = match iq.map_get(atoms::id()).and_then(|t| t.decode()) {
+        Ok(id) => id,
+        Err(_) => return crate::err(env, NifError::InvalidField(atoms::iq_mod(), atoms::id())),
+    };
+    let bytes = match stream_bytes(iq) {
+        Ok(b) => b,
+        Err(e) => return crate::err(env, e),
+    };
+    lock(&res.waiters).insert(token, waiter);
+    match res.handle.iq(token, id, bytes) {
+        Ok(seq) => (atoms::ok(), seq).encode(env),
+        Err(e) => {
+            lock(&res.waiters).remove(&token);
+            queue_error(env, e)
+        }
+    }
+}
+
+#[rustler::nif]
+fn conn_cancel_iq(res: ResourceArc<ConnResource>, token: u64, id: String) -> Atom {
+    lock(&res.waiters).remove(&token);
+    res.handle.cancel_iq(id);
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn conn_close(res: ResourceArc<ConnResource>) -> Atom {
+    res.handle.close();
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn conn_alive(res: ResourceArc<ConnResource>) -> bool {
+    !res.handle.is_closed()
+}
