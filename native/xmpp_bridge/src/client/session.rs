@@ -11,7 +11,7 @@ use sha1::{Digest, Sha1};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout, Instant};
@@ -38,6 +38,9 @@ const FEATURES: &[&str] = &[
 
 /// How many commands one wake-up takes from the queue before writing.
 const BATCH: usize = 256;
+
+/// Bytes waiting to be written above which no more commands are taken.
+const MAX_PENDING_OUT: usize = 1024 * 1024;
 
 /// State that outlives one connection.
 #[derive(Default)]
@@ -271,6 +274,7 @@ async fn connect_and_serve<H: Handler>(
         for (_, bytes) in &d.unacked {
             conn.out.extend_from_slice(bytes);
         }
+        conn.unrequested = d.unacked.len();
     }
     for early in std::mem::take(&mut conn.early) {
         conn.on_element(early, cfg, d, handler)?;
@@ -740,10 +744,24 @@ impl Conn {
             .min(cfg.keepalive_timeout);
         let mut ticker = tokio::time::interval(period.max(Duration::from_millis(50)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Reading and writing go on at once, so that a server that stops
+        // reading while it writes to us (or the reverse) cannot deadlock us.
+        let io = std::mem::replace(&mut self.io, Transport::Detached);
+        let (mut rd, mut wr) = tokio::io::split(io);
+        let mut writing: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut written = 0;
         loop {
-            self.flush().await?;
+            if written == writing.len() && !self.out.is_empty() {
+                writing.clear();
+                written = 0;
+                std::mem::swap(&mut writing, &mut self.out);
+            }
+            let want_write = written < writing.len();
+            // Stop taking commands while a lot waits to be written: the
+            // queue then fills and the owner sees `:queue_full`.
+            let take_commands = self.out.len() < MAX_PENDING_OUT;
             tokio::select! {
-                r = self.io.read(&mut self.rbuf) => {
+                r = rd.read(&mut self.rbuf) => {
                     let n = r.map_err(|e| ConnError::Io(e.to_string()))?;
                     if n == 0 {
                         return Err(ConnError::ClosedByServer);
@@ -752,11 +770,17 @@ impl Conn {
                     self.probe_sent = None;
                     self.feed(n, cfg, d, handler)?;
                 }
-                cmd = rx.recv() => {
+                w = write_some(&mut wr, &writing[written..]), if want_write => {
+                    written += w?;
+                }
+                cmd = rx.recv(), if take_commands => {
                     let mut next = cmd;
                     for _ in 0..BATCH {
                         match next {
-                            None | Some(Command::Close) => return self.shutdown(d, handler).await,
+                            None | Some(Command::Close) => {
+                                self.out.splice(0..0, writing.drain(written..));
+                                return self.shutdown(rd, wr, d, handler).await;
+                            }
                             Some(Command::Send { seq, bytes }) => self.write_stanza(seq, bytes, d),
                             Some(Command::Iq { seq, token, id, bytes }) => {
                                 d.waiters.insert(id, token);
@@ -953,17 +977,23 @@ impl Conn {
 
     async fn shutdown<H: Handler>(
         &mut self,
+        mut rd: ReadHalf<Transport>,
+        mut wr: WriteHalf<Transport>,
         d: &mut Durable,
         handler: &mut H,
     ) -> Result<(), ConnError> {
         self.request_ack();
         self.out.extend_from_slice(b"</stream:stream>");
-        self.flush().await?;
+        wr.write_all(&self.out)
+            .await
+            .map_err(|e| ConnError::Io(e.to_string()))?;
+        wr.flush().await.map_err(|e| ConnError::Io(e.to_string()))?;
+        self.out.clear();
         // Give the server a moment to acknowledge and close its side.
         let deadline = Instant::now() + Duration::from_secs(2);
         while self.sm && !d.unacked.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
-            let n = match timeout(left, self.io.read(&mut self.rbuf)).await {
+            let n = match timeout(left, rd.read(&mut self.rbuf)).await {
                 Ok(Ok(n)) if n > 0 => n,
                 _ => break,
             };
@@ -972,15 +1002,35 @@ impl Conn {
             for ev in events {
                 if let XEvent::Element(el) = ev {
                     if el.name == "a" && el.attr("xmlns") == Some(NS_SM) {
-                        let _ = self.on_element(el, &Config::client("a@b", ""), d, handler);
+                        if let Ok(h) = el.attr("h").unwrap_or_default().parse::<u32>() {
+                            if let Ok(acked) = d.ack(h) {
+                                if !acked.is_empty() {
+                                    handler.event(Event::Acked(acked));
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
-        let _ = self.io.shutdown().await;
+        let _ = wr.shutdown().await;
         d.resume_id = None;
         Ok(())
     }
+}
+
+async fn write_some(wr: &mut WriteHalf<Transport>, buf: &[u8]) -> Result<usize, ConnError> {
+    let n = wr
+        .write(buf)
+        .await
+        .map_err(|e| ConnError::Io(e.to_string()))?;
+    if n == 0 {
+        return Err(ConnError::Io("the socket accepts no more data".into()));
+    }
+    if n == buf.len() {
+        wr.flush().await.map_err(|e| ConnError::Io(e.to_string()))?;
+    }
+    Ok(n)
 }
 
 fn is_stanza(el: &Element<'_>) -> bool {
