@@ -11,7 +11,7 @@ use sha1::{Digest, Sha1};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout, Instant};
@@ -750,6 +750,7 @@ impl Conn {
         let (mut rd, mut wr) = tokio::io::split(io);
         let mut writing: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut written = 0;
+        let mut need_flush = false;
         loop {
             if written == writing.len() && !self.out.is_empty() {
                 writing.clear();
@@ -770,12 +771,30 @@ impl Conn {
                     self.probe_sent = None;
                     self.feed(n, cfg, d, handler)?;
                 }
-                w = write_some(&mut wr, &writing[written..]), if want_write => {
-                    written += w?;
+                // Cancel-safe: a write or flush that loses the race to another
+                // branch has done nothing, or all it reports.
+                w = std::future::poll_fn(|cx| {
+                    if want_write {
+                        std::pin::Pin::new(&mut wr).poll_write(cx, &writing[written..]).map(|r| r.map(Some))
+                    } else {
+                        std::pin::Pin::new(&mut wr).poll_flush(cx).map(|r| r.map(|()| None))
+                    }
+                }), if want_write || need_flush => {
+                    match w.map_err(|e| ConnError::Io(e.to_string()))? {
+                        Some(0) => return Err(ConnError::Io("the socket accepts no more data".into())),
+                        Some(n) => {
+                            written += n;
+                            need_flush = true;
+                        }
+                        None => need_flush = false,
+                    }
                 }
                 cmd = rx.recv(), if take_commands => {
                     let mut next = cmd;
-                    for _ in 0..BATCH {
+                    let mut taken = 0;
+                    // `next` always holds a command taken from the queue and
+                    // not yet handled, or None when the queue is closed.
+                    loop {
                         match next {
                             None | Some(Command::Close) => {
                                 self.out.splice(0..0, writing.drain(written..));
@@ -789,6 +808,10 @@ impl Conn {
                             Some(Command::CancelIq { id }) => {
                                 d.waiters.remove(&id);
                             }
+                        }
+                        taken += 1;
+                        if taken == BATCH {
+                            break;
                         }
                         next = match rx.try_recv() {
                             Ok(c) => Some(c),
@@ -1017,20 +1040,6 @@ impl Conn {
         d.resume_id = None;
         Ok(())
     }
-}
-
-async fn write_some(wr: &mut WriteHalf<Transport>, buf: &[u8]) -> Result<usize, ConnError> {
-    let n = wr
-        .write(buf)
-        .await
-        .map_err(|e| ConnError::Io(e.to_string()))?;
-    if n == 0 {
-        return Err(ConnError::Io("the socket accepts no more data".into()));
-    }
-    if n == buf.len() {
-        wr.flush().await.map_err(|e| ConnError::Io(e.to_string()))?;
-    }
-    Ok(n)
 }
 
 fn is_stanza(el: &Element<'_>) -> bool {
