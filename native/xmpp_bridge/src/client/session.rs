@@ -204,6 +204,16 @@ async fn wait(delay: Duration, rx: &mut mpsc::Receiver<Command>, d: &mut Durable
     }
 }
 
+/// Takes commands until a close (or the end of the queue), keeping the rest.
+async fn hold_commands(rx: &mut mpsc::Receiver<Command>, held: &mut Vec<Command>) {
+    loop {
+        match rx.recv().await {
+            None | Some(Command::Close) => return,
+            Some(cmd) => held.push(cmd),
+        }
+    }
+}
+
 /// Puts a command aside for the next connection.
 fn queue(cmd: Command, d: &mut Durable) {
     match cmd {
@@ -258,15 +268,31 @@ async fn connect_and_serve<H: Handler>(
     d: &mut Durable,
     online: &mut bool,
 ) -> Result<(), ConnError> {
-    let mut conn = timeout(cfg.connect_timeout, Conn::open(cfg, account))
-        .await
-        .map_err(|_| ConnError::Timeout("connect"))??;
-    let (jid, resumed) = timeout(
-        cfg.connect_timeout,
-        conn.negotiate(cfg, account, d, handler),
-    )
-    .await
-    .map_err(|_| ConnError::Timeout("stream negotiation"))??;
+    // Connecting and negotiating go on while commands still arrive: sends
+    // wait in the outbox, and a close (the owner died, say) ends it at once.
+    let mut held = Vec::new();
+    let opened = tokio::select! {
+        r = timeout(cfg.connect_timeout, Conn::open(cfg, account)) => Some(r),
+        () = hold_commands(rx, &mut held) => None,
+    };
+    for cmd in held.drain(..) {
+        queue(cmd, d);
+    }
+    let mut conn = match opened {
+        Some(r) => r.map_err(|_| ConnError::Timeout("connect"))??,
+        None => return Ok(()),
+    };
+    let negotiated = tokio::select! {
+        r = timeout(cfg.connect_timeout, conn.negotiate(cfg, account, d, handler)) => Some(r),
+        () = hold_commands(rx, &mut held) => None,
+    };
+    for cmd in held.drain(..) {
+        queue(cmd, d);
+    }
+    let (jid, resumed) = match negotiated {
+        Some(r) => r.map_err(|_| ConnError::Timeout("stream negotiation"))??,
+        None => return Ok(()),
+    };
     *online = true;
     handler.event(Event::Online { jid, resumed });
     // Resent after a resumption: what the server had not acknowledged.
