@@ -31,6 +31,46 @@
 %%% <<"hi">> = xmpp_bridge:message_body(Msg),
 %%% {ok, Xml} = xmpp_bridge:encode(xmpp_bridge:chat(<<"b@example.com">>, <<"yo">>)).
 %%% '''
+%%%
+%%% == Connections ==
+%%% {@link connect/1} opens an XMPP session (`XmppBridge.Connection') owned
+%%% by the calling process: the Rust core runs it off the schedulers, and
+%%% the session's events arrive in the owner's mailbox as
+%%% `{xmpp_bridge, Id, Event}', where `Id' is the `id' field of the
+%%% connection (`#{id := Id} = Conn'):
+%%% <ul>
+%%% <li>`{online, #{jid := Jid, resumed := boolean()}}' - authenticated and
+%%%     bound; `resumed' when stream management resumed the stream</li>
+%%% <li>`{stanza, Stanza}' - an incoming message, presence or IQ request</li>
+%%% <li>`{invalid_stanza, Reason, Xmlel}', `{element, Xmlel}' - a stanza that
+%%%     could not be decoded, another top-level element</li>
+%%% <li>`{acked, [Seq]}' - the server confirmed these stanzas (the numbers
+%%%     {@link send/2} returned)</li>
+%%% <li>`{failed, [Seq], Reason}' - these stanzas will never be confirmed</li>
+%%% <li>`{disconnected, Reason}', `{reconnecting, #{attempt := N,
+%%%     delay_ms := Ms}}' - the connection was lost, the next attempt</li>
+%%% <li>`{closed, Reason}' - the session is over (`normal' after
+%%%     {@link close/1}); always the last message</li>
+%%% </ul>
+%%% When the owner exits, the session is closed. {@link iq/3} waits in its
+%%% caller for the answer, which does not go to the owner's mailbox.
+%%%
+%%% ```
+%%% {ok, Conn} = xmpp_bridge:connect(#{jid => <<"bot@example.com">>,
+%%%                                    password => <<"secret">>}),
+%%% #{id := Id} = Conn,
+%%% receive {xmpp_bridge, Id, {online, #{jid := _FullJid}}} -> ok end,
+%%% {ok, Seq} = xmpp_bridge:send(Conn, xmpp_bridge:chat(<<"alice@example.com">>, <<"hi">>)),
+%%% receive {xmpp_bridge, Id, {acked, Seqs}} -> true = lists:member(Seq, Seqs) end,
+%%% {ok, Ping} = xmpp_bridge:decode(<<"<iq type='get' id='p1' to='example.com'>"
+%%%                                   "<ping xmlns='urn:xmpp:ping'/></iq>">>),
+%%% {ok, #{type := result}} = xmpp_bridge:iq(Conn, Ping),
+%%% {ok, Unknown} = xmpp_bridge:decode(<<"<iq type='get' id='q1' to='example.com'>"
+%%%                                      "<query xmlns='urn:example:none'/></iq>">>),
+%%% {error, {iq_error, #{type := error}}} = xmpp_bridge:iq(Conn, Unknown, 2000),
+%%% ok = xmpp_bridge:close(Conn),
+%%% receive {xmpp_bridge, Id, {closed, normal}} -> ok end.
+%%% '''
 %%% @end
 -module(xmpp_bridge).
 
@@ -40,11 +80,18 @@
 -export([stream_new/0, stream_new/1, stream_feed/2, stream_reset/1]).
 -export([format_error/1]).
 -export([message_body/1, stanza_type/1, chat/2]).
+-export([connect/1, send/2, iq/2, iq/3, close/1]).
 
 -export_type([stanza/0, xmlel/0, cdata/0, opts/0, jid/0, parser/0, event/0, reason/0]).
+-export_type([conn/0, conn_opts/0, seq/0, conn_reason/0]).
+
+%% send/2 is ours; messages are sent with the `!' operator here.
+-compile({no_auto_import, [send/2]}).
 
 -define(ERROR, 'Elixir.XmppBridge.Error').
 -define(PARSER, 'Elixir.XmppBridge.StreamParser').
+-define(CONN, 'Elixir.XmppBridge.Connection').
+-define(IQ, 'Elixir.XmppBridge.Iq').
 
 -type stanza() :: #{'__struct__' := atom(), atom() => term()}.
 %% An `XmppBridge.Message', `XmppBridge.Presence' or `XmppBridge.Iq' struct.
@@ -91,6 +138,45 @@
     | {bad_argument, binary()}
     | {invalid_json, binary()}
     | {parser_failed, reason()}.
+-type conn() :: 'Elixir.XmppBridge.Connection':t().
+%% A session: an `XmppBridge.Connection' struct, `#{id := Id, ref := Ref}';
+%% `Id' tags the messages sent to its owner.
+-type conn_opts() :: [{atom(), term()}] | #{atom() => term()}.
+%% The options of `XmppBridge.Connection.open/1', as a map or a proplist
+%% (the first occurrence of a key wins): `jid' and `password' (binaries,
+%% required), `mode' (`client' | `component'), `host' (binary), `port',
+%% `tls' (`starttls' | `direct' | `plain', the last only to a loopback
+%% address), `ca_file', `server_name', `resource' (binaries),
+%% `connect_timeout', `keepalive' (ms or `nil'), `keepalive_timeout',
+%% `reconnect' (`true' | `false' | a map or proplist of `initial', `max',
+%% `max_attempts'), `queue_limit', `stream_management', `initial_presence',
+%% `max_stanza_bytes', `owner' (a pid; default the caller).
+-type seq() :: non_neg_integer().
+%% The number {@link send/2} returns, used by the `acked'/`failed' messages.
+-type conn_reason() ::
+    {bad_option, term()}
+    | {bad_argument, binary()}
+    | queue_full
+    | closed
+    | timeout
+    | noproc
+    | {iq_error, stanza()}
+    | {invalid_stanza, reason(), xmlel()}
+    | {connect_failed, binary()}
+    | {tls_failed, binary()}
+    | {auth_failed, binary()}
+    | {timeout, binary()}
+    | {stream_error, {binary(), binary() | nil}}
+    | closed_by_server
+    | keepalive_timeout
+    | {protocol_error, binary()}
+    | {io_error, binary()}
+    | {bad_config, binary()}
+    | reason().
+%% Why a connection function failed: an invalid option or argument, a full
+%% outbound queue, a session that is over, an IQ answered with an error or
+%% not answered in time, a disconnect reason, or an encoding error of the
+%% stanza (see {@link reason()}).
 
 %%====================================================================
 %% Stanzas
@@ -251,8 +337,90 @@ chat(To, Body) ->
     erlang:error(badarg, [To, Body]).
 
 %%====================================================================
+%% Connections
+%%====================================================================
+
+%% @doc Opens a session owned by the calling process (or `owner'); see
+%% {@link conn_opts()} for the options. Returns at once: `{online, _}'
+%% follows when the session is up, or `{disconnected, Reason}' and
+%% `{closed, Reason}' when it cannot be (wrong password, unknown CA, ...).
+%% Invalid options give `{error, {bad_option, Detail}}', e.g.
+%% `{error, {bad_option, {password, nil}}}' when `password' is missing.
+-spec connect(conn_opts()) -> {ok, conn()} | {error, conn_reason()}.
+connect(Opts) ->
+    with_opts(Opts, fun(O) -> result(?CONN:open(reconnect_opts(O))) end).
+
+%% @doc Queues a stanza (struct or `xmlel' tuple) on the session; never
+%% blocks. Returns its sequence number, which a later `{acked, Seqs}' or
+%% `{failed, Seqs, Reason}' message to the owner contains, or
+%% `{error, queue_full}' (backpressure: `queue_limit' stanzas wait already),
+%% `{error, closed}' (the session is over), or the encoding error.
+-spec send(conn(), stanza() | xmlel()) -> {ok, seq()} | {error, conn_reason()}.
+send(#{'__struct__' := ?CONN} = Conn, Stanza) ->
+    try ?CONN:send(Conn, Stanza) of
+        Result -> result(Result)
+    catch
+        error:Error:Stack -> not_a_connection(Error, Stack, send)
+    end;
+send(Other, _Stanza) ->
+    not_a_connection(Other).
+
+%% @equiv iq(Conn, Iq, 5000)
+-spec iq(conn(), stanza()) -> {ok, stanza()} | {error, conn_reason()}.
+iq(Conn, Iq) ->
+    iq(Conn, Iq, 5000).
+
+%% @doc Sends an IQ request (an `XmppBridge.Iq' of type `get' or `set'; one
+%% without id gets a fresh one) and waits, in the caller, up to `Timeout'
+%% ms for its answer. Returns `{ok, Result}' (an IQ of type `result'), or
+%% `{error, {iq_error, ErrorIq}}' (the entity answered with an error),
+%% `{error, timeout}' (no answer in time; the answer is then dropped if it
+%% comes), `{error, closed}', or a disconnect reason.
+-spec iq(conn(), stanza(), timeout()) -> {ok, stanza()} | {error, conn_reason()}.
+iq(#{'__struct__' := ?CONN} = Conn, #{'__struct__' := ?IQ, type := Type} = Iq, Timeout) when
+    (Type =:= get orelse Type =:= set),
+    (Timeout =:= infinity orelse (is_integer(Timeout) andalso Timeout >= 0))
+->
+    try ?CONN:iq(Conn, Iq, Timeout) of
+        Result -> result(Result)
+    catch
+        error:Error:Stack -> not_a_connection(Error, Stack, iq)
+    end;
+iq(#{'__struct__' := ?CONN}, #{'__struct__' := ?IQ, type := Type}, Timeout) when
+    Type =:= get; Type =:= set
+->
+    bad_argument("the timeout must be a non-negative integer or infinity, got: ~0p", [Timeout]);
+iq(#{'__struct__' := ?CONN}, #{'__struct__' := ?IQ, type := Type}, _Timeout) ->
+    bad_argument("only an IQ of type get or set is a request, got one of type ~0p", [Type]);
+iq(#{'__struct__' := ?CONN}, Other, _Timeout) ->
+    bad_argument("expected an XmppBridge.Iq struct, got: ~0p", [Other]);
+iq(Other, _Iq, _Timeout) ->
+    not_a_connection(Other).
+
+%% @doc Ends the session cleanly: stanzas already queued are written, and
+%% the owner receives `{closed, normal}' last. Idempotent.
+-spec close(conn()) -> ok | {error, conn_reason()}.
+close(#{'__struct__' := ?CONN} = Conn) ->
+    try
+        ?CONN:close(Conn)
+    catch
+        error:Error:Stack -> not_a_connection(Error, Stack, close)
+    end;
+close(Other) ->
+    not_a_connection(Other).
+
+%%====================================================================
 %% Internal
 %%====================================================================
+
+%% A reconnect policy may be a map or a proplist too.
+reconnect_opts(Opts) ->
+    case lists:keyfind(reconnect, 1, Opts) of
+        {reconnect, Policy} when is_map(Policy) ->
+            lists:keyreplace(reconnect, 1, Opts, {reconnect, maps:to_list(Policy)});
+        _ ->
+            Opts
+    end.
 
 %% Erlang conventions (maps, proplists where the first key wins) to the
 %% keyword list the Elixir layer validates.
@@ -290,6 +458,22 @@ not_a_parser(badarg, [{'Elixir.XmppBridge.Native', _, _, _} | _], _Fun) ->
     {error, {bad_argument, <<"not a stream parser from xmpp_bridge:stream_new/0,1">>}};
 not_a_parser(Error, Stack, _Fun) ->
     erlang:raise(error, Error, Stack).
+
+%% Like the parser, a connection is an Elixir struct holding a NIF resource;
+%% a map that only looks like one fails Connection's clause or the NIF's
+%% resource check.
+not_a_connection(function_clause, [{?CONN, Fun, _, _} | _], Fun) ->
+    not_a_connection(forged);
+not_a_connection(badarg, [{'Elixir.XmppBridge.Native', _, _, _} | _], _Fun) ->
+    not_a_connection(forged);
+not_a_connection(Error, Stack, _Fun) ->
+    erlang:raise(error, Error, Stack).
+
+not_a_connection(_Term) ->
+    {error, {bad_argument, <<"not a connection from xmpp_bridge:connect/1">>}}.
+
+bad_argument(Format, Args) ->
+    {error, {bad_argument, iolist_to_binary(io_lib:format(Format, Args))}}.
 
 undef(nil) -> undefined;
 undef(Value) -> Value.

@@ -1,8 +1,10 @@
 defmodule XmppBridge.Jid do
   @moduledoc """
   JIDs (RFC 7622): parsed, validated and normalised in Rust by the `jid`
-  crate (nodeprep, nameprep and resourceprep; case folding of the local and
-  domain parts).
+  crate, which applies the RFC 6122 stringprep profiles (nodeprep, nameprep,
+  resourceprep: case folding of the local and domain parts); they agree
+  with RFC 7622's PRECIS profiles except in corner cases (a final sigma is
+  folded).
 
   Stanza fields hold JIDs as normalised binaries; this module turns them into
   parts and back.

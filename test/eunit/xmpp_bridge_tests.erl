@@ -423,3 +423,153 @@ stream_bad_arguments_test() ->
     ?assertMatch({error, {bad_argument, _}}, xmpp_bridge:stream_reset(Forged)),
     %% the real parser is unharmed
     ?assertMatch({ok, [{stream_start, _}]}, xmpp_bridge:stream_feed(P, ?HEADER)).
+
+%%--------------------------------------------------------------------
+%% Connections, without a server: option and argument errors, and
+%% sessions that cannot start (the runs against ejabberd are in
+%% test/xmpp_bridge/client_test.exs)
+%%--------------------------------------------------------------------
+
+-define(JID, <<"bot@localhost">>).
+
+connect_option_errors_test_() ->
+    Ok = #{jid => ?JID, password => <<"pw">>},
+    Pl = [{jid, ?JID}, {password, <<"pw">>}],
+    [
+        ?_assertEqual(
+            {error, {bad_option, {jid, nil}}}, xmpp_bridge:connect(#{password => <<"pw">>})
+        ),
+        ?_assertEqual({error, {bad_option, {password, nil}}}, xmpp_bridge:connect([{jid, ?JID}])),
+        %% binaries, not strings
+        ?_assertEqual(
+            {error, {bad_option, {jid, "bot@localhost"}}},
+            xmpp_bridge:connect(Ok#{jid := "bot@localhost"})
+        ),
+        ?_assertEqual(
+            {error, {bad_option, {unknown, [colour]}}}, xmpp_bridge:connect(Ok#{colour => blue})
+        ),
+        ?_assertEqual({error, {bad_option, {tls, none}}}, xmpp_bridge:connect(Ok#{tls => none})),
+        ?_assertEqual({error, {bad_option, {port, 70000}}}, xmpp_bridge:connect(Ok#{port => 70000})),
+        ?_assertEqual(
+            {error, {bad_option, {owner, self}}}, xmpp_bridge:connect(Pl ++ [{owner, self}])
+        ),
+        %% a reconnect policy may be a map or a proplist
+        ?_assertEqual(
+            {error, {bad_option, {reconnect, [{initial, 0}]}}},
+            xmpp_bridge:connect(Ok#{reconnect => #{initial => 0}})
+        ),
+        ?_assertEqual(
+            {error, {bad_option, {reconnect, [{initial, 0}]}}},
+            xmpp_bridge:connect(Pl ++ [{reconnect, [{initial, 0}]}])
+        ),
+        ?_assertEqual(
+            {error, {bad_option, {reconnect, maybe}}}, xmpp_bridge:connect(Ok#{reconnect => maybe})
+        ),
+        %% proplists semantics: the first occurrence of a key wins
+        ?_assertEqual(
+            {error, {bad_option, {tls, none}}},
+            xmpp_bridge:connect(Pl ++ [{tls, none}, {tls, plain}])
+        ),
+        ?_assertMatch({error, {bad_option, _}}, xmpp_bridge:connect(Pl ++ [verbose])),
+        ?_assertMatch({error, {bad_option, _}}, xmpp_bridge:connect([{jid, ?JID} | oops])),
+        ?_assertEqual({error, {bad_option, nope}}, xmpp_bridge:connect(nope)),
+        ?_assert(is_binary(xmpp_bridge:format_error({bad_option, {unknown, [colour]}})))
+    ].
+
+ping(To) ->
+    {ok, Ping} = xmpp_bridge:decode(
+        <<"<iq type='get' id='p1' to='", To/binary, "'><ping xmlns='urn:xmpp:ping'/></iq>">>
+    ),
+    Ping.
+
+%% The next event of the session Conn, as the owner receives it.
+next_event(#{id := Id}) ->
+    receive
+        {xmpp_bridge, Id, Event} -> Event
+    after 5000 -> no_event
+    end.
+
+%% Plaintext to an address that is not loopback is refused by the session,
+%% which ends at once with the reason.
+plaintext_off_loopback_test() ->
+    {ok, Conn} = xmpp_bridge:connect(#{
+        jid => ?JID, password => <<"pw">>, host => <<"192.0.2.1">>, tls => plain
+    }),
+    ?assertMatch({closed, {bad_config, _}}, next_event(Conn)),
+    ?assertEqual(ok, xmpp_bridge:close(Conn)).
+
+refused_connection_test() ->
+    {ok, Listen} = gen_tcp:listen(0, [{ip, loopback}]),
+    {ok, Port} = inet:port(Listen),
+    ok = gen_tcp:close(Listen),
+    {ok, Conn} = xmpp_bridge:connect([
+        {jid, ?JID},
+        {password, <<"pw">>},
+        {host, <<"127.0.0.1">>},
+        {port, Port},
+        {tls, plain},
+        {reconnect, false}
+    ]),
+    ?assertMatch({disconnected, {connect_failed, _}}, next_event(Conn)),
+    ?assertMatch({closed, {connect_failed, _}}, next_event(Conn)),
+    Msg = xmpp_bridge:chat(<<"alice@localhost">>, <<"hi">>),
+    ?assertEqual({error, closed}, xmpp_bridge:send(Conn, Msg)),
+    ?assertEqual({error, closed}, xmpp_bridge:iq(Conn, ping(<<"localhost">>))),
+    ?assertEqual(ok, xmpp_bridge:close(Conn)),
+    ?assertEqual(ok, xmpp_bridge:close(Conn)).
+
+%% A socket that accepts but never speaks: what was queued is reported
+%% failed, and the IQ waiting in its caller gets the reason.
+silent_server_test() ->
+    {ok, Listen} = gen_tcp:listen(0, [{ip, loopback}]),
+    {ok, Port} = inet:port(Listen),
+    {ok, Conn} = xmpp_bridge:connect(#{
+        jid => ?JID,
+        password => <<"pw">>,
+        host => <<"127.0.0.1">>,
+        port => Port,
+        tls => plain,
+        connect_timeout => 300,
+        reconnect => #{max_attempts => 0}
+    }),
+    {ok, Seq} = xmpp_bridge:send(Conn, xmpp_bridge:chat(<<"alice@localhost">>, <<"hi">>)),
+    Timeout = {timeout, <<"stream negotiation">>},
+    ?assertEqual({error, Timeout}, xmpp_bridge:iq(Conn, ping(<<"localhost">>), 5000)),
+    ?assertEqual({disconnected, Timeout}, next_event(Conn)),
+    %% the message, and the IQ too
+    ?assertMatch({failed, [Seq, _], Timeout}, next_event(Conn)),
+    ?assertEqual({closed, Timeout}, next_event(Conn)),
+    ok = gen_tcp:close(Listen).
+
+connection_bad_arguments_test() ->
+    Msg = xmpp_bridge:chat(<<"alice@localhost">>, <<"hi">>),
+    Ping = ping(<<"localhost">>),
+    NotConn = {error, {bad_argument, <<"not a connection from xmpp_bridge:connect/1">>}},
+    Forged = #{'__struct__' => 'Elixir.XmppBridge.Connection', ref => make_ref(), id => 1},
+    Partial = #{'__struct__' => 'Elixir.XmppBridge.Connection'},
+    [
+        begin
+            ?assertEqual(NotConn, xmpp_bridge:send(C, Msg)),
+            ?assertEqual(NotConn, xmpp_bridge:iq(C, Ping)),
+            ?assertEqual(NotConn, xmpp_bridge:iq(C, Ping, 100)),
+            ?assertEqual(NotConn, xmpp_bridge:close(C))
+        end
+     || C <- [not_a_conn, #{}, 42, Forged, Partial]
+    ],
+    %% a real connection (over at once), with wrong requests
+    {ok, Conn} = xmpp_bridge:connect(#{
+        jid => ?JID, password => <<"pw">>, host => <<"192.0.2.1">>, tls => plain
+    }),
+    ?assertMatch({error, {bad_argument, <<"expected an XmppBridge.Iq", _/binary>>}},
+        xmpp_bridge:iq(Conn, Msg)),
+    ?assertMatch({error, {bad_argument, <<"only an IQ of type get or set", _/binary>>}},
+        xmpp_bridge:iq(Conn, Ping#{type := result})),
+    ?assertMatch({error, {bad_argument, <<"the timeout", _/binary>>}},
+        xmpp_bridge:iq(Conn, Ping, -1)),
+    ?assertMatch({error, {bad_argument, _}}, xmpp_bridge:iq(Conn, Ping, soon)),
+    %% encoding errors come before the state of the session
+    ?assertEqual(
+        {error, {invalid_jid, <<"a@@b">>}},
+        xmpp_bridge:send(Conn, xmpp_bridge:chat(<<"a@@b">>, <<"x">>))
+    ),
+    ?assertMatch({closed, {bad_config, _}}, next_event(Conn)).

@@ -14,7 +14,11 @@ defmodule XmppBridge.SchedulerTest do
   # a busy machine may be reported too; only the worker's reports count.
   #
   # A positive control checks, first, that the monitor does see a worker
-  # that blocks its scheduler.
+  # that blocks its scheduler. Each operation runs on both inputs, one call
+  # per scheduling slot (the contract), and, in "a burst of calls", five
+  # calls back to back (fairness: a process decoding a burst of stanzas).
+  # Wall-clock noise of a loaded machine is handled by repeating a
+  # measurement, never by raising the 1 ms threshold (see assert_no_stall).
   use ExUnit.Case, async: false
 
   alias XmppBridge.{Stanza, StreamParser, Xml}
@@ -102,9 +106,17 @@ defmodule XmppBridge.SchedulerTest do
 
   ## Running in a worker
 
-  # Runs `fun` in a fresh worker @rounds times; returns the per-call
+  # Runs `fun` @rounds times in a fresh worker and returns the per-call
   # timings (µs) and the long_schedule reports about the worker.
-  defp measure(heap_bytes, fun) do
+  #
+  # mode :per_call - the worker sleeps 1 ms before each call, so each call
+  #   starts a fresh scheduling slot: a report then means that one call
+  #   held the scheduler for >= 1 ms (the DESIGN.md contract).
+  # mode :burst - the calls run back to back, as a process decoding a burst
+  #   of stanzas would: a report means the NIFs let the process keep its
+  #   scheduler for >= 1 ms in all, i.e. they do not account for their time
+  #   (enif_consume_timeslice), so the process is never preempted.
+  defp measure(heap_bytes, mode \\ :per_call, fun) do
     parent = self()
 
     {pid, ref} =
@@ -112,6 +124,7 @@ defmodule XmppBridge.SchedulerTest do
         fn ->
           timings =
             for _ <- 1..@rounds do
+              if mode == :per_call, do: Process.sleep(1)
               {us, _} = :timer.tc(fun)
               us
             end
@@ -124,6 +137,7 @@ defmodule XmppBridge.SchedulerTest do
     timings =
       receive do
         {:timings, ^pid, timings} -> timings
+        {:DOWN, ^ref, :process, ^pid, reason} -> flunk("worker failed: #{inspect(reason)}")
       after
         120_000 -> flunk("worker did not finish")
       end
@@ -147,10 +161,48 @@ defmodule XmppBridge.SchedulerTest do
     end
   end
 
-  defp assert_no_stall(what, {timings, reports}) do
-    assert reports == [],
-           "#{what} held a normal scheduler for >= 1 ms: long_schedule reports " <>
-             "#{inspect(reports)}; wall-clock timings per call (µs): #{inspect(timings)}"
+  # long_schedule measures wall-clock time, so on a shared machine the OS
+  # may preempt a scheduler thread in the middle of a short call and make it
+  # look long. A call that really holds a scheduler for >= 1 ms is reported
+  # every time, so the measurement is repeated (up to @attempts times) and
+  # the operation passes as soon as one attempt of @rounds calls is clean;
+  # it fails only if every attempt was reported. All timings are shown.
+  @attempts 5
+
+  defp assert_no_stall(what, heap, mode \\ :per_call, fun) do
+    case stalls(heap, mode, fun) do
+      :ok ->
+        :ok
+
+      {:stalled, attempts} ->
+        flunk(
+          "#{what} held a normal scheduler for >= 1 ms in each of #{@attempts} attempts " <>
+            "(#{@rounds} calls each, #{mode}):\n" <> format_attempts(attempts)
+        )
+    end
+  end
+
+  defp stalls(heap, mode, fun) do
+    Enum.reduce_while(1..@attempts, [], fn _, acc ->
+      case measure(heap, mode, fun) do
+        {_timings, []} -> {:halt, :ok}
+        result -> {:cont, [result | acc]}
+      end
+    end)
+    |> case do
+      :ok -> :ok
+      attempts -> {:stalled, Enum.reverse(attempts)}
+    end
+  end
+
+  defp format_attempts(attempts) do
+    attempts
+    |> Enum.map(fn {timings, reports} ->
+      timeouts = Enum.map(reports, &Keyword.fetch!(&1, :timeout))
+
+      "  µs per call #{inspect(timings)}; long_schedule ms #{inspect(timeouts)} #{inspect(reports)}"
+    end)
+    |> Enum.join("\n")
   end
 
   test "positive control: the monitor sees a worker that blocks its scheduler", %{heap: heap} do
@@ -168,29 +220,30 @@ defmodule XmppBridge.SchedulerTest do
     describe "#{label}: #{input} just under 256 KiB" do
       test "Stanza.decode", %{inputs: inputs, heap: heap} do
         xml = Keyword.fetch!(inputs, unquote(label))
-        assert_no_stall("Stanza.decode", measure(heap, fn -> {:ok, _} = Stanza.decode(xml) end))
+        assert_no_stall("Stanza.decode", heap, fn -> {:ok, _} = Stanza.decode(xml) end)
       end
 
       test "Xml.parse", %{inputs: inputs, heap: heap} do
         xml = Keyword.fetch!(inputs, unquote(label))
-        assert_no_stall("Xml.parse", measure(heap, fn -> {:ok, _} = Xml.parse(xml) end))
+        assert_no_stall("Xml.parse", heap, fn -> {:ok, _} = Xml.parse(xml) end)
       end
 
       test "StreamParser.feed in one chunk", %{inputs: inputs, heap: heap} do
-        stream = @header <> Keyword.fetch!(inputs, unquote(label))
+        # The header is fed on its own: a chunk holding the header and a
+        # stanza near the limit is refused (bug, see stream_parser_test.exs).
+        xml = Keyword.fetch!(inputs, unquote(label))
 
-        result =
-          measure(heap, fn ->
-            {:ok, [_, %_{}]} = StreamParser.feed(StreamParser.new(), stream)
-          end)
-
-        assert_no_stall("StreamParser.feed (one chunk)", result)
+        assert_no_stall("StreamParser.feed (one chunk)", heap, fn ->
+          parser = StreamParser.new()
+          {:ok, [{:stream_start, _}]} = StreamParser.feed(parser, @header)
+          {:ok, [%_{}]} = StreamParser.feed(parser, xml)
+        end)
       end
 
       test "StreamParser.feed in 100 KB chunks", %{inputs: inputs, heap: heap} do
         chunks = chunk(@header <> Keyword.fetch!(inputs, unquote(label)), 100_000)
         assert length(chunks) == 3
-        assert_no_stall("StreamParser.feed (100 KB chunks)", measure(heap, feed_all(chunks)))
+        assert_no_stall("StreamParser.feed (100 KB chunks)", heap, feed_all(chunks))
       end
 
       test "StreamParser.feed in 16 KB chunks", %{inputs: inputs, heap: heap} do
@@ -198,22 +251,47 @@ defmodule XmppBridge.SchedulerTest do
         # element, whose parse and term building must not run on a normal
         # scheduler either.
         chunks = chunk(@header <> Keyword.fetch!(inputs, unquote(label)), 16_384)
-        assert_no_stall("StreamParser.feed (16 KB chunks)", measure(heap, feed_all(chunks)))
+        assert_no_stall("StreamParser.feed (16 KB chunks)", heap, feed_all(chunks))
       end
 
       test "Stanza.encode of the decoded struct", %{decoded: decoded, heap: heap} do
         stanza = Keyword.fetch!(decoded, unquote(label))
 
-        assert_no_stall(
-          "Stanza.encode",
-          measure(heap, fn -> {:ok, _} = Stanza.encode(stanza) end)
-        )
+        assert_no_stall("Stanza.encode", heap, fn -> {:ok, _} = Stanza.encode(stanza) end)
       end
 
       test "Xml.encode of the parsed tree", %{parsed: parsed, heap: heap} do
         el = Keyword.fetch!(parsed, unquote(label))
-        assert_no_stall("Xml.encode", measure(heap, fn -> {:ok, _} = Xml.encode(el) end))
+        assert_no_stall("Xml.encode", heap, fn -> {:ok, _} = Xml.encode(el) end)
       end
+    end
+  end
+
+  describe "a burst of calls" do
+    # Each call alone may stay under 1 ms on a normal scheduler, yet a
+    # process making 5 of them back to back must still be preempted
+    # within ~1 ms: the NIFs have to account for the time they use.
+    test "back-to-back calls do not hold a scheduler", ctx do
+      ops =
+        for {label, xml} <- ctx.inputs,
+            {what, fun} <- [
+              {"Stanza.decode", fn -> {:ok, _} = Stanza.decode(xml) end},
+              {"Xml.parse", fn -> {:ok, _} = Xml.parse(xml) end},
+              {"Stanza.encode",
+               fn -> {:ok, _} = Stanza.encode(Keyword.fetch!(ctx.decoded, label)) end},
+              {"Xml.encode", fn -> {:ok, _} = Xml.encode(Keyword.fetch!(ctx.parsed, label)) end}
+            ],
+            do: {"#{what} (#{label})", fun}
+
+      failures =
+        for {what, fun} <- ops,
+            {:stalled, attempts} <- [stalls(ctx.heap, :burst, fun)] do
+          "#{what}:\n" <> format_attempts(attempts)
+        end
+
+      assert failures == [],
+             "#{@rounds} back-to-back calls held a normal scheduler for >= 1 ms " <>
+               "in each of #{@attempts} attempts:\n" <> Enum.join(failures, "\n")
     end
   end
 

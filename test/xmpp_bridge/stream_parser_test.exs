@@ -178,6 +178,33 @@ defmodule XmppBridge.StreamParserTest do
              StreamParser.feed(parser, "<message><a xmlns='urn:a'><b/></a></message>")
   end
 
+  # BUG (reported to the lead): the size limit is checked against everything
+  # buffered, including bytes of the same chunk that follow the element being
+  # scanned, so one network read holding several elements (say the header and
+  # a big stanza, or a burst of offline messages) is refused although each
+  # element is under the limit. (StreamParser.check_size in stream.rs uses
+  # buf.len() - start, where the scan position was meant.)
+  # Input:    max_bytes: 1000; one chunk = header <> 3 stanzas of ~600 bytes
+  # Expected: {:ok, [{:stream_start, _}, %Message{}, %Message{}, %Message{}]}
+  # Got:      {:ok, [{:parse_error, {:too_large, 1000}}]} (even the header
+  #           event is lost); same with the default limit for header <>
+  #           a 262_000-byte stanza, or two 150 KB stanzas in one chunk.
+  test "max_bytes applies to each element, not to the chunk that carries it" do
+    stanza = "<message><body>" <> String.duplicate("x", 570) <> "</body></message>"
+    assert byte_size(stanza) < 1000
+
+    parser = StreamParser.new(max_bytes: 1000)
+
+    assert {:ok, [{:stream_start, _}, %Message{}, %Message{}, %Message{}]} =
+             StreamParser.feed(parser, @header <> stanza <> stanza <> stanza)
+
+    big = "<message><body>" <> String.duplicate("y", 262_000) <> "</body></message>"
+    assert byte_size(big) < 262_144
+
+    assert {:ok, [{:stream_start, _}, %Message{}]} =
+             StreamParser.feed(StreamParser.new(), @header <> big)
+  end
+
   test "inspect shows a parser" do
     assert inspect(StreamParser.new()) =~ "#XmppBridge.StreamParser<"
   end

@@ -210,6 +210,9 @@ pub enum Payload<'a> {
     Term(Cow<'a, [u8]>),
     /// Anything else, kept as it came.
     Xml(Element<'a>),
+    /// Text directly inside a message or presence (other than whitespace
+    /// between children), kept in its place.
+    Text(Str<'a>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -442,9 +445,11 @@ pub fn decode_or_return<'a>(
         Err(e) => return Err((e, el)),
     };
     let children = std::mem::take(&mut el.children);
+    // Whitespace between children is formatting; other text is kept.
     let elements = children.into_iter().filter_map(|c| match c {
-        Node::Element(e) => Some(e),
-        Node::Text(_) => None,
+        Node::Element(e) => Some(Ok(e)),
+        Node::Text(t) if is_ws(&t) => None,
+        Node::Text(t) => Some(Err(t)),
     });
     Ok(match el.name.as_ref() {
         "message" => Stanza::Message(decode_message(common, type_attr, elements, &ns)),
@@ -511,6 +516,19 @@ fn check_stanza<'a>(
     Ok((common, type_, ns))
 }
 
+/// Text runs that only the stanza's own children (written first) separate
+/// are one text once written: merge them so that decode(encode(s)) == s.
+fn push_text<'a>(payloads: &mut Vec<Payload<'a>>, text: Str<'a>) {
+    if let Some(Payload::Text(prev)) = payloads.last_mut() {
+        prev.to_mut().push_str(&text);
+    } else {
+        payloads.push(Payload::Text(text));
+    }
+}
+
+/// A child of a stanza: an element, or text that is not just whitespace.
+type Child<'a> = std::result::Result<Element<'a>, Str<'a>>;
+
 enum StanzaType {
     Message(MessageType),
     Presence(PresenceType),
@@ -527,6 +545,13 @@ fn iq_error_index(el: &Element<'_>, type_: IqType, ns: &str) -> Option<usize> {
 }
 
 fn check_iq_children(el: &Element<'_>, type_: IqType, ns: &str) -> Result<()> {
+    if el
+        .children
+        .iter()
+        .any(|c| matches!(c, Node::Text(t) if !is_ws(t)))
+    {
+        return Err(Error::InvalidIq("text directly inside an IQ".into()));
+    }
     let has_error = iq_error_index(el, type_, ns).is_some();
     let n = el.elements().count() - usize::from(has_error);
     let ok = match type_ {
@@ -568,7 +593,7 @@ fn lang_text<'a>(el: &Element<'a>, ns: &str) -> Option<LangText<'a>> {
 fn decode_message<'a>(
     c: Common<'a>,
     t: StanzaType,
-    children: impl Iterator<Item = Element<'a>>,
+    children: impl Iterator<Item = Child<'a>>,
     ns: &str,
 ) -> Message<'a> {
     let StanzaType::Message(type_) = t else {
@@ -583,7 +608,14 @@ fn decode_message<'a>(
         attrs: c.attrs,
         ..Message::default()
     };
-    for el in children {
+    for child in children {
+        let el = match child {
+            Ok(el) => el,
+            Err(text) => {
+                push_text(&mut m.payloads, text);
+                continue;
+            }
+        };
         let typed = match el.name.as_ref() {
             "body" => lang_text(&el, ns).map(|t| m.bodies.push(t)),
             "subject" => lang_text(&el, ns).map(|t| m.subjects.push(t)),
@@ -610,7 +642,7 @@ fn decode_message<'a>(
 fn decode_presence<'a>(
     c: Common<'a>,
     t: StanzaType,
-    children: impl Iterator<Item = Element<'a>>,
+    children: impl Iterator<Item = Child<'a>>,
     ns: &str,
 ) -> Presence<'a> {
     let StanzaType::Presence(type_) = t else {
@@ -625,7 +657,14 @@ fn decode_presence<'a>(
         attrs: c.attrs,
         ..Presence::default()
     };
-    for el in children {
+    for child in children {
+        let el = match child {
+            Ok(el) => el,
+            Err(text) => {
+                push_text(&mut p.payloads, text);
+                continue;
+            }
+        };
         let plain = el.attr("xmlns").is_none() && only_attrs(&el, false, &[]);
         let typed = match el.name.as_ref() {
             "show" if plain && p.show.is_none() => text_only(&el)
@@ -648,7 +687,7 @@ fn decode_presence<'a>(
 fn decode_iq<'a>(
     c: Common<'a>,
     t: StanzaType,
-    children: impl Iterator<Item = Element<'a>>,
+    children: impl Iterator<Item = Child<'a>>,
     ns: &str,
 ) -> Iq<'a> {
     let StanzaType::Iq(type_) = t else {
@@ -656,7 +695,8 @@ fn decode_iq<'a>(
     };
     let mut payload = None;
     let mut error = None;
-    for el in children {
+    // check_iq_children refused IQs with text in them.
+    for el in children.filter_map(|c| c.ok()) {
         if type_ == IqType::Error && error.is_none() && el.name == "error" {
             if let Some(e) = decode_error(&el, ns) {
                 error = Some(e);
@@ -1275,6 +1315,7 @@ impl Payload<'_> {
     pub fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
         match self {
             Payload::Xml(el) => el.write_to(out),
+            Payload::Text(t) => escape_text(out, t),
             Payload::ChatState(s) => empty_ns(out, s.as_str(), ns::CHATSTATES),
             Payload::ReceiptRequest => empty_ns(out, "request", ns::RECEIPTS),
             Payload::ReceiptReceived { id } => {

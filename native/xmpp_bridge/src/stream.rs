@@ -284,9 +284,10 @@ impl StreamParser {
                     }
                 }
             }
-            self.check_size()?;
+            self.check_size(self.pos)?;
         }
-        self.check_size()
+        // Everything left belongs to the element being read.
+        self.check_size(self.buf.len())
     }
 
     fn open_tag(&mut self, at: usize) {
@@ -298,7 +299,9 @@ impl StreamParser {
         self.state = State::TagOpen;
     }
 
-    fn check_size(&self) -> Result<()> {
+    /// The element being read, up to byte `upto`, must fit the limit. Bytes
+    /// after `pos` may belong to the elements that follow.
+    fn check_size(&self, upto: usize) -> Result<()> {
         let start = if self.in_element() {
             self.stanza_start
         } else if self.state != State::Text {
@@ -307,7 +310,7 @@ impl StreamParser {
         } else {
             return Ok(());
         };
-        if self.buf.len() - start > self.limits.max_bytes {
+        if upto.saturating_sub(start) > self.limits.max_bytes {
             return Err(Error::TooLarge(self.limits.max_bytes));
         }
         Ok(())
@@ -487,6 +490,17 @@ mod tests {
             r.unwrap();
             assert_eq!(events, whole, "chunk size {size}");
         }
+    }
+
+    #[test]
+    fn a_chunk_with_several_elements_is_checked_element_by_element() {
+        let body = "x".repeat(500);
+        let stanza = format!("<message><body>{body}</body></message>");
+        let doc = format!("{HEADER}{stanza}{stanza}{stanza}");
+        let mut p = StreamParser::new(Limits::new(1000, 64));
+        let mut out = Vec::new();
+        p.feed(doc.as_bytes(), &mut out).unwrap();
+        assert_eq!(out.len(), 4);
     }
 
     #[test]

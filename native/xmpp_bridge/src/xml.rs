@@ -503,7 +503,10 @@ impl<'a> Parser<'a> {
             let top = stack
                 .last_mut()
                 .ok_or_else(|| Error::malformed("CDATA section outside of an element"))?;
-            push_text(top, Cow::Borrowed(&self.s[body..body + end]));
+            // An empty CDATA section adds no text node: `<a></a>` has none.
+            if end > 0 {
+                push_text(top, Cow::Borrowed(&self.s[body..body + end]));
+            }
             self.pos = body + end + 3;
             Ok(())
         } else if rest.starts_with(b"<!--") {

@@ -31,6 +31,7 @@ const CORPUS: &[&str] = &[
     "<iq xmlns='jabber:client' type='error' id='e1'><ping xmlns='urn:xmpp:ping'/><error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
     "<iq xmlns='jabber:client' type='result' id='empty'/>",
     "<message xmlns='jabber:server' from='a@example.com' to='b@example.net'><body>s2s</body></message>",
+    "<message xmlns='jabber:client'>text kept<body>b</body> in place </message>",
     "<message xmlns='jabber:client' custom='kept'>\n  <body>pretty printed</body>\n  <x xmlns='urn:y'>\n    <z/>\n  </x>\n</message>",
 ];
 
@@ -72,6 +73,15 @@ fn canon(el: &Element<'_>, drop_ws: bool) -> Element<'static> {
             },
             Node::Text(_) => 4,
         });
+        // Text the reordering brought together reads as one text.
+        let mut merged: Vec<Node<'static>> = Vec::new();
+        for c in children {
+            match (merged.last_mut(), c) {
+                (Some(Node::Text(prev)), Node::Text(t)) => prev.to_mut().push_str(&t),
+                (_, c) => merged.push(c),
+            }
+        }
+        children = merged;
     }
     Element {
         name: Cow::Owned(el.name.to_string()),
@@ -162,6 +172,7 @@ impl Kind for Payload<'_> {
             Payload::Json(_) => "Json",
             Payload::Term(_) => "Term",
             Payload::Xml(_) => "Xml",
+            Payload::Text(_) => "Text",
         }
     }
 }

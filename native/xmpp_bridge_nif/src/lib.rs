@@ -57,12 +57,24 @@ fn too_big_for_normal(bytes: &[u8], already_buffered: usize) -> bool {
     (bytes.len() + already_buffered) / 1000 + tags / 10 > BUDGET_US
 }
 
-/// Structs and elements an encode on a normal scheduler may convert and
-/// write (about 0.35 µs each).
-const ENCODE_UNITS: usize = BUDGET_US * 3;
+/// Structs and elements an encode on a normal scheduler may convert before
+/// it gives up and asks for a dirty scheduler (about 0.35 µs each: the work
+/// thrown away then stays near 150 µs).
+const ENCODE_UNITS: usize = 400;
 
 fn dirty(env: Env<'_>) -> Term<'_> {
     atoms::dirty().encode(env)
+}
+
+/// Runs `work` on a normal scheduler and tells the VM how much of the
+/// process's time slice (about 1 ms) it used, so that back-to-back calls
+/// get the process preempted instead of holding the scheduler.
+fn timed<'a>(env: Env<'a>, work: impl FnOnce() -> Term<'a>) -> Term<'a> {
+    let start = std::time::Instant::now();
+    let result = work();
+    let percent = (start.elapsed().as_micros() / 10).clamp(1, 100) as i32;
+    rustler::schedule::consume_timeslice(env, percent);
+    result
 }
 
 fn do_stanza_decode<'a>(
@@ -82,7 +94,7 @@ fn stanza_decode<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: u
     if too_big_for_normal(input.as_slice(), 0) {
         return dirty(env);
     }
-    do_stanza_decode(env, input, max_bytes, max_depth)
+    timed(env, || do_stanza_decode(env, input, max_bytes, max_depth))
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
@@ -107,7 +119,7 @@ fn do_stanza_encode<'a>(env: Env<'a>, term: Term<'a>, units: usize) -> Term<'a> 
 
 #[rustler::nif]
 fn stanza_encode<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
-    do_stanza_encode(env, term, ENCODE_UNITS)
+    timed(env, || do_stanza_encode(env, term, ENCODE_UNITS))
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
@@ -127,7 +139,7 @@ fn xml_parse<'a>(env: Env<'a>, input: Binary, max_bytes: usize, max_depth: usize
     if too_big_for_normal(input.as_slice(), 0) {
         return dirty(env);
     }
-    do_xml_parse(env, input, max_bytes, max_depth)
+    timed(env, || do_xml_parse(env, input, max_bytes, max_depth))
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
@@ -142,7 +154,7 @@ fn xml_parse_dirty<'a>(
 
 #[rustler::nif]
 fn xml_encode<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
-    do_xml_encode(env, term, ENCODE_UNITS)
+    timed(env, || do_xml_encode(env, term, ENCODE_UNITS))
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
@@ -227,7 +239,7 @@ fn stream_feed<'a>(env: Env<'a>, res: ResourceArc<StreamResource>, chunk: Binary
     if too_big_for_normal(chunk.as_slice(), buffered) {
         return dirty(env);
     }
-    do_stream_feed(env, res, chunk)
+    timed(env, || do_stream_feed(env, res, chunk))
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]

@@ -141,7 +141,11 @@ impl<'a> S<'a> {
         if is_nil(t) {
             return Ok(None);
         }
-        t.decode::<u32>().map(Some).map_err(|_| self.bad(f))
+        t.decode::<i64>()
+            .ok()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| self.bad(f))
     }
 
     fn bool(&self, f: Atom) -> NifResult<bool> {
@@ -203,11 +207,12 @@ pub fn stanza(t: Term<'_>) -> NifResult<Stanza<'_>> {
         let priority = if is_nil(priority) {
             None
         } else {
-            Some(
-                priority
-                    .decode::<i8>()
-                    .map_err(|_| invalid(module, atoms::priority()))?,
-            )
+            // Decoded wide and range-checked: rustler's narrow decoders
+            // wrap (300 would become 44).
+            let n = priority
+                .decode::<i64>()
+                .map_err(|_| invalid(module, atoms::priority()))?;
+            Some(i8::try_from(n).map_err(|_| invalid(module, atoms::priority()))?)
         };
         Ok(Stanza::Presence(Presence {
             id: s.opt_string(atoms::id())?,
@@ -272,6 +277,13 @@ fn stanza_error(t: Term<'_>) -> NifResult<StanzaError<'_>> {
 
 pub fn payload(t: Term<'_>) -> NifResult<Payload<'_>> {
     let Some(module) = struct_module(t) else {
+        if let Ok((tag, text_term)) = t.decode::<(Atom, Term)>() {
+            if tag == atoms::xmlcdata() {
+                return text(text_term)
+                    .map(Payload::Text)
+                    .ok_or_else(|| invalid(atoms::xmlel(), atoms::children()));
+            }
+        }
         return element(t, 1).map(Payload::Xml);
     };
     let s = S::new(t, module)?;
@@ -337,8 +349,10 @@ pub fn payload(t: Term<'_>) -> NifResult<Payload<'_>> {
             })
         })?;
         let codes = s.list(atoms::status_codes(), |t| {
-            t.decode::<u16>()
-                .map_err(|_| invalid(module, atoms::status_codes()))
+            t.decode::<i64>()
+                .ok()
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or_else(|| invalid(module, atoms::status_codes()))
         })?;
         Payload::MucUser(MucUser {
             items,

@@ -296,6 +296,7 @@ fn opt_enum<E: AtomEnum>(env: Env<'_>, v: Option<E>) -> Term<'_> {
 pub fn payload<'a>(env: Env<'a>, p: &Payload<'_>) -> Term<'a> {
     match p {
         Payload::Xml(el) => element(env, el),
+        Payload::Text(t) => (atoms::xmlcdata(), str_term(env, t)).encode(env),
         Payload::Delay(d) => make_struct(
             env,
             atoms::delay_mod(),

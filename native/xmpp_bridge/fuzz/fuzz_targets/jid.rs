@@ -20,6 +20,15 @@ fn known_hyphens(s: &str) -> bool {
     domain.split('.').any(|l| l.get(2..4) == Some("--"))
 }
 
+/// Known (jid crate 0.12.3): a domain with a trailing dot keeps the dot in
+/// the normalised string but not in the part offsets, so `a@b./r` has the
+/// resource `/r`.
+fn known_trailing_dot(s: &str) -> bool {
+    let bare = s.split('/').next().unwrap_or("");
+    let domain = bare.split_once('@').map_or(bare, |(_, d)| d);
+    domain.ends_with('.')
+}
+
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
@@ -47,11 +56,25 @@ fuzz_target!(|data: &[u8]| {
             joined.push('/');
             joined.push_str(r);
         }
+        if &joined != n && common::skip_known("trailing_dot") && known_trailing_dot(s) {
+            return;
+        }
         assert_eq!(&joined, n, "parts of {s:?} do not make its normalised form");
     }
 
     if let Some(n) = &normalized {
         let twice = xjid::normalize(n);
+        // Known (stringprep 0.1.5 via jid 0.12.3): a compatibility character
+        // whose NFKC form is uppercase ASCII (U+213B FACSIMILE SIGN -> "FAX")
+        // is left uppercase; the second pass lowercases it.
+        if twice.as_ref().ok() != Some(n) && common::skip_known("casefold") {
+            if let Ok(t) = &twice {
+                let bare = |j: &str| j.split('/').next().unwrap_or("").to_lowercase();
+                if bare(t) == bare(n) {
+                    return;
+                }
+            }
+        }
         assert_eq!(
             twice.as_ref().ok(),
             Some(n),

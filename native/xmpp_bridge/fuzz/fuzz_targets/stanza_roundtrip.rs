@@ -42,6 +42,13 @@ fn check(data: &[u8], s: &Stanza<'_>, how: &str) {
         if common::skip_known("empty_text") && common::has_empty_text(&el) {
             return;
         }
+        // Known: a JID normalised once can change when normalised again,
+        // here only in letter case (see the jid target, `casefold`).
+        if common::skip_known("casefold")
+            && format!("{again:?}").to_lowercase() == format!("{s:?}").to_lowercase()
+        {
+            return;
+        }
         // Known: an IQ of type error with two decodable <error/>s swaps them.
         if let Stanza::Iq(iq) = s {
             if common::skip_known("iq_errors")

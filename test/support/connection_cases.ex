@@ -1,0 +1,377 @@
+defmodule XmppBridge.Test.ConnectionCases do
+  @moduledoc false
+  # The client suite of XmppBridge.Connection against a real server, shared
+  # by the ejabberd and Prosody test modules:
+  #
+  #     use XmppBridge.Test.ConnectionCases, server: :prosody
+  #
+  # Options: `:server` (`:ejabberd` or `:prosody`, required), `:burst` (size
+  # of the message burst, default 20,000), `:kill_burst` (messages sent
+  # while the server is killed, default 5,000).
+  #
+  # The using module gets its own server, started in setup_all and stopped
+  # in on_exit, and `%{server: server}` in each test's context. Each story
+  # uses its own accounts, so that nothing one leaves behind (offline
+  # messages after the kill -9, say) reaches another.
+  #
+  # Modules are not async: the figures they print (throughput, times) are
+  # measured without other suites competing for the two cores, and the
+  # owner-death story counts every session of the VM.
+
+  @accounts ~w(alice bob carol dave erin frank grace heidi ivan judy kate)
+
+  def accounts, do: Enum.map(@accounts, &{&1, "#{&1}-pw"})
+
+  defmacro __using__(opts) do
+    quote bind_quoted: [opts: opts] do
+      use ExUnit.Case, async: false
+
+      import XmppBridge.Test.XmppCase
+
+      alias XmppBridge.{Connection, Error, Iq, Message, StanzaError, TestServer}
+
+      @moduletag :integration
+      @moduletag timeout: 180_000
+
+      @server Keyword.fetch!(opts, :server)
+      @burst Keyword.get(opts, :burst, 20_000)
+      @kill_burst Keyword.get(opts, :kill_burst, 5_000)
+
+      # A query nobody answers by itself: the owner of the session sees it.
+      @version_ns "jabber:iq:version"
+
+      setup_all do
+        {:ok, server} =
+          TestServer.start(@server, accounts: XmppBridge.Test.ConnectionCases.accounts())
+
+        report(server, "server", "started in #{server.started_in_ms} ms")
+        on_exit(fn -> TestServer.stop(server) end)
+        %{server: server}
+      end
+
+      defp version_query(to),
+        do: Iq.get(jid(to), {:xmlel, "query", [{"xmlns", @version_ns}], []})
+
+      defp version_answer(request) do
+        name = {:xmlel, "name", [], [{:xmlcdata, "xmpp_bridge test"}]}
+        Iq.result(request, {:xmlel, "query", [{"xmlns", @version_ns}], [name]})
+      end
+
+      describe "two sessions owned by BEAM processes" do
+        test "alice and bob chat, and bob's session answers alice's ping by itself",
+             %{server: server} do
+          alice = open_session(server, "alice")
+          bob = open_session(server, "bob")
+
+          send_stanza(alice, chat_to(bob, "Hi Bob!"))
+          assert_chat(wait_for_stanza(bob), from: alice, to: bob, body: "Hi Bob!")
+
+          send_stanza(bob, chat_to(alice, "Hi Alice."))
+          assert_chat(wait_for_stanza(alice), from: bob, to: alice, body: "Hi Alice.")
+
+          assert {:ok, %Iq{type: :result} = pong} = Connection.iq(alice.conn, ping(bob))
+          assert pong.from == bob.jid
+          # ... without bob's owner seeing the ping
+          refute_event(bob, {:stanza, %Iq{}})
+        end
+
+        test "an IQ that bob's owner answers is the result of alice's iq/3",
+             %{server: server} do
+          alice = open_session(server, "alice")
+          bob = open_session(server, "bob")
+
+          asking = Task.async(fn -> Connection.iq(alice.conn, version_query(bob)) end)
+
+          assert %Iq{type: :get, from: from} = request = wait_for_stanza(bob)
+          assert from == alice.jid
+          send_stanza(bob, version_answer(request))
+
+          assert {:ok, %Iq{type: :result, id: id, payload: {:xmlel, "query", _, [name]}}} =
+                   Task.await(asking)
+
+          assert id == request.id
+          assert name == {:xmlel, "name", [], [{:xmlcdata, "xmpp_bridge test"}]}
+        end
+
+        test "an IQ to a resource that does not exist returns the server's error",
+             %{server: server} do
+          alice = open_session(server, "alice")
+          nowhere = TestServer.jid(server, "bob") <> "/nowhere"
+
+          assert {:error, %Error{reason: {:iq_error, %Iq{type: :error} = answer}}} =
+                   Connection.iq(alice.conn, ping(nowhere))
+
+          assert answer.from == nowhere
+          assert %StanzaError{condition: :service_unavailable} = answer.error
+        end
+
+        test "an unanswered IQ times out, and its late answer finds no waiter",
+             %{server: server} do
+          alice = open_session(server, "alice")
+          bob = open_session(server, "bob")
+          rounds = 20
+
+          started = System.monotonic_time()
+
+          for _ <- 1..rounds do
+            assert {:error, %Error{reason: :timeout}} =
+                     Connection.iq(alice.conn, version_query(bob), 50)
+          end
+
+          took = ms(System.monotonic_time() - started)
+          assert took >= rounds * 50
+
+          # bob's owner answers every one of them, too late
+          requests = for _ <- 1..rounds, do: wait_for_stanza(bob)
+          assert Enum.all?(requests, &match?(%Iq{type: :get}, &1))
+          Enum.each(requests, &send_stanza(bob, version_answer(&1)))
+
+          refute_receive {:xmpp_bridge_iq, _, _}, 500
+
+          # A late answer is an ordinary stanza for alice's owner now.
+          ids = MapSet.new(requests, & &1.id)
+
+          late =
+            for {:xmpp_bridge, id, {:stanza, %Iq{type: :result} = iq}} <- mailbox(),
+                id == alice.id and MapSet.member?(ids, iq.id),
+                do: iq
+
+          report(
+            server,
+            "iq timeout",
+            "#{rounds} IQs timed out after 50 ms each (#{round(took)} ms in all); " <>
+              "no late answer reached a waiter; #{length(late)} of #{rounds} late answers " <>
+              "arrived in the owner's mailbox as {:stanza, %Iq{type: :result}}"
+          )
+        end
+      end
+
+      describe "delivery" do
+        test "a #{@burst}-message burst arrives complete and in order, and every send is acked",
+             %{server: server} do
+          dave = start_receiver(server, "dave", @burst)
+          {_, dave_jid} = dave
+          carol = open_session(server, "carol")
+
+          started = System.monotonic_time()
+          tally = send_all(carol, 1..@burst, &chat_to(dave_jid, "burst #{&1}"))
+          queued = System.monotonic_time()
+          {bodies, _} = await_receiver(dave)
+          received = System.monotonic_time()
+          tally = await_delivery(carol, tally)
+          confirmed = System.monotonic_time()
+
+          assert length(bodies) == @burst, "dave received #{length(bodies)} of #{@burst}"
+          assert_in_order(bodies, "burst ", @burst)
+
+          assert MapSet.size(tally.failed) == 0
+          assert MapSet.equal?(tally.acked, MapSet.new(tally.seqs))
+          assert length(tally.seqs) == @burst
+
+          total = ms(received - started)
+
+          report(
+            server,
+            "burst",
+            "#{@burst} messages carol->dave complete and in order in #{round(total)} ms " <>
+              "(#{round(@burst / total * 1000)} msg/s; sends queued in #{round(ms(queued - started))} ms, " <>
+              "#{tally.queue_full} :queue_full retries); " <>
+              "#{MapSet.size(tally.acked)} acked, 0 failed, last ack after #{round(ms(confirmed - started))} ms"
+          )
+        end
+
+        test "a tiny queue_limit pushes back on a fast sender, and nothing is lost",
+             %{server: server} do
+          count = 3_000
+          judy = start_receiver(server, "judy", count)
+          {_, judy_jid} = judy
+          ivan = open_session(server, "ivan", queue_limit: 10)
+
+          tally = send_all(ivan, 1..count, &chat_to(judy_jid, "pushed #{&1}"))
+          {bodies, _} = await_receiver(judy)
+          tally = await_delivery(ivan, tally)
+
+          assert tally.queue_full > 0, "the queue of 10 never filled"
+          assert length(bodies) == count
+          assert_in_order(bodies, "pushed ", count)
+          assert MapSet.size(tally.failed) == 0
+          assert MapSet.equal?(tally.acked, MapSet.new(tally.seqs))
+
+          report(
+            server,
+            "queue_limit 10",
+            "#{tally.queue_full} :queue_full answers while sending #{count}; " <>
+              "all #{count} received in order and acked"
+          )
+        end
+      end
+
+      describe "a server killed with SIGKILL" do
+        test "every stanza sent across the kill is acked or reported failed, and both sessions come back",
+             %{server: server} do
+          reconnect = [initial: 100, max: 1_000]
+          frank = open_session(server, "frank", reconnect: reconnect)
+          erin = open_session(server, "erin", reconnect: reconnect)
+          n = @kill_burst
+          chunk = 100
+          kill_after = div(div(n, chunk) * 3, 10)
+
+          # erin sends in chunks, a little apart, and the server is killed
+          # after the first 30% while she goes on sending.
+          {tally, killer} =
+            1..n
+            |> Enum.chunk_every(chunk)
+            |> Enum.with_index()
+            |> Enum.reduce({new_tally(), nil}, fn {numbers, i}, {tally, killer} ->
+              killer =
+                if i == kill_after,
+                  do: Task.async(fn -> TestServer.kill(server) end),
+                  else: killer
+
+              tally = send_all(erin, numbers, &chat_to(frank, "across #{&1}"), tally)
+              Process.sleep(2)
+              {tally, killer}
+            end)
+
+          assert :ok = Task.await(killer)
+          refute TestServer.alive?(server)
+          assert {:ok, _} = TestServer.restart(server)
+
+          for session <- [erin, frank] do
+            events = await_lifecycle(session, &match?({:online, _}, &1), 30_000)
+            assert [{:disconnected, _} | _] = events
+            assert {:online, %{resumed: false}} = List.last(events)
+            assert Enum.any?(events, &match?({:reconnecting, %{attempt: _}}, &1))
+          end
+
+          tally = await_delivery(erin, tally, 20_000)
+          sent = length(tally.seqs)
+          acked = MapSet.size(tally.acked)
+          failed = MapSet.size(tally.failed)
+
+          assert sent == n
+          assert MapSet.disjoint?(tally.acked, tally.failed)
+
+          assert acked + failed == sent,
+                 "#{sent - acked - failed} stanzas neither acked nor failed"
+
+          assert MapSet.equal?(MapSet.union(tally.acked, tally.failed), MapSet.new(tally.seqs))
+
+          bodies = drain_bodies(frank, 1_000)
+          unique = bodies |> Enum.uniq() |> length()
+
+          report(
+            server,
+            "kill -9",
+            "erin sent #{sent} (server killed after #{kill_after * chunk}): " <>
+              "#{acked} acked + #{failed} failed = #{acked + failed}; " <>
+              "frank received #{length(bodies)} (#{unique} distinct) across the crash"
+          )
+        end
+      end
+
+      describe "security and errors" do
+        test "STARTTLS with the run's CA gets online", %{server: server} do
+          heidi =
+            open_session(server, "heidi",
+              tls: :starttls,
+              port: server.ports.c2s_starttls,
+              ca_file: server.ca_file
+            )
+
+          assert String.starts_with?(heidi.jid, TestServer.jid(server, "heidi") <> "/")
+          assert {:ok, %Iq{type: :result}} = Connection.iq(heidi.conn, ping(server.domain))
+        end
+
+        @tag :tmp_dir
+        test "a server certificate from an unknown CA fails with a TLS error naming the issuer",
+             %{server: server, tmp_dir: tmp_dir} do
+          {:ok, stranger} =
+            XmppBridge.TestServer.TLS.generate(tmp_dir, [server.domain], "stranger")
+
+          # a CA that did not sign the certificate, and the bundled web roots
+          for ca_file <- [stranger.ca_file, nil] do
+            opts = [tls: :starttls, port: server.ports.c2s_starttls, ca_file: ca_file]
+            session = %{id: Connection.open!(session_opts(server, "heidi", opts)).id}
+
+            assert_event(session, {:disconnected, {:tls_failed, detail}}, 5_000)
+            assert detail =~ ~r/issuer/i
+            assert_event(session, {:closed, {:tls_failed, ^detail}}, 1_000)
+            refute_event(session, {:reconnecting, _}, 200)
+          end
+        end
+
+        test "plaintext to a host that is not loopback is refused", %{server: server} do
+          for host <- ["192.0.2.1", "example.com"] do
+            case Connection.open(session_opts(server, "heidi", host: host, tls: :plain)) do
+              {:ok, conn} ->
+                session = %{id: conn.id}
+                assert_event(session, {:closed, {:bad_config, detail}}, 1_000)
+                assert detail =~ "loopback"
+                refute_event(session, {:online, _}, 100)
+
+              {:error, %Error{reason: reason}} ->
+                assert {:bad_config, _} = reason
+            end
+          end
+        end
+
+        test "a wrong password fails at once, with no reconnect attempt", %{server: server} do
+          for opts <- [
+                [],
+                [tls: :starttls, port: server.ports.c2s_starttls, ca_file: server.ca_file]
+              ] do
+            started = System.monotonic_time()
+            conn = Connection.open!(session_opts(server, "heidi", [password: "wrong"] ++ opts))
+            session = %{id: conn.id}
+
+            assert_event(session, {:disconnected, {:auth_failed, condition}}, 5_000)
+            assert_event(session, {:closed, {:auth_failed, ^condition}}, 1_000)
+            took = ms(System.monotonic_time() - started)
+            refute_event(session, {:reconnecting, _}, 300)
+            assert took < 2_000
+
+            report(
+              server,
+              "wrong password",
+              "#{inspect(Keyword.get(opts, :tls, :plain))}: {:auth_failed, #{inspect(condition)}} " <>
+                "and closed after #{round(took)} ms"
+            )
+          end
+        end
+      end
+
+      describe "an external component (XEP-0114)" do
+        test "routes messages for two addresses under its domain, both ways",
+             %{server: server} do
+          component = open_component(server)
+          assert component.jid == server.component_domain
+          kate = open_session(server, "kate")
+          worker1 = "worker1@#{server.component_domain}"
+          worker2 = "worker2@#{server.component_domain}"
+
+          send_stanza(kate, chat_to(worker1, "job for worker 1"))
+          send_stanza(kate, chat_to(worker2, "job for worker 2"))
+
+          assert_chat(wait_for_stanza(component),
+            from: kate,
+            to: worker1,
+            body: "job for worker 1"
+          )
+
+          assert_chat(wait_for_stanza(component),
+            from: kate,
+            to: worker2,
+            body: "job for worker 2"
+          )
+
+          send_stanza(component, chat_to(kate, "done by worker 1", from: worker1))
+          send_stanza(component, chat_to(kate, "done by worker 2", from: worker2))
+
+          assert_chat(wait_for_stanza(kate), from: worker1, to: kate, body: "done by worker 1")
+          assert_chat(wait_for_stanza(kate), from: worker2, to: kate, body: "done by worker 2")
+        end
+      end
+    end
+  end
+end
