@@ -4,7 +4,7 @@
 #   make build        build the NIF (cargo, via mix compile) and the Elixir/Erlang code
 #   make fmt          format Rust and Elixir sources
 #   make bench-codec  codec benchmark (bench/codec.exs), MIX_ENV=bench
-#   make demo         codec demo (demos/codec_demo.exs)
+#   make demo         codec demo, then the bus demo: a BEAM process and a Rust node over a private ejabberd
 #   make clean        remove build output (also `cargo clean` of CARGO_TARGET_DIR)
 #
 # Environment: CARGO_TARGET_DIR (default ./target), XMPP_BRIDGE_BUILD=debug for a
@@ -74,6 +74,7 @@ bench-codec: deps
 
 demo: deps
 	$(MIX) run demos/codec_demo.exs
+	$(MIX) run demos/bus_demo.exs
 
 clean:
 	$(MIX) clean
