@@ -83,11 +83,13 @@ defmodule XmppBridge.Client do
 
   ## Sending
 
-  `send/2` and `iq/3` may be called from any process, including the client's
-  own callbacks (with `self()`). `iq/3` waits in its caller, never in the
-  client process, so many requests can be outstanding at once. The session
-  of a client never changes: `connection/1` returns it, for callers that
-  want to use `XmppBridge.Connection` directly.
+  `send/2` and `iq/3` may be called from any process on the client's node,
+  including the client's own callbacks (with `self()`). `iq/3` waits in its
+  caller, not in the client process, so many requests can be outstanding
+  at once (called from a callback, it does hold up the client until the
+  answer comes). The session of a client never changes: `connection/1`
+  returns it, for callers that want to use `XmppBridge.Connection`
+  directly.
 
   ## Delivery
 

@@ -143,12 +143,14 @@ defmodule XmppBridge.Connection do
   over, or the encoding error.
   """
   @spec send(t(), Stanza.t() | Stanza.xmlel()) :: {:ok, seq()} | {:error, Error.t()}
-  def send(%__MODULE__{ref: ref}, stanza) do
+  def send(%__MODULE__{ref: ref}, stanza) when is_struct(stanza) or elem(stanza, 0) == :xmlel do
     case Native.conn_send(ref, stanza) do
       {:ok, seq} -> {:ok, seq}
       {:error, reason} -> {:error, %Error{reason: reason}}
     end
   end
+
+  def send(%__MODULE__{ref: _}, other), do: {:error, %Error{reason: {:not_a_stanza, other}}}
 
   @doc "Like `send/2`, but raises `XmppBridge.Error`."
   @spec send!(t(), Stanza.t() | Stanza.xmlel()) :: seq()
@@ -163,7 +165,14 @@ defmodule XmppBridge.Connection do
   reason. An IQ without id gets a fresh one.
   """
   @spec iq(t(), Iq.t(), timeout()) :: {:ok, Iq.t()} | {:error, Error.t()}
-  def iq(%__MODULE__{ref: ref}, %Iq{} = iq, timeout \\ 5000) do
+  def iq(conn, iq, timeout \\ 5000)
+
+  def iq(%__MODULE__{}, %Iq{type: type}, _timeout) when type not in [:get, :set] do
+    {:error,
+     %Error{reason: {:bad_argument, "iq/3 sends requests: the IQ must be of type :get or :set"}}}
+  end
+
+  def iq(%__MODULE__{ref: ref}, %Iq{} = iq, timeout) do
     iq = if iq.id in [nil, ""], do: %Iq{iq | id: Iq.new_id()}, else: iq
     token = System.unique_integer([:positive])
 
@@ -245,6 +254,9 @@ defmodule XmppBridge.Connection do
 
   defp validate_keys(opts) do
     if Keyword.keyword?(opts) do
+      # As with Keyword.get/2, the first occurrence of a key wins.
+      opts = Enum.uniq_by(opts, &elem(&1, 0))
+
       case Keyword.validate(opts, [:jid, :password | @defaults]) do
         {:ok, opts} -> {:ok, opts}
         {:error, unknown} -> {:error, %Error{reason: {:bad_option, {:unknown, unknown}}}}

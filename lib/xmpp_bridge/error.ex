@@ -61,6 +61,19 @@ defmodule XmppBridge.Error do
       range (`max_bytes` must be a positive integer, `max_depth` 1..256).
     * `{:invalid_json, detail}` - text that is not JSON, or a term without a
       JSON form.
+
+  Connections (`XmppBridge.Connection`):
+
+    * `:queue_full` - `:queue_limit` stanzas already wait to be sent.
+    * `:closed` - the session is over.
+    * `:timeout` - no answer to an IQ in time.
+    * `:noproc` - the owner (or the client process) is not alive.
+    * `{:iq_error, iq}` - the IQ was answered with an error (`iq.error`).
+    * `{:connect_failed, detail}`, `{:tls_failed, detail}`,
+      `{:auth_failed, condition}`, `{:timeout, step}`,
+      `{:stream_error, {condition, text}}`, `:closed_by_server`,
+      `:keepalive_timeout`, `{:protocol_error, detail}`, `{:io_error, detail}`,
+      `{:bad_config, detail}` - why a session was lost or could not start.
   """
   @type reason ::
           {:malformed_xml, String.t()}
@@ -85,6 +98,21 @@ defmodule XmppBridge.Error do
           | {:not_an_element, term()}
           | {:bad_option, term()}
           | {:invalid_json, String.t()}
+          | :queue_full
+          | :closed
+          | :timeout
+          | :noproc
+          | {:iq_error, struct()}
+          | {:connect_failed, String.t()}
+          | {:tls_failed, String.t()}
+          | {:auth_failed, String.t()}
+          | {:timeout, String.t()}
+          | {:stream_error, {String.t(), String.t() | nil}}
+          | :closed_by_server
+          | :keepalive_timeout
+          | {:protocol_error, String.t()}
+          | {:io_error, String.t()}
+          | {:bad_config, String.t()}
 
   @type t :: %__MODULE__{reason: reason()}
 
@@ -179,6 +207,32 @@ defmodule XmppBridge.Error do
   def format({:bad_option, other}), do: "bad options: " <> inspect(other)
 
   def format({:invalid_json, detail}), do: "invalid JSON: " <> text(detail)
+
+  def format(:queue_full), do: "the outbound queue is full (see the :queue_limit option)"
+  def format(:closed), do: "the session is closed"
+  def format(:timeout), do: "no answer in time"
+  def format(:noproc), do: "the process is not alive"
+
+  def format({:iq_error, %{error: %{condition: condition}}}),
+    do: "the IQ was answered with the error #{inspect(condition)}"
+
+  def format({:iq_error, other}), do: "the IQ was answered with an error: " <> inspect(other)
+  def format({:connect_failed, detail}), do: "could not connect: " <> text(detail)
+  def format({:tls_failed, detail}), do: "TLS failed: " <> text(detail)
+  def format({:auth_failed, condition}), do: "authentication failed: " <> text(condition)
+  def format({:timeout, step}), do: "timed out during " <> text(step)
+
+  def format({:stream_error, {condition, nil}}),
+    do: "the server ended the stream with the error " <> text(condition)
+
+  def format({:stream_error, {condition, detail}}),
+    do: "the server ended the stream with the error #{text(condition)}: #{text(detail)}"
+
+  def format(:closed_by_server), do: "the server closed the connection"
+  def format(:keepalive_timeout), do: "the server did not answer a keepalive probe in time"
+  def format({:protocol_error, detail}), do: "the server broke the protocol: " <> text(detail)
+  def format({:io_error, detail}), do: "socket error: " <> text(detail)
+  def format({:bad_config, detail}), do: "bad connection options: " <> text(detail)
 
   def format(reason), do: inspect(reason)
 

@@ -127,6 +127,18 @@ defmodule XmppBridge.Test.XmppCase do
     end
   end
 
+  @doc """
+  The next IQ request (`get` or `set`) the session's owner receives; other
+  stanzas stay in the mailbox.
+  """
+  def wait_for_iq_request(%Session{id: id}, timeout \\ 5_000) do
+    receive do
+      {:xmpp_bridge, ^id, {:stanza, %Iq{type: type} = iq}} when type in [:get, :set] -> iq
+    after
+      timeout -> flunk("no IQ request within #{timeout} ms; #{mailbox_summary(id)}")
+    end
+  end
+
   @doc "Asserts that `stanza` is a chat message; `expected` may give `from`, `to` and `body`."
   def assert_chat(stanza, expected \\ []) do
     assert %Message{type: :chat} = stanza
@@ -182,24 +194,27 @@ defmodule XmppBridge.Test.XmppCase do
   @doc """
   Sends each stanza `make.(i)` for `i` in `range`, in order, riding out
   backpressure: on `:queue_full` it takes the events that arrived (acks),
-  and retries. Returns `%{seqs: [seq], queue_full: n, acked: MapSet,
-  failed: MapSet}` (`seqs` newest first), acks and failures seen so far
-  included; pass it back in to go on.
+  and retries. Returns a tally, `%{sent: %{seq => i}, queue_full: n, acked:
+  MapSet, failed: MapSet}`, with the acks and failures seen so far; pass it
+  back in to go on.
   """
   def send_all(%Session{} = session, range, make, tally \\ new_tally()) do
-    Enum.reduce(range, tally, fn i, tally -> send_one(session, make.(i), tally) end)
+    Enum.reduce(range, tally, fn i, tally -> send_one(session, i, make.(i), tally) end)
   end
 
-  def new_tally, do: %{seqs: [], queue_full: 0, acked: MapSet.new(), failed: MapSet.new()}
+  def new_tally, do: %{sent: %{}, queue_full: 0, acked: MapSet.new(), failed: MapSet.new()}
 
-  defp send_one(%Session{conn: conn} = session, stanza, tally) do
+  @doc "The sequence numbers of the stanzas a tally sent."
+  def sent_seqs(tally), do: MapSet.new(Map.keys(tally.sent))
+
+  defp send_one(%Session{conn: conn} = session, i, stanza, tally) do
     case Connection.send(conn, stanza) do
       {:ok, seq} ->
-        %{tally | seqs: [seq | tally.seqs]}
+        %{tally | sent: Map.put(tally.sent, seq, i)}
 
       {:error, %XmppBridge.Error{reason: :queue_full}} ->
         tally = take_delivery_events(session, %{tally | queue_full: tally.queue_full + 1}, 1)
-        send_one(session, stanza, tally)
+        send_one(session, i, stanza, tally)
 
       {:error, error} ->
         flunk("send failed: #{Exception.message(error)}")
@@ -208,11 +223,11 @@ defmodule XmppBridge.Test.XmppCase do
 
   @doc """
   Takes the `{:acked, _}` and `{:failed, _, _}` events of the session until
-  every sequence number of `tally.seqs` is accounted for, or `timeout` ms
-  pass without a new event. Returns the tally.
+  every stanza the tally sent is accounted for, or `timeout` ms pass without
+  a new event. Returns the tally.
   """
   def await_delivery(%Session{} = session, tally, timeout \\ 10_000) do
-    if MapSet.size(tally.acked) + MapSet.size(tally.failed) >= length(tally.seqs) do
+    if MapSet.size(tally.acked) + MapSet.size(tally.failed) >= map_size(tally.sent) do
       tally
     else
       next = take_delivery_events(session, tally, timeout)

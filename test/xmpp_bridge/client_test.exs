@@ -250,8 +250,23 @@ defmodule XmppBridge.ClientTest do
     assert_received {:bot, :terminate, :normal}
     :erlang.garbage_collect(self())
 
-    assert wait_until(fn -> Connection.count() == before end) == true,
+    assert wait_until(fn -> Connection.count() == before end),
            "#{Connection.count()} sessions, #{before} expected"
+  end
+
+  test "a killed client's session is closed by the owner monitor", %{server: server} do
+    before = settled_count()
+
+    {:ok, bot} = Client.start(EchoBot, %{test: self(), conn_opts: conn_opts(server, "bot")})
+    assert_receive {:bot, {:connected, _}}, 10_000
+    assert Connection.count() == before + 1
+
+    Process.exit(bot, :kill)
+
+    assert wait_until(fn -> Connection.count() == before end),
+           "#{Connection.count()} sessions, #{before} expected"
+
+    refute_received {:bot, :terminate, _}
   end
 
   test "a session that gives up stops the client with {:shutdown, reason}",

@@ -824,7 +824,10 @@ impl Conn {
                         match next {
                             None | Some(Command::Close) => {
                                 self.out.splice(0..0, writing.drain(written..));
-                                return self.shutdown(rd, wr, d, handler).await;
+                                // A close asked for is final, whatever the
+                                // goodbye on the socket meets.
+                                let _ = self.shutdown(rd, wr, d, handler).await;
+                                return Ok(());
                             }
                             Some(Command::Send { seq, bytes }) => self.write_stanza(seq, bytes, d),
                             Some(Command::Iq { seq, token, id, bytes }) => {
@@ -1033,13 +1036,19 @@ impl Conn {
     ) -> Result<(), ConnError> {
         self.request_ack();
         self.out.extend_from_slice(b"</stream:stream>");
-        wr.write_all(&self.out)
-            .await
-            .map_err(|e| ConnError::Io(e.to_string()))?;
-        wr.flush().await.map_err(|e| ConnError::Io(e.to_string()))?;
+        // A server that stops reading cannot hold the close for long.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let goodbye = async {
+            wr.write_all(&self.out).await?;
+            wr.flush().await
+        };
+        match timeout(Duration::from_secs(2), goodbye).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(ConnError::Io(e.to_string())),
+            Err(_) => return Err(ConnError::Timeout("close")),
+        }
         self.out.clear();
         // Give the server a moment to acknowledge and close its side.
-        let deadline = Instant::now() + Duration::from_secs(2);
         while self.sm && !d.unacked.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             let n = match timeout(left, rd.read(&mut self.rbuf)).await {
