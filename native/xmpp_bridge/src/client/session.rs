@@ -39,6 +39,17 @@ const FEATURES: &[&str] = &[
 /// How many commands one wake-up takes from the queue before writing.
 const BATCH: usize = 256;
 
+/// Stanzas sent before an ack is requested at once (XEP-0198 `<r/>`)...
+const ACK_EVERY: usize = 64;
+/// ...or how long the owner may pause before the request goes anyway.
+const ACK_DELAY: Duration = Duration::from_millis(5);
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
 /// Bytes waiting to be written above which no more commands are taken.
 const MAX_PENDING_OUT: usize = 1024 * 1024;
 
@@ -777,6 +788,7 @@ impl Conn {
         let mut writing: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut written = 0;
         let mut need_flush = false;
+        let mut ack_due: Option<Instant> = None;
         loop {
             if written == writing.len() && !self.out.is_empty() {
                 writing.clear();
@@ -847,7 +859,18 @@ impl Conn {
                             Err(_) => break,
                         };
                     }
+                    // Ask for acks in bulk: at once past ACK_EVERY stanzas,
+                    // else when the owner pauses for ACK_DELAY.
+                    if self.unrequested >= ACK_EVERY {
+                        self.request_ack();
+                        ack_due = None;
+                    } else if self.unrequested > 0 && ack_due.is_none() {
+                        ack_due = Some(Instant::now() + ACK_DELAY);
+                    }
+                }
+                () = sleep_until_opt(ack_due), if ack_due.is_some() => {
                     self.request_ack();
+                    ack_due = None;
                 }
                 _ = ticker.tick() => self.keepalive(cfg)?,
             }
