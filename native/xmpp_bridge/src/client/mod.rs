@@ -273,13 +273,44 @@ pub enum Command {
     CancelIq {
         id: String,
     },
-    Close,
+}
+
+/// How the owner asks a session to end: apart from the command queue, so
+/// that a full queue cannot delay it.
+#[derive(Debug, Default)]
+pub struct CloseSignal {
+    requested: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl CloseSignal {
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        // Stores a permit when the session is not waiting right now.
+        self.notify.notify_one();
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    /// Completes once a close was requested (at once if it already was).
+    pub async fn requested(&self) {
+        loop {
+            if self.is_requested() {
+                return;
+            }
+            self.notify.notified().await;
+        }
+    }
 }
 
 /// Why a command could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueError {
-    /// The outbound queue holds `queue_limit` stanzas already.
+    /// The outbound queue holds `queue_limit` stanzas already (while
+    /// disconnected, up to `queue_limit` more wait aside for the next
+    /// connection).
     Full,
     /// The session has ended.
     Closed,
@@ -290,7 +321,7 @@ pub enum QueueError {
 pub struct Handle {
     tx: mpsc::Sender<Command>,
     seq: std::sync::Arc<AtomicU64>,
-    runtime: tokio::runtime::Handle,
+    close: std::sync::Arc<CloseSignal>,
 }
 
 impl Handle {
@@ -322,13 +353,7 @@ impl Handle {
 
     /// Asks the session to end; idempotent, never blocks.
     pub fn close(&self) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Command::Close) {
-            // The queue is full: deliver the close once there is room.
-            let tx = self.tx.clone();
-            self.runtime.spawn(async move {
-                let _ = tx.send(Command::Close).await;
-            });
-        }
+        self.close.request();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -346,10 +371,11 @@ impl Handle {
 /// Starts a session on `runtime`; its events go to `handler`.
 pub fn spawn<H: Handler>(runtime: &tokio::runtime::Handle, config: Config, handler: H) -> Handle {
     let (tx, rx) = mpsc::channel(config.queue_limit.max(1));
-    runtime.spawn(run(config, rx, handler));
+    let close = std::sync::Arc::new(CloseSignal::default());
+    runtime.spawn(run(config, rx, close.clone(), handler));
     Handle {
         tx,
         seq: std::sync::Arc::new(AtomicU64::new(1)),
-        runtime: runtime.clone(),
+        close,
     }
 }

@@ -2,7 +2,7 @@
 
 use super::sasl::{self, Mechanism, Scram};
 use super::transport::Transport;
-use super::{Command, Config, ConnError, Event, Handler, Mode, TlsMode};
+use super::{CloseSignal, Command, Config, ConnError, Event, Handler, Mode, TlsMode};
 use crate::stream::{Event as XEvent, StreamParser};
 use crate::xml::{close_tag, escape_text, write_attr, Element, Limits};
 use base64::Engine;
@@ -69,9 +69,33 @@ struct Durable {
     /// IQ id -> token of the waiter.
     waiters: HashMap<String, u64>,
     bound_jid: Option<String>,
+    /// IQ ids whose waiter gave up: a late answer is dropped, not handed to
+    /// the owner as if it were a request. The most recent ones only.
+    cancelled: VecDeque<String>,
 }
 
+/// How many cancelled IQ ids are remembered.
+const CANCELLED_KEPT: usize = 1024;
+
 impl Durable {
+    fn cancel(&mut self, id: String) {
+        if self.cancelled.len() == CANCELLED_KEPT {
+            self.cancelled.pop_front();
+        }
+        self.cancelled.push_back(id);
+    }
+
+    /// True (and forgotten) when `id` is the id of a cancelled IQ.
+    fn was_cancelled(&mut self, id: &str) -> bool {
+        match self.cancelled.iter().position(|c| c == id) {
+            Some(i) => {
+                self.cancelled.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Sequence 0 is our own initial presence: counted for XEP-0198, not
     /// reported to the owner.
     fn take_unacked(&mut self) -> Vec<u64> {
@@ -158,7 +182,12 @@ fn backoff(cfg: &super::Reconnect, attempt: u32) -> Duration {
 }
 
 /// Runs a session until it is closed or gives up.
-pub async fn run<H: Handler>(cfg: Config, mut rx: mpsc::Receiver<Command>, mut handler: H) {
+pub async fn run<H: Handler>(
+    cfg: Config,
+    mut rx: mpsc::Receiver<Command>,
+    close: std::sync::Arc<CloseSignal>,
+    mut handler: H,
+) {
     let account = match validate(&cfg) {
         Ok(a) => a,
         Err(e) => {
@@ -171,8 +200,16 @@ pub async fn run<H: Handler>(cfg: Config, mut rx: mpsc::Receiver<Command>, mut h
     let mut attempt = 0u32;
     let reason = loop {
         let mut online = false;
-        let result =
-            connect_and_serve(&cfg, &account, &mut rx, &mut handler, &mut d, &mut online).await;
+        let result = connect_and_serve(
+            &cfg,
+            &account,
+            &mut rx,
+            &close,
+            &mut handler,
+            &mut d,
+            &mut online,
+        )
+        .await;
         if online {
             attempt = 0;
         }
@@ -193,34 +230,52 @@ pub async fn run<H: Handler>(cfg: Config, mut rx: mpsc::Receiver<Command>, mut h
         }
         let delay = backoff(&cfg.reconnect, attempt);
         handler.event(Event::Reconnecting { attempt, delay });
-        if wait(delay, &mut rx, &mut d).await {
+        if wait(delay, &mut rx, &close, &mut d, cfg.queue_limit).await {
             break None;
         }
     };
     finish(rx, d, &mut handler, reason);
 }
 
-/// Sleeps through a backoff, still taking commands; true when asked to close.
-async fn wait(delay: Duration, rx: &mut mpsc::Receiver<Command>, d: &mut Durable) -> bool {
+/// Sleeps through a backoff, still taking commands (up to `limit` set
+/// aside, so that memory stays bounded); true when asked to close.
+async fn wait(
+    delay: Duration,
+    rx: &mut mpsc::Receiver<Command>,
+    close: &CloseSignal,
+    d: &mut Durable,
+    limit: usize,
+) -> bool {
     let until = sleep(delay);
     tokio::pin!(until);
     loop {
+        let room = d.outbox.len() < limit;
         tokio::select! {
             _ = &mut until => return false,
-            cmd = rx.recv() => match cmd {
-                None | Some(Command::Close) => return true,
+            () = close.requested() => return true,
+            cmd = rx.recv(), if room => match cmd {
+                None => return true,
                 Some(cmd) => queue(cmd, d),
             },
         }
     }
 }
 
-/// Takes commands until a close (or the end of the queue), keeping the rest.
-async fn hold_commands(rx: &mut mpsc::Receiver<Command>, held: &mut Vec<Command>) {
+/// Takes commands (up to `room`) until a close or the end of the queue.
+async fn hold_commands(
+    rx: &mut mpsc::Receiver<Command>,
+    close: &CloseSignal,
+    held: &mut Vec<Command>,
+    room: usize,
+) {
     loop {
-        match rx.recv().await {
-            None | Some(Command::Close) => return,
-            Some(cmd) => held.push(cmd),
+        let more = held.len() < room;
+        tokio::select! {
+            () = close.requested() => return,
+            cmd = rx.recv(), if more => match cmd {
+                None => return,
+                Some(cmd) => held.push(cmd),
+            },
         }
     }
 }
@@ -240,8 +295,8 @@ fn queue(cmd: Command, d: &mut Durable) {
         }
         Command::CancelIq { id } => {
             d.waiters.remove(&id);
+            d.cancel(id);
         }
-        Command::Close => {}
     }
 }
 
@@ -275,6 +330,7 @@ async fn connect_and_serve<H: Handler>(
     cfg: &Config,
     account: &Account,
     rx: &mut mpsc::Receiver<Command>,
+    close: &CloseSignal,
     handler: &mut H,
     d: &mut Durable,
     online: &mut bool,
@@ -284,7 +340,7 @@ async fn connect_and_serve<H: Handler>(
     let mut held = Vec::new();
     let opened = tokio::select! {
         r = timeout(cfg.connect_timeout, Conn::open(cfg, account)) => Some(r),
-        () = hold_commands(rx, &mut held) => None,
+        () = hold_commands(rx, close, &mut held, cfg.queue_limit.saturating_sub(d.outbox.len())) => None,
     };
     for cmd in held.drain(..) {
         queue(cmd, d);
@@ -293,9 +349,10 @@ async fn connect_and_serve<H: Handler>(
         Some(r) => r.map_err(|_| ConnError::Timeout("connect"))??,
         None => return Ok(()),
     };
+    let room = cfg.queue_limit.saturating_sub(d.outbox.len());
     let negotiated = tokio::select! {
         r = timeout(cfg.connect_timeout, conn.negotiate(cfg, account, d, handler)) => Some(r),
-        () = hold_commands(rx, &mut held) => None,
+        () = hold_commands(rx, close, &mut held, room) => None,
     };
     for cmd in held.drain(..) {
         queue(cmd, d);
@@ -320,7 +377,7 @@ async fn connect_and_serve<H: Handler>(
         conn.write_stanza(seq, bytes, d);
     }
     conn.request_ack();
-    conn.serve(cfg, rx, handler, d).await
+    conn.serve(cfg, rx, close, handler, d).await
 }
 
 struct Conn {
@@ -610,6 +667,7 @@ impl Conn {
             self.out.extend_from_slice(b"<presence/>");
             if self.sm {
                 d.unacked.push_back((0, b"<presence/>".to_vec()));
+                self.unrequested += 1;
             }
         }
         Ok((jid, false))
@@ -772,6 +830,7 @@ impl Conn {
         &mut self,
         cfg: &Config,
         rx: &mut mpsc::Receiver<Command>,
+        close: &CloseSignal,
         handler: &mut H,
         d: &mut Durable,
     ) -> Result<(), ConnError> {
@@ -834,10 +893,8 @@ impl Conn {
                     // not yet handled, or None when the queue is closed.
                     loop {
                         match next {
-                            None | Some(Command::Close) => {
+                            None => {
                                 self.out.splice(0..0, writing.drain(written..));
-                                // A close asked for is final, whatever the
-                                // goodbye on the socket meets.
                                 let _ = self.shutdown(rd, wr, d, handler).await;
                                 return Ok(());
                             }
@@ -848,6 +905,7 @@ impl Conn {
                             }
                             Some(Command::CancelIq { id }) => {
                                 d.waiters.remove(&id);
+                                d.cancel(id);
                             }
                         }
                         taken += 1;
@@ -867,6 +925,13 @@ impl Conn {
                     } else if self.unrequested > 0 && ack_due.is_none() {
                         ack_due = Some(Instant::now() + ACK_DELAY);
                     }
+                }
+                () = close.requested() => {
+                    self.out.splice(0..0, writing.drain(written..));
+                    // A close asked for is final, whatever the goodbye on the
+                    // socket meets.
+                    let _ = self.shutdown(rd, wr, d, handler).await;
+                    return Ok(());
                 }
                 () = sleep_until_opt(ack_due), if ack_due.is_some() => {
                     self.request_ack();
@@ -1058,6 +1123,12 @@ impl Conn {
         handler: &mut H,
     ) -> Result<(), ConnError> {
         self.request_ack();
+        if self.sm {
+            // XEP-0198 §4: tell the server what we handled, so that it does
+            // not bounce or redeliver stanzas the owner already has.
+            let a = format!("<a xmlns='{NS_SM}' h='{}'/>", d.h_in);
+            self.out.extend_from_slice(a.as_bytes());
+        }
         self.out.extend_from_slice(b"</stream:stream>");
         // A server that stops reading cannot hold the close for long.
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -1072,15 +1143,23 @@ impl Conn {
         }
         self.out.clear();
         // Give the server a moment to acknowledge and close its side.
-        while self.sm && !d.unacked.is_empty() {
+        // RFC 6120 §4.4: wait (briefly) for the server to close its stream
+        // too, taking the acks that come before.
+        let mut server_closed = false;
+        while !server_closed {
             let left = deadline.saturating_duration_since(Instant::now());
             let n = match timeout(left, rd.read(&mut self.rbuf)).await {
                 Ok(Ok(n)) if n > 0 => n,
                 _ => break,
             };
             let mut events = Vec::new();
-            let _ = self.parser.feed(&self.rbuf[..n], &mut events);
+            if self.parser.feed(&self.rbuf[..n], &mut events).is_err() {
+                break;
+            }
             for ev in events {
+                if matches!(ev, XEvent::End) {
+                    server_closed = true;
+                }
                 if let XEvent::Element(el) = ev {
                     if el.name == "a" && el.attr("xmlns") == Some(NS_SM) {
                         if let Ok(h) = el.attr("h").unwrap_or_default().parse::<u32>() {
@@ -1115,8 +1194,12 @@ fn needs_conn(el: &Element<'_>) -> bool {
 
 fn deliver<H: Handler>(el: Element<'_>, ns: Option<&str>, d: &mut Durable, handler: &mut H) {
     if el.name == "iq" && matches!(el.attr("type"), Some("result" | "error")) {
-        if let Some(token) = el.attr("id").and_then(|id| d.waiters.remove(id)) {
+        let id = el.attr("id").unwrap_or_default();
+        if let Some(token) = d.waiters.remove(id) {
             handler.iq_response(token, el, ns);
+            return;
+        }
+        if !d.cancelled.is_empty() && d.was_cancelled(id) {
             return;
         }
     }
