@@ -49,6 +49,14 @@ defmodule XmppBridge.Test.ConnectionCases do
         %{server: server}
       end
 
+      # A story that kills the server brings it back even when it fails, so
+      # that the next ones find it running.
+      defp restart_on_exit(server) do
+        on_exit(fn ->
+          unless TestServer.alive?(server), do: {:ok, _} = TestServer.restart(server)
+        end)
+      end
+
       defp version_query(to),
         do: Iq.get(jid(to), {:xmlel, "query", [{"xmlns", @version_ns}], []})
 
@@ -187,7 +195,13 @@ defmodule XmppBridge.Test.ConnectionCases do
           {_, judy_jid} = judy
           ivan = open_session(server, "ivan", queue_limit: 10)
 
-          tally = send_all(ivan, 1..count, &chat_to(judy_jid, "pushed #{&1}"))
+          # 4 KB of padding each: far more than the session may hold unwritten
+          # (1 MB), so the queue fills even when the writer keeps up.
+          pad =
+            {:xmlel, "pad", [{"xmlns", "urn:xmpp-bridge:test"}],
+             [{:xmlcdata, String.duplicate("x", 4096)}]}
+
+          tally = send_all(ivan, 1..count, &chat_to(judy_jid, "pushed #{&1}", payloads: [pad]))
           {bodies, _} = await_receiver(judy)
           tally = await_delivery(ivan, tally)
 
@@ -212,8 +226,8 @@ defmodule XmppBridge.Test.ConnectionCases do
           kate = open_session(server, "kate")
           leo = open_session(server, "leo")
 
-          for i <- 1..5, do: send_stanza(kate, chat_to(leo, "just before close #{i}"))
-          for i <- 1..5, do: assert_chat(wait_for_stanza(leo), body: "just before close #{i}")
+          for i <- 1..50, do: send_stanza(kate, chat_to(leo, "just before close #{i}"))
+          for i <- 1..50, do: assert_chat(wait_for_stanza(leo), body: "just before close #{i}")
           close_session(leo)
 
           # What the server still counts as unacked when the stream closes,
@@ -227,6 +241,7 @@ defmodule XmppBridge.Test.ConnectionCases do
       describe "a server killed with SIGKILL" do
         test "every stanza sent across the kill is acked or reported failed, and both sessions come back",
              %{server: server} do
+          restart_on_exit(server)
           reconnect = [initial: 100, max: 1_000]
           frank = open_session(server, "frank", reconnect: reconnect)
           erin = open_session(server, "erin", reconnect: reconnect)
@@ -299,6 +314,7 @@ defmodule XmppBridge.Test.ConnectionCases do
       describe "a server that is down" do
         test "send/2 accepts no more than queue_limit stanzas, and those are delivered once it is back",
              %{server: server} do
+          restart_on_exit(server)
           limit = 100
           tries = 10_000
 

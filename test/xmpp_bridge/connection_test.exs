@@ -14,8 +14,11 @@ defmodule XmppBridge.ConnectionTest do
          %{server: server} do
       opts = session_opts(server, "alice")
 
+      # Sessions of the stories before may still be closing.
+      assert eventually(fn -> Connection.count() == 0 end, 10_000)
+
       # Warm up (allocators, the runtime's threads), then measure.
-      open_and_kill_many(opts, 200)
+      open_and_kill_many(opts, 200, 0)
       assert eventually(fn -> Connection.count() == 0 end, 30_000)
 
       before = Connection.count()
@@ -24,7 +27,7 @@ defmodule XmppBridge.ConnectionTest do
       rss_before = rss_kb()
       started = System.monotonic_time()
 
-      {most_live, paced} = open_and_kill_many(opts, @cycles)
+      {most_live, paced} = open_and_kill_many(opts, @cycles, before)
       looped = System.monotonic_time()
 
       assert eventually(fn -> Connection.count() == before end, 60_000),
@@ -58,12 +61,68 @@ defmodule XmppBridge.ConnectionTest do
           "RSS #{signed_kb(rss_delta * 1024)} KB"
       )
     end
+
+    test "sessions that are online when their owner dies end their streams: the server sees them go",
+         %{server: server} do
+      n = 200
+      parent = self()
+      # Without initial presence: 200 available resources of one account
+      # make ejabberd broadcast 200 x 200 presences, and under that load it
+      # takes seconds to read the streams' closing tags.
+      opts = session_opts(server, "alice", initial_presence: false)
+      # The sessions of the stories before close as their owners exit.
+      assert eventually(fn -> server_sessions(server) == 0 end, 15_000),
+             "#{server_sessions(server)} sessions of earlier stories are still on the server"
+
+      started = System.monotonic_time()
+
+      owners =
+        for _ <- 1..n do
+          spawn(fn ->
+            conn = Connection.open!(opts)
+            id = conn.id
+
+            receive do
+              {:xmpp_bridge, ^id, {:online, _}} -> send(parent, {:online, self()})
+            end
+
+            Process.sleep(:infinity)
+          end)
+        end
+
+      for owner <- owners do
+        assert_receive {:online, ^owner}, 30_000
+      end
+
+      online = System.monotonic_time()
+      assert server_sessions(server) == n
+
+      Enum.each(owners, &Process.exit(&1, :kill))
+      assert eventually(fn -> Connection.count() == 0 end, 10_000)
+      assert eventually(fn -> server_sessions(server) == 0 end, 10_000)
+      gone = System.monotonic_time()
+
+      report(
+        server,
+        "owner death when online",
+        "#{n} sessions online in #{round(ms(online - started))} ms; " <>
+          "their owners killed, the server had none left #{round(ms(gone - online))} ms later"
+      )
+    end
+  end
+
+  # ejabberd's own count of c2s sessions.
+  defp server_sessions(server) do
+    {:ok, n} =
+      XmppBridge.TestServer.Ejabberd.rpc(server, :ejabberd_sm, :connected_users_number, [])
+
+    n
   end
 
   # Each cycle: a process opens a session (it may not even be connected
   # yet), says so, and is killed. It must not hand the %Connection{} back:
   # a copy in our heap would keep the resource alive.
-  defp open_and_kill_many(opts, cycles) do
+  defp open_and_kill_many(opts, cycles, before) do
     Enum.reduce(1..cycles, {0, 0}, fn _, {most, paced} ->
       parent = self()
 
@@ -81,11 +140,11 @@ defmodule XmppBridge.ConnectionTest do
       end
 
       Process.exit(pid, :kill)
-      live = Connection.count()
+      live = Connection.count() - before
 
       paced =
         if live >= @in_flight do
-          assert eventually(fn -> Connection.count() < @in_flight end, 30_000)
+          assert eventually(fn -> Connection.count() - before < @in_flight end, 30_000)
           paced + 1
         else
           paced
