@@ -308,9 +308,8 @@ impl CloseSignal {
 /// Why a command could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueError {
-    /// The outbound queue holds `queue_limit` stanzas already (while
-    /// disconnected, up to `queue_limit` more wait aside for the next
-    /// connection).
+    /// The outbound queue holds `queue_limit` stanzas already (also while
+    /// disconnected: they wait there for the next connection).
     Full,
     /// The session has ended.
     Closed,

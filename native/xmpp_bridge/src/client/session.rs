@@ -230,53 +230,20 @@ pub async fn run<H: Handler>(
         }
         let delay = backoff(&cfg.reconnect, attempt);
         handler.event(Event::Reconnecting { attempt, delay });
-        if wait(delay, &mut rx, &close, &mut d, cfg.queue_limit).await {
+        if wait(delay, &close).await {
             break None;
         }
     };
     finish(rx, d, &mut handler, reason);
 }
 
-/// Sleeps through a backoff, still taking commands (up to `limit` set
-/// aside, so that memory stays bounded); true when asked to close.
-async fn wait(
-    delay: Duration,
-    rx: &mut mpsc::Receiver<Command>,
-    close: &CloseSignal,
-    d: &mut Durable,
-    limit: usize,
-) -> bool {
-    let until = sleep(delay);
-    tokio::pin!(until);
-    loop {
-        let room = d.outbox.len() < limit;
-        tokio::select! {
-            _ = &mut until => return false,
-            () = close.requested() => return true,
-            cmd = rx.recv(), if room => match cmd {
-                None => return true,
-                Some(cmd) => queue(cmd, d),
-            },
-        }
-    }
-}
-
-/// Takes commands (up to `room`) until a close or the end of the queue.
-async fn hold_commands(
-    rx: &mut mpsc::Receiver<Command>,
-    close: &CloseSignal,
-    held: &mut Vec<Command>,
-    room: usize,
-) {
-    loop {
-        let more = held.len() < room;
-        tokio::select! {
-            () = close.requested() => return,
-            cmd = rx.recv(), if more => match cmd {
-                None => return,
-                Some(cmd) => held.push(cmd),
-            },
-        }
+/// Sleeps through a backoff; true when asked to close. Commands stay in
+/// the queue meanwhile, so `queue_limit` bounds what waits for the next
+/// connection.
+async fn wait(delay: Duration, close: &CloseSignal) -> bool {
+    tokio::select! {
+        () = sleep(delay) => false,
+        () = close.requested() => true,
     }
 }
 
@@ -335,28 +302,20 @@ async fn connect_and_serve<H: Handler>(
     d: &mut Durable,
     online: &mut bool,
 ) -> Result<(), ConnError> {
-    // Connecting and negotiating go on while commands still arrive: sends
-    // wait in the outbox, and a close (the owner died, say) ends it at once.
-    let mut held = Vec::new();
+    // Connecting and negotiating end at once on a close (the owner died,
+    // say); sends wait in the queue, which `queue_limit` bounds.
     let opened = tokio::select! {
         r = timeout(cfg.connect_timeout, Conn::open(cfg, account)) => Some(r),
-        () = hold_commands(rx, close, &mut held, cfg.queue_limit.saturating_sub(d.outbox.len())) => None,
+        () = close.requested() => None,
     };
-    for cmd in held.drain(..) {
-        queue(cmd, d);
-    }
     let mut conn = match opened {
         Some(r) => r.map_err(|_| ConnError::Timeout("connect"))??,
         None => return Ok(()),
     };
-    let room = cfg.queue_limit.saturating_sub(d.outbox.len());
     let negotiated = tokio::select! {
         r = timeout(cfg.connect_timeout, conn.negotiate(cfg, account, d, handler)) => Some(r),
-        () = hold_commands(rx, close, &mut held, room) => None,
+        () = close.requested() => None,
     };
-    for cmd in held.drain(..) {
-        queue(cmd, d);
-    }
     let (jid, resumed) = match negotiated {
         Some(r) => r.map_err(|_| ConnError::Timeout("stream negotiation"))??,
         None => return Ok(()),
