@@ -12,7 +12,9 @@ pub struct JidParts {
 
 /// Parses and normalises `s` into its parts.
 pub fn parse(s: &str) -> Result<JidParts> {
-    let j = ::jid::Jid::new(s).map_err(|_| Error::InvalidJid(s.to_owned()))?;
+    // Normalised (and checked) first, so that parts and string agree.
+    let normalized = crate::stanza::normalize_jid(s)?;
+    let j = ::jid::Jid::new(&normalized).map_err(|_| Error::InvalidJid(s.to_owned()))?;
     Ok(JidParts {
         node: j.node().map(|n| n.as_str().to_owned()),
         domain: j.domain().as_str().to_owned(),
@@ -36,6 +38,23 @@ mod tests {
         assert_eq!(j.domain, "example.com");
         assert_eq!(j.resource.as_deref(), Some("Phone"));
         assert_eq!(normalize("Alice@Example.COM").unwrap(), "alice@example.com");
+    }
+
+    #[test]
+    fn fuzz_findings_stay_fixed() {
+        // A trailing dot is not part of the domain, in parts and string alike.
+        let j = parse("a@b./r").unwrap();
+        assert_eq!((j.domain.as_str(), j.resource.as_deref()), ("b", Some("r")));
+        assert_eq!(normalize("a@example.com.").unwrap(), "a@example.com");
+        // Not stable under its own normalisation (U+213B -> FAX -> fax).
+        assert!(normalize("\u{213B}@a").is_err());
+        // IDNA-reserved "--" labels are the crate's to judge.
+        assert_eq!(
+            normalize("x@ab--cd.example").ok(),
+            ::jid::Jid::new("x@ab--cd.example")
+                .ok()
+                .map(|j| j.into_inner())
+        );
     }
 
     #[test]

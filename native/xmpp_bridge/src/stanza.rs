@@ -312,9 +312,28 @@ pub fn normalize_jid<'a>(s: impl Into<Str<'a>>) -> Result<Str<'a>> {
     if is_plain_normalized_jid(&s) {
         return Ok(s);
     }
-    jid::Jid::new(&s)
-        .map(|j| Cow::Owned(j.into_inner()))
-        .map_err(|_| Error::InvalidJid(s.into_owned()))
+    let invalid = || Error::InvalidJid(s.to_string());
+    // RFC 7622 §3.2: a trailing dot of the domain is not part of it.
+    let input = strip_trailing_dot(&s);
+    let once = jid::Jid::new(&input).map_err(|_| invalid())?.into_inner();
+    // The stringprep tables predate some characters (U+213B folds to
+    // "FAX", which folds again): a JID that is not stable under its own
+    // normalisation is refused rather than compared wrongly.
+    let twice = jid::Jid::new(&once).map_err(|_| invalid())?.into_inner();
+    if once != twice {
+        return Err(invalid());
+    }
+    Ok(Cow::Owned(once))
+}
+
+/// `node@domain./res` -> `node@domain/res`.
+pub fn strip_trailing_dot(s: &str) -> Cow<'_, str> {
+    let end = s.find('/').unwrap_or(s.len());
+    if end > 1 && s.as_bytes()[end - 1] == b'.' {
+        Cow::Owned(format!("{}{}", &s[..end - 1], &s[end..]))
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// True for `node@domain/resource` made only of characters that every
@@ -347,6 +366,10 @@ fn is_plain_normalized_jid(s: &str) -> bool {
     let mut label_len = 0;
     let mut prev = b'.';
     for &c in domain {
+        // "ab--" starts an IDNA-reserved label: leave those to the crate.
+        if c == b'-' && label_len == 3 && prev == b'-' {
+            return false;
+        }
         match c {
             b'a'..=b'z' | b'0'..=b'9' => label_len += 1,
             b'-' if prev != b'.' => label_len += 1,
@@ -545,6 +568,17 @@ fn iq_error_index(el: &Element<'_>, type_: IqType, ns: &str) -> Option<usize> {
 }
 
 fn check_iq_children(el: &Element<'_>, type_: IqType, ns: &str) -> Result<()> {
+    if type_ == IqType::Error
+        && el
+            .elements()
+            .filter(|c| c.name == "error" && decode_error(c, ns).is_some())
+            .count()
+            > 1
+    {
+        return Err(Error::InvalidIq(
+            "an IQ carries two <error/> elements".into(),
+        ));
+    }
     if el
         .children
         .iter()

@@ -80,6 +80,9 @@ pub struct StreamParser {
     /// (offset from `stanza_start`, length): an end tag is checked against
     /// its start tag as soon as it arrives.
     open: Vec<(usize, usize)>,
+    /// Bytes dropped from the front of `buf` so far: the BOM is allowed only
+    /// as the very first bytes of the stream.
+    dropped: usize,
     tag_start: usize,
     stanza_start: usize,
     header_seen: bool,
@@ -96,6 +99,7 @@ impl StreamParser {
             state: State::Text,
             depth: 0,
             open: Vec::new(),
+            dropped: 0,
             tag_start: 0,
             stanza_start: 0,
             header_seen: false,
@@ -171,7 +175,10 @@ impl StreamParser {
                             b' ' | b'\t' | b'\r' | b'\n' => self.pos += 1,
                             b'<' => self.open_tag(self.pos),
                             // A byte-order mark may precede the header.
-                            0xEF if self.depth == 0 && !self.header_seen && self.pos == 0 => {
+                            0xEF if self.depth == 0
+                                && !self.header_seen
+                                && self.dropped + self.pos == 0 =>
+                            {
                                 if self.buf.len() < 3 {
                                     break;
                                 }
@@ -221,6 +228,9 @@ impl StreamParser {
                         let b = self.buf[at];
                         self.pos = at + 1;
                         if b == b'>' {
+                            // The whole tag counts before anything else is
+                            // checked, however the input was cut.
+                            self.check_size(self.pos)?;
                             let open = !(at > self.tag_start + 1 && self.buf[at - 1] == b'/');
                             self.state = State::Text;
                             self.start_tag_done(open, out)?;
@@ -246,6 +256,7 @@ impl StreamParser {
                     None => self.pos = self.buf.len(),
                 },
                 State::Bang => {
+                    self.check_size(self.pos)?;
                     let have = &self.buf[self.tag_start..];
                     const CDATA: &[u8] = b"<![CDATA[";
                     if have.len() < CDATA.len() && CDATA.starts_with(have) {
@@ -425,6 +436,7 @@ impl StreamParser {
             return;
         }
         self.pos -= keep;
+        self.dropped += keep;
         self.tag_start = self.tag_start.saturating_sub(keep);
         self.stanza_start = self.stanza_start.saturating_sub(keep);
         if let State::CData(body) = self.state {

@@ -321,6 +321,19 @@ pub fn check_input(input: &[u8]) -> Result<&str> {
             input[at]
         )));
     }
+    // U+FFFE and U+FFFF (EF BF BE / EF BF BF) are not XML characters either:
+    // accepting them would make stanzas the writer cannot send on.
+    let mut from = 0;
+    while let Some(i) = memchr(0xEF, &input[from..]) {
+        let at = from + i;
+        if input.get(at + 1) == Some(&0xBF) && matches!(input.get(at + 2), Some(0xBE | 0xBF)) {
+            return Err(Error::malformed(format!(
+                "character U+FFF{:X} at byte {at} is not allowed in XML",
+                input[at + 2] & 0x0F
+            )));
+        }
+        from = at + 1;
+    }
     Ok(s)
 }
 

@@ -3,9 +3,10 @@
 //!   (an IQ refuses it);
 //! - to_bytes succeeds;
 //! - decode_bytes(to_bytes(s)) == s;
-//! - encoding is a fixed point: to_bytes(decode(to_bytes(s))) == to_bytes(s).
+//! - encoding is a fixed point: to_bytes(decode(to_bytes(s))) == to_bytes(s);
 //! - to_stream_bytes(s) read back through a StreamParser (header
 //!   jabber:client) decodes to s.
+//!
 //! The same holds for the element decoded as a server-to-server stanza
 //! (default namespace jabber:server), which makes the namespace explicit.
 #![no_main]
@@ -22,7 +23,8 @@ fn check(data: &[u8], s: &Stanza<'_>, how: &str) {
     let out = match s.to_bytes() {
         Ok(out) => out,
         Err(Error::InvalidXmlChar(_))
-            if common::skip_known("nonchar") && common::has_nonchar(std::str::from_utf8(data).unwrap()) =>
+            if common::skip_known("nonchar")
+                && common::has_nonchar(std::str::from_utf8(data).unwrap()) =>
         {
             return
         }
@@ -122,10 +124,17 @@ fn check_stream(data: &[u8], s: &Stanza<'_>, how: &str) {
         )
     });
     let [Event::Start(_), Event::Element(el)] = events.as_slice() else {
-        panic!("{how}: stream events {events:?} for {:?}", String::from_utf8_lossy(&bytes));
+        panic!(
+            "{how}: stream events {events:?} for {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
     };
-    let again = stanza::decode(el.clone(), p.default_ns())
-        .unwrap_or_else(|e| panic!("{how}: stream stanza does not decode: {e:?}\n{:?}", String::from_utf8_lossy(&bytes)));
+    let again = stanza::decode(el.clone(), p.default_ns()).unwrap_or_else(|e| {
+        panic!(
+            "{how}: stream stanza does not decode: {e:?}\n{:?}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
     if &again != s
         && common::skip_known("casefold")
         && format!("{again:?}").to_lowercase() == format!("{s:?}").to_lowercase()

@@ -114,7 +114,11 @@ fuzz_target!(|data: &[u8]| {
     }
     if split_res.is_ok() && whole_res.is_ok() {
         assert_eq!(split.default_ns(), whole.default_ns());
-        assert_eq!(split.buffered() > 0, whole.buffered() > 0, "one kept bytes the other dropped");
+        assert_eq!(
+            split.buffered() > 0,
+            whole.buffered() > 0,
+            "one kept bytes the other dropped"
+        );
     }
 
     if mode & 0x1f == 0x11 {

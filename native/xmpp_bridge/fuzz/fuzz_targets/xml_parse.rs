@@ -20,7 +20,8 @@ fuzz_target!(|data: &[u8]| {
     let out = match el.to_bytes() {
         Ok(out) => out,
         Err(Error::InvalidXmlChar(_))
-            if common::skip_known("nonchar") && common::has_nonchar(std::str::from_utf8(data).unwrap()) =>
+            if common::skip_known("nonchar")
+                && common::has_nonchar(std::str::from_utf8(data).unwrap()) =>
         {
             return
         }
@@ -50,5 +51,9 @@ fuzz_target!(|data: &[u8]| {
         String::from_utf8_lossy(data),
         String::from_utf8_lossy(&out)
     );
-    assert_eq!(again.to_bytes().unwrap(), out, "writing is not a fixed point");
+    assert_eq!(
+        again.to_bytes().unwrap(),
+        out,
+        "writing is not a fixed point"
+    );
 });
