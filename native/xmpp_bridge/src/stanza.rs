@@ -315,6 +315,11 @@ pub fn normalize_jid<'a>(s: impl Into<Str<'a>>) -> Result<Str<'a>> {
     let invalid = || Error::InvalidJid(s.to_string());
     // RFC 7622 §3.2: a trailing dot of the domain is not part of it.
     let input = strip_trailing_dot(&s);
+    // One trailing dot is allowed, not two (an empty label).
+    let domain_end = input.find('/').unwrap_or(input.len());
+    if input[..domain_end].ends_with('.') {
+        return Err(invalid());
+    }
     let once = jid::Jid::new(&input).map_err(|_| invalid())?.into_inner();
     // The stringprep tables predate some characters (U+213B folds to
     // "FAX", which folds again): a JID that is not stable under its own

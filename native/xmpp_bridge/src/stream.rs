@@ -197,31 +197,35 @@ impl StreamParser {
                         }
                     }
                 }
-                State::TagOpen => match self.buf[self.pos] {
-                    b'/' => {
-                        self.state = State::EndTag;
-                        self.pos += 1;
-                    }
-                    b'!' => {
-                        self.state = State::Bang;
-                        self.pos += 1;
-                    }
-                    b'?' => {
-                        if self.depth == 0 && !self.header_seen {
-                            self.state = State::XmlDecl;
+                // Before each step that may fail, the bytes up to it count
+                // against the size limit, as they do when fed one by one.
+                State::TagOpen => {
+                    match self.check_size(self.pos + 1).map(|()| self.buf[self.pos])? {
+                        b'/' => {
+                            self.state = State::EndTag;
                             self.pos += 1;
-                        } else {
-                            return Err(Error::ForbiddenXml(Forbidden::ProcessingInstruction));
                         }
+                        b'!' => {
+                            self.state = State::Bang;
+                            self.pos += 1;
+                        }
+                        b'?' => {
+                            if self.depth == 0 && !self.header_seen {
+                                self.state = State::XmlDecl;
+                                self.pos += 1;
+                            } else {
+                                return Err(Error::ForbiddenXml(Forbidden::ProcessingInstruction));
+                            }
+                        }
+                        b if xml::NAME_ENDS[b as usize] => {
+                            return Err(Error::malformed(format!(
+                                "expected an element name after '<', found {:?}",
+                                b as char
+                            )))
+                        }
+                        _ => self.state = State::StartTag,
                     }
-                    b if xml::NAME_ENDS[b as usize] => {
-                        return Err(Error::malformed(format!(
-                            "expected an element name after '<', found {:?}",
-                            b as char
-                        )))
-                    }
-                    _ => self.state = State::StartTag,
-                },
+                }
                 State::StartTag => match memchr3(b'>', b'\'', b'"', &self.buf[self.pos..]) {
                     Some(i) => {
                         let at = self.pos + i;
@@ -250,18 +254,21 @@ impl StreamParser {
                 State::EndTag => match memchr(b'>', &self.buf[self.pos..]) {
                     Some(i) => {
                         self.pos += i + 1;
+                        self.check_size(self.pos)?;
                         self.state = State::Text;
                         self.end_tag_done(out)?;
                     }
                     None => self.pos = self.buf.len(),
                 },
                 State::Bang => {
-                    self.check_size(self.pos)?;
                     let have = &self.buf[self.tag_start..];
                     const CDATA: &[u8] = b"<![CDATA[";
                     if have.len() < CDATA.len() && CDATA.starts_with(have) {
                         break;
                     }
+                    // The byte that decides what follows `<!` counts first.
+                    let common = have.iter().zip(CDATA).take_while(|(a, b)| a == b).count();
+                    self.check_size((self.tag_start + common + 1).min(self.buf.len()))?;
                     if have.starts_with(CDATA) && self.depth >= 2 {
                         let body = self.tag_start + CDATA.len();
                         self.state = State::CData(body);
@@ -289,6 +296,9 @@ impl StreamParser {
                     match memmem::find(&self.buf[from..], b"?>") {
                         Some(i) => {
                             self.pos = from + i + 2;
+                            // The declaration counts against the limit
+                            // however the input was cut.
+                            self.check_size(self.pos)?;
                             self.state = State::Text;
                         }
                         None => self.pos = self.buf.len(),

@@ -36,8 +36,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let ours = stanza::normalize_jid(s).ok().map(|j| j.into_owned());
     let stripped = stanza::strip_trailing_dot(s);
+    let two_dots = stripped.split('/').next().unwrap_or("").ends_with('.');
     let crate_ = ::jid::Jid::new(&stripped)
         .ok()
+        // Refused by design: a domain with two trailing dots.
+        .filter(|_| !two_dots)
         .map(|j| j.into_inner())
         // Refused by design: not stable under its own normalisation.
         .filter(|once| ::jid::Jid::new(once).ok().map(|j| j.into_inner()).as_ref() == Some(once));
