@@ -4,6 +4,7 @@
 #   make build        build the NIF (cargo, via mix compile) and the Elixir/Erlang code
 #   make fmt          format Rust and Elixir sources
 #   make bench-codec  codec benchmark (bench/codec.exs), MIX_ENV=bench
+#   make bench-conn   connection benchmark (bench/conn.exs): bridge vs tokio-xmpp, MIX_ENV=bench
 #   make demo         codec demo, then the bus demo: a BEAM process and a Rust node over a private ejabberd
 #   make clean        remove build output (also `cargo clean` of CARGO_TARGET_DIR)
 #
@@ -32,7 +33,7 @@ CARGO ?= cargo
 # The steps of `make test` run in the order given, also under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: test deps rust-check elixir-check build fmt bench bench-codec demo clean
+.PHONY: test deps rust-check elixir-check build fmt bench bench-codec bench-conn demo clean
 
 # Every step must pass; the first failure fails make.
 #  - `mix compile --force` recompiles all Elixir/Erlang sources so their warnings
@@ -67,10 +68,23 @@ fmt:
 	$(CARGO) fmt --all
 	$(MIX) format
 
-bench: bench-codec
+bench: bench-codec bench-conn
 
 bench-codec: deps
 	MIX_ENV=bench $(MIX) run bench/codec.exs
+
+# Connection benchmark: bench/baseline is a Cargo project of its own (not in the
+# root workspace), built into bench/baseline/target whatever CARGO_TARGET_DIR says.
+bench-conn: deps
+	$(CARGO) build --release --manifest-path bench/baseline/Cargo.toml --target-dir bench/baseline/target
+	MIX_ENV=bench BENCH_BASELINE=bench/baseline/target/release/conn_baseline $(MIX) run bench/conn.exs
+
+# Scheduler busy-wait: on a 2-core machine shared with ejabberd, the BEAM's
+# spinning schedulers take CPU from the server and the NIF's tokio threads. To
+# measure with it off (the report prints the flags used):
+#   make bench-conn ELIXIR_ERL_OPTIONS="+fnu +sbwt none +sbwtdcpu none +sbwtdio none"
+# (a command-line variable: the Makefile's own `export ELIXIR_ERL_OPTIONS := +fnu`
+# would override one from the environment)
 
 demo: deps
 	$(MIX) run demos/codec_demo.exs

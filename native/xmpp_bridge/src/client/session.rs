@@ -50,6 +50,9 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
 /// Bytes waiting to be written above which no more commands are taken.
 const MAX_PENDING_OUT: usize = 1024 * 1024;
 
@@ -390,7 +393,9 @@ impl Conn {
                 cfg.max_stanza_bytes,
                 crate::xml::DEFAULT_MAX_DEPTH,
             )),
-            rbuf: vec![0; 64 * 1024],
+            // Small buffers that grow with use: an idle session costs a few KB
+            // (the stream parser keeps partial stanzas in its own buffer).
+            rbuf: vec![0; READ_CHUNK],
             pending: VecDeque::new(),
             early: Vec::new(),
             ns: if cfg.mode == Mode::Component {
@@ -403,7 +408,7 @@ impl Conn {
             stream_id: None,
             sm: false,
             unrequested: 0,
-            out: Vec::with_capacity(64 * 1024),
+            out: Vec::new(),
             last_rx: Instant::now(),
             probe_sent: None,
             probe_ids: Vec::new(),
@@ -803,7 +808,7 @@ impl Conn {
         // reading while it writes to us (or the reverse) cannot deadlock us.
         let io = std::mem::replace(&mut self.io, Transport::Detached);
         let (mut rd, mut wr) = tokio::io::split(io);
-        let mut writing: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut writing: Vec<u8> = Vec::new();
         let mut written = 0;
         let mut need_flush = false;
         let mut ack_due: Option<Instant> = None;
