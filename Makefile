@@ -77,7 +77,7 @@ bench-codec: deps
 # root workspace), built into bench/baseline/target whatever CARGO_TARGET_DIR says.
 bench-conn: deps
 	$(CARGO) build --release --manifest-path bench/baseline/Cargo.toml --target-dir bench/baseline/target
-	MIX_ENV=bench BENCH_BASELINE=bench/baseline/target/release/conn_baseline $(MIX) run bench/conn.exs
+	MIX_ENV=bench BENCH_BASELINE=$(CURDIR)/bench/baseline/target/release/conn_baseline $(MIX) run bench/conn.exs
 
 # Scheduler busy-wait: on a 2-core machine shared with ejabberd, the BEAM's
 # spinning schedulers take CPU from the server and the NIF's tokio threads. To
