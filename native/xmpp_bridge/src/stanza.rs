@@ -1186,6 +1186,24 @@ fn write_head<'a>(
     Ok(t)
 }
 
+/// The end every message and presence shares: the error, the payloads in
+/// their order, the end tag.
+fn write_error_payloads_close(
+    out: &mut Vec<u8>,
+    error: &Option<StanzaError<'_>>,
+    payloads: &[Payload<'_>],
+    name: &str,
+) -> Result<()> {
+    if let Some(e) = error {
+        e.write_to(out)?;
+    }
+    for p in payloads {
+        p.write_to(out)?;
+    }
+    close_tag(out, name);
+    Ok(())
+}
+
 impl Message<'_> {
     pub fn write_to(&self, out: &mut Vec<u8>) -> Result<()> {
         let type_ = (self.type_ != MessageType::Normal).then(|| self.type_.as_str());
@@ -1219,14 +1237,7 @@ impl Message<'_> {
                 th,
             )?;
         }
-        if let Some(e) = &self.error {
-            e.write_to(out)?;
-        }
-        for p in &self.payloads {
-            p.write_to(out)?;
-        }
-        close_tag(out, "message");
-        Ok(())
+        write_error_payloads_close(out, &self.error, &self.payloads, "message")
     }
 }
 
@@ -1260,14 +1271,7 @@ impl Presence<'_> {
         if let Some(p) = self.priority {
             write_text_el(out, "priority", &[], &p.to_string())?;
         }
-        if let Some(e) = &self.error {
-            e.write_to(out)?;
-        }
-        for p in &self.payloads {
-            p.write_to(out)?;
-        }
-        close_tag(out, "presence");
-        Ok(())
+        write_error_payloads_close(out, &self.error, &self.payloads, "presence")
     }
 }
 
