@@ -67,6 +67,7 @@ defmodule XmppBridge.Connection do
 
   @defaults [
     host: nil,
+    dns_server: nil,
     port: nil,
     tls: :starttls,
     ca_file: nil,
@@ -94,8 +95,12 @@ defmodule XmppBridge.Connection do
     * `:jid` (required) - `user@domain[/resource]`, or the component domain.
     * `:password` (required) - the account's password, or the component secret.
     * `:mode` - `:client` (default) or `:component` (XEP-0114).
-    * `:host`, `:port` - where to connect; default the JID's domain and 5222
-      (5347 for components).
+    * `:host`, `:port` - where to connect. Without `:host`, a client looks up
+      the domain's DNS SRV records (`_xmpp-client._tcp`, `_xmpps-client._tcp`
+      for direct TLS) and tries them in order, then the domain itself on
+      `:port` (default 5222; 5347 for components, which do no SRV lookup).
+    * `:dns_server` - `"ip:port"` (or `"[ipv6]:port"`) of the name server for
+      that lookup; default the first of /etc/resolv.conf.
     * `:tls` - `:starttls` (default, required), `:direct`, or `:plain`
       (allowed only to a loopback address).
     * `:ca_file` - PEM file of the CA to trust instead of the bundled roots.
@@ -235,6 +240,7 @@ defmodule XmppBridge.Connection do
          jid: jid,
          password: password,
          host: opts[:host],
+         dns_server: opts[:dns_server],
          port: opts[:port] || if(mode == :component, do: 5347, else: 5222),
          tls: opts[:tls],
          ca_file: opts[:ca_file],
@@ -302,11 +308,27 @@ defmodule XmppBridge.Connection do
 
   defp pos?(n), do: is_integer(n) and n > 0
 
+  # "1.2.3.4:53" or "[::1]:53", the forms Rust's SocketAddr reads.
+  defp socket_address?(text) when is_binary(text) do
+    case Regex.run(~r/^(?:\[([0-9a-fA-F:]+)\]|([0-9.]+)):(\d{1,5})$/, text) do
+      [_, v6, v4, port] ->
+        ip = if v6 != "", do: v6, else: v4
+        ok_ip = match?({:ok, _}, :inet.parse_strict_address(String.to_charlist(ip)))
+        ok_ip and String.to_integer(port) in 1..65_535
+
+      _ ->
+        false
+    end
+  end
+
+  defp socket_address?(_), do: false
+
   defp check(opts) do
     checks = [
       mode: opts[:mode] in [:client, :component],
       tls: opts[:tls] in [:starttls, :direct, :plain],
       host: opts[:host] == nil or is_binary(opts[:host]),
+      dns_server: opts[:dns_server] == nil or socket_address?(opts[:dns_server]),
       port: opts[:port] == nil or (is_integer(opts[:port]) and opts[:port] in 1..65_535),
       ca_file: opts[:ca_file] == nil or is_binary(opts[:ca_file]),
       server_name: opts[:server_name] == nil or is_binary(opts[:server_name]),

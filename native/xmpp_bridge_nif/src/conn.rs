@@ -264,6 +264,11 @@ fn config(opts: Term<'_>) -> NifResult<Config> {
         jid: string("jid")?,
         password: string("password")?,
         host: opt_string("host")?,
+        // Checked by XmppBridge.Connection: "ip:port" or "[ipv6]:port".
+        dns_server: opt_string("dns_server")?
+            .map(|s| s.parse::<std::net::SocketAddr>())
+            .transpose()
+            .map_err(|_| rustler::Error::BadArg)?,
         port: get("port")?.decode()?,
         tls,
         ca_file: opt_string("ca_file")?,

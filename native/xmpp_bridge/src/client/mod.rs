@@ -18,6 +18,7 @@
 
 mod sasl;
 mod session;
+pub mod srv;
 mod transport;
 
 pub use session::run;
@@ -76,8 +77,13 @@ pub struct Config {
     /// component's domain.
     pub jid: String,
     pub password: String,
-    /// Where to connect; the JID's domain when `None`.
+    /// Where to connect. When `None`, the DNS SRV records of the domain
+    /// (`_xmpp-client._tcp`, or `_xmpps-client._tcp` for direct TLS) are
+    /// tried in order, then the domain itself on `port`.
     pub host: Option<String>,
+    /// Name server for the SRV lookup (`/etc/resolv.conf`'s first one when
+    /// `None`).
+    pub dns_server: Option<std::net::SocketAddr>,
     pub port: u16,
     pub tls: TlsMode,
     /// PEM file of the CA(s) to trust instead of the bundled web roots.
@@ -111,6 +117,7 @@ impl Config {
             jid: jid.into(),
             password: password.into(),
             host: None,
+            dns_server: None,
             port: 5222,
             tls: TlsMode::StartTls,
             ca_file: None,

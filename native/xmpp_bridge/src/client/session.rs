@@ -378,9 +378,43 @@ fn id(prefix: &str, n: &mut u64) -> String {
 
 impl Conn {
     async fn open(cfg: &Config, account: &Account) -> Result<Conn, ConnError> {
-        let tcp = TcpStream::connect((account.host.as_str(), cfg.port))
-            .await
-            .map_err(|e| ConnError::Connect(format!("{}:{}: {e}", account.host, cfg.port)))?;
+        let mut candidates: Vec<(String, u16)> = Vec::new();
+        if cfg.host.is_none() && cfg.mode == Mode::Client {
+            let service = if cfg.tls == TlsMode::Direct {
+                "_xmpps-client._tcp"
+            } else {
+                "_xmpp-client._tcp"
+            };
+            let name = format!("{service}.{}", account.domain);
+            for t in super::srv::lookup(&name, cfg.dns_server).await {
+                candidates.push((t.host, t.port));
+            }
+        }
+        candidates.push((account.host.clone(), cfg.port));
+        let mut last = None;
+        let mut tcp = None;
+        for (host, port) in &candidates {
+            // Plaintext goes to a loopback address only, whatever DNS says.
+            if cfg.tls == TlsMode::Plain && !is_loopback(host) {
+                last = Some(ConnError::Config(format!(
+                    "SRV target {host} is not a loopback address"
+                )));
+                continue;
+            }
+            match TcpStream::connect((host.as_str(), *port)).await {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(ConnError::Connect(format!("{host}:{port}: {e}"))),
+            }
+        }
+        let tcp = match tcp {
+            Some(t) => t,
+            None => {
+                return Err(last.unwrap_or_else(|| ConnError::Connect("no address to try".into())))
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let mut io = Transport::Plain(tcp);
         if cfg.tls == TlsMode::Direct {
