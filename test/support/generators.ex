@@ -383,30 +383,8 @@ defmodule XmppBridge.Test.Generators do
     %Payload.DiscoItems{node: maybe(&text/0), items: items}
   end
 
-  @conditions [
-    :bad_request,
-    :conflict,
-    :feature_not_implemented,
-    :forbidden,
-    :gone,
-    :internal_server_error,
-    :item_not_found,
-    :jid_malformed,
-    :not_acceptable,
-    :not_allowed,
-    :not_authorized,
-    :policy_violation,
-    :recipient_unavailable,
-    :redirect,
-    :registration_required,
-    :remote_server_not_found,
-    :remote_server_timeout,
-    :resource_constraint,
-    :service_unavailable,
-    :subscription_required,
-    :undefined_condition,
-    :unexpected_request
-  ]
+  # The generator draws from the library's own list.
+  @conditions XmppBridge.StanzaError.conditions()
 
   @doc "The 22 defined conditions of RFC 6120 §8.3.3, written out independently of the code."
   def conditions, do: @conditions

@@ -261,17 +261,7 @@ defmodule XmppBridge.TestServer.Ejabberd do
 
   @doc "Registers many accounts (concurrently), then syncs once."
   def register_many(server, accounts) do
-    accounts
-    |> Task.async_stream(fn {user, pw} -> ctl_register(server, user, pw) end,
-      timeout: 60_000,
-      max_concurrency: 8
-    )
-    |> Enum.find_value(:ok, fn
-      {:ok, :ok} -> nil
-      {:ok, error} -> error
-      {:exit, reason} -> {:error, {:register_failed, :exit, reason}}
-    end)
-    |> case do
+    case OS.register_each(accounts, &ctl_register(server, &1, &2)) do
       :ok -> sync(server)
       error -> error
     end

@@ -73,6 +73,23 @@ defmodule XmppBridge.TestServer.OS do
   end
 
   @doc """
+  Runs `register.(user, password)` for each account, eight at a time; `:ok`
+  or the first error.
+  """
+  def register_each(accounts, register) do
+    accounts
+    |> Task.async_stream(fn {user, pw} -> register.(user, pw) end,
+      timeout: 60_000,
+      max_concurrency: 8
+    )
+    |> Enum.find_value(:ok, fn
+      {:ok, :ok} -> nil
+      {:ok, error} -> error
+      {:exit, reason} -> {:error, {:register_failed, :exit, reason}}
+    end)
+  end
+
+  @doc """
   `n` distinct free TCP ports on 127.0.0.1: all are bound (port 0) at the
   same time, so they differ, then closed for the server to take.
   """

@@ -179,16 +179,7 @@ defmodule XmppBridge.TestServer.Prosody do
 
   @doc "Registers many accounts, concurrently."
   def register_many(server, accounts) do
-    accounts
-    |> Task.async_stream(fn {user, pw} -> register(server, user, pw) end,
-      timeout: 60_000,
-      max_concurrency: 8
-    )
-    |> Enum.find_value(:ok, fn
-      {:ok, :ok} -> nil
-      {:ok, error} -> error
-      {:exit, reason} -> {:error, {:register_failed, :exit, reason}}
-    end)
+    OS.register_each(accounts, &register(server, &1, &2))
   end
 
   @doc "SIGTERM (without mod_posix, Prosody exits at once); the caller waits."
