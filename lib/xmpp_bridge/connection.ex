@@ -10,7 +10,11 @@ defmodule XmppBridge.Connection do
   management (XEP-0198), answers pings and disco#info by itself, probes a
   silent server with keepalives, and reconnects with exponential backoff and
   jitter, resuming the stream when the server allows it. Authentication
-  failures are reported and not retried.
+  failures are reported and not retried, nor are TLS failures and the
+  stream errors `conflict` (another session took the resource) and
+  `not-authorized`; other stream errors - e.g. ejabberd's `policy-violation`
+  "Too many unacked stanzas" when a burst outruns its `max_ack_queue` - are
+  followed by a reconnect.
 
   Incoming stanzas are decoded in Rust and arrive in the owner's mailbox as
   structs. When the owner exits, the session closes and its memory is freed.

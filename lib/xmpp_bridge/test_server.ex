@@ -164,6 +164,7 @@ defmodule XmppBridge.TestServer do
           | {:dir_root, Path.t()}
           | {:log_level, String.t()}
           | {:extra_config, String.t()}
+          | {:max_ack_queue, pos_integer()}
 
   @options [
     :domain,
@@ -174,7 +175,8 @@ defmodule XmppBridge.TestServer do
     :keep_dir,
     :dir_root,
     :log_level,
-    :extra_config
+    :extra_config,
+    :max_ack_queue
   ]
   @loopback {127, 0, 0, 1}
   @log_lines 200
@@ -202,6 +204,9 @@ defmodule XmppBridge.TestServer do
       Prosody: `"error"`, `"warn"`, `"info"`, `"debug"`)
     * `:extra_config` - text appended to the generated config (top-level
       YAML for ejabberd, global-section Lua for Prosody) - new keys only
+    * `:max_ack_queue` - ejabberd only: unacknowledged XEP-0198 stanzas the
+      server keeps for a session before it closes it (default 100,000;
+      ejabberd's own default is 5,000)
   """
   @spec start(kind(), [option()]) :: {:ok, t()} | {:error, term()}
   def start(kind, opts \\ []) when kind in [:ejabberd, :prosody] do
@@ -342,6 +347,9 @@ defmodule XmppBridge.TestServer do
 
       not (Keyword.get(opts, :owner, self()) |> then(&(is_pid(&1) or is_nil(&1)))) ->
         {:error, {:bad_option, ":owner must be a pid or nil"}}
+
+      not (Keyword.get(opts, :max_ack_queue, 1) |> then(&(is_integer(&1) and &1 > 0))) ->
+        {:error, {:bad_option, ":max_ack_queue must be a positive integer"}}
 
       true ->
         :ok

@@ -72,7 +72,10 @@ defmodule XmppBridge.ConnectionTest do
       opts = session_opts(server, "alice", initial_presence: false)
       # The sessions of the stories before close as their owners exit.
       assert eventually(fn -> server_sessions(server) == 0 end, 15_000),
-             "#{server_sessions(server)} sessions of earlier stories are still on the server"
+             "#{server_sessions(server)} sessions of earlier stories are still on the server: " <>
+               inspect(
+                 XmppBridge.TestServer.Ejabberd.rpc(server, :ejabberd_sm, :connected_users, [])
+               )
 
       started = System.monotonic_time()
 

@@ -176,7 +176,7 @@ defmodule XmppBridge.TestServer.Ejabberd do
       mod_offline:
         access_max_user_messages: max_user_offline_messages
       mod_stream_mgmt:
-        max_ack_queue: 100000
+        max_ack_queue: #{Keyword.get(opts, :max_ack_queue, 100_000)}
         resume_timeout: 300
       mod_ping: {}
       mod_carboncopy: {}

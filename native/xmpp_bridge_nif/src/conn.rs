@@ -5,6 +5,7 @@
 use crate::atoms;
 use crate::error::NifError;
 use crate::to_term;
+use rustler::env::SavedTerm;
 use rustler::{
     Atom, Encoder, Env, LocalPid, Monitor, NifResult, OwnedEnv, Resource, ResourceArc, Term,
 };
@@ -71,10 +72,18 @@ fn lock(w: &Waiters) -> std::sync::MutexGuard<'_, HashMap<u64, LocalPid>> {
     }
 }
 
+/// Environments kept for reuse between reads (each message needs its own).
+const SPARE_ENVS: usize = 64;
+
 struct NifHandler {
     owner: LocalPid,
     id: u64,
     env: OwnedEnv,
+    /// Messages built from one read, sent together by `flush`: building all
+    /// terms first and then sending them back to back wakes the receiving
+    /// scheduler once per read instead of once per stanza.
+    pending: Vec<(LocalPid, OwnedEnv, SavedTerm)>,
+    spare: Vec<OwnedEnv>,
     waiters: Waiters,
     /// The session keeps its own resource alive, so that its owner monitor
     /// stays in place even when the owner drops the `%Connection{}`; it is
@@ -112,7 +121,16 @@ fn element_event<'a>(env: Env<'a>, el: Element<'_>, ns: Option<&str>) -> Term<'a
 }
 
 impl NifHandler {
+    /// Builds a message for `to` now; `flush` sends it.
+    fn queue(&mut self, to: LocalPid, build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
+        let env = self.spare.pop().unwrap_or_default();
+        let saved = env.run(|e| env.save(build(e)));
+        self.pending.push((to, env, saved));
+    }
+
     fn tell_owner(&mut self, build: impl for<'a> FnOnce(Env<'a>) -> Term<'a>) {
+        // Whatever was built before goes first: the owner sees events in order.
+        self.flush();
         let id = self.id;
         // The owner may be gone: the session is closing then.
         let _ = self.env.send_and_clear(&self.owner, |env| {
@@ -124,6 +142,7 @@ impl NifHandler {
         let Some(pid) = lock(&self.waiters).remove(&token) else {
             return;
         };
+        self.flush();
         let _ = self.env.send_and_clear(&pid, |env| {
             (atoms::xmpp_bridge_iq(), token, build(env)).encode(env)
         });
@@ -196,16 +215,26 @@ impl Handler for NifHandler {
 
     fn stanza(&mut self, el: Element<'_>, ns: Option<&str>) {
         let id = self.id;
-        let _ = self.env.send_and_clear(&self.owner, |env| {
+        self.queue(self.owner, |env| {
             (atoms::xmpp_bridge(), id, element_event(env, el, ns)).encode(env)
         });
+    }
+
+    fn flush(&mut self) {
+        for (pid, mut env, saved) in self.pending.drain(..) {
+            // The receiver may be gone: the session is closing then.
+            let _ = env.send_and_clear(&pid, |e| saved.load(e));
+            if self.spare.len() < SPARE_ENVS {
+                self.spare.push(env);
+            }
+        }
     }
 
     fn iq_response(&mut self, token: u64, el: Element<'_>, ns: Option<&str>) {
         let Some(pid) = lock(&self.waiters).remove(&token) else {
             return;
         };
-        let _ = self.env.send_and_clear(&pid, |env| {
+        self.queue(pid, |env| {
             let term = to_term::stream_event(env, XEvent::Element(el), ns);
             let result = if term.map_get(atoms::__struct__()).is_ok() {
                 (atoms::ok(), term).encode(env)
@@ -299,6 +328,8 @@ fn conn_open<'a>(env: Env<'a>, opts: Term<'a>, owner: LocalPid, id: u64) -> NifR
         owner,
         id,
         env: OwnedEnv::new(),
+        pending: Vec::new(),
+        spare: Vec::new(),
         waiters: waiters.clone(),
         keep: keep.clone(),
     };

@@ -178,11 +178,10 @@ impl ConnError {
         match self {
             ConnError::Config(_) | ConnError::AuthFailed(_) => true,
             // Another session took our resource, or the account is gone:
-            // reconnecting would fight it.
-            ConnError::StreamError(c, _) => matches!(
-                c.as_str(),
-                "conflict" | "not-authorized" | "policy-violation"
-            ),
+            // reconnecting would fight it. (policy-violation is not here:
+            // ejabberd sends it when a burst overflows its queue of
+            // unacknowledged stanzas for us, and a new session is the cure.)
+            ConnError::StreamError(c, _) => matches!(c.as_str(), "conflict" | "not-authorized"),
             ConnError::Tls(_) => true,
             _ => false,
         }
@@ -260,6 +259,11 @@ pub trait Handler: Send + 'static {
     fn stanza(&mut self, el: Element<'_>, ns: Option<&str>);
     /// The answer to the IQ sent with `token`.
     fn iq_response(&mut self, token: u64, el: Element<'_>, ns: Option<&str>);
+    /// Everything one read from the socket produced has been handed over:
+    /// a handler that holds deliveries back to pass them on together sends
+    /// them now. Called after every read that delivered something, before
+    /// the session waits again.
+    fn flush(&mut self) {}
 }
 
 /// What the owner asks of a session.

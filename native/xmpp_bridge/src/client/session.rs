@@ -332,9 +332,11 @@ async fn connect_and_serve<H: Handler>(
         }
         conn.unrequested = d.unacked.len();
     }
-    for early in std::mem::take(&mut conn.early) {
-        conn.on_element(early, cfg, d, handler)?;
-    }
+    let early = std::mem::take(&mut conn.early)
+        .into_iter()
+        .try_for_each(|el| conn.on_element(el, cfg, d, handler));
+    handler.flush();
+    early?;
     while let Some((seq, bytes)) = d.outbox.pop_front() {
         conn.write_stanza(seq, bytes, d);
     }
@@ -816,6 +818,12 @@ impl Conn {
         }
     }
 
+    /// Tells the server how many stanzas we handled (XEP-0198 `<a/>`).
+    fn report_h(&mut self, d: &Durable) {
+        let a = format!("<a xmlns='{NS_SM}' h='{}'/>", d.h_in);
+        self.out.extend_from_slice(a.as_bytes());
+    }
+
     /// Asks for an ack of what was written since the last request.
     fn request_ack(&mut self) {
         if self.sm && self.unrequested > 0 {
@@ -1013,6 +1021,7 @@ impl Conn {
                 failure.get_or_insert(e);
             }
         }
+        handler.flush();
         if let Err(e) = result {
             failure.get_or_insert(ConnError::Protocol(e.to_string()));
         }
@@ -1037,8 +1046,7 @@ impl Conn {
         let xmlns = el.attr("xmlns");
         match (el.name.as_ref(), xmlns) {
             ("r", Some(NS_SM)) => {
-                let a = format!("<a xmlns='{NS_SM}' h='{}'/>", d.h_in);
-                self.out.extend_from_slice(a.as_bytes());
+                self.report_h(d);
                 return Ok(());
             }
             ("a", Some(NS_SM)) => {
@@ -1124,8 +1132,7 @@ impl Conn {
         if self.sm {
             // XEP-0198 §4: tell the server what we handled, so that it does
             // not bounce or redeliver stanzas the owner already has.
-            let a = format!("<a xmlns='{NS_SM}' h='{}'/>", d.h_in);
-            self.out.extend_from_slice(a.as_bytes());
+            self.report_h(d);
         }
         self.out.extend_from_slice(b"</stream:stream>");
         // A server that stops reading cannot hold the close for long.
