@@ -83,6 +83,28 @@ defmodule XmppBridge.Test.ConnectionCases do
           refute_event(bob, {:stanza, %Iq{}})
         end
 
+        test "the pongs bob's session sends by itself count for XEP-0198: sends around them are acked, the stream stays up",
+             %{server: server} do
+          alice = open_session(server, "alice")
+          bob = open_session(server, "bob")
+
+          # Each round bob sends a message (asking for an ack a few ms later)
+          # while alice's ping reaches him: the server's count then includes
+          # bob's pong. A session that did not count its own answers took
+          # that count for a protocol error and dropped the connection.
+          tally =
+            Enum.reduce(1..20, new_tally(), fn i, tally ->
+              tally = send_all(bob, [i], &chat_to(alice, "round #{&1}"), tally)
+              assert {:ok, %Iq{type: :result}} = Connection.iq(alice.conn, ping(bob))
+              tally
+            end)
+
+          tally = await_delivery(bob, tally)
+          assert MapSet.equal?(tally.acked, sent_seqs(tally)), "not all of bob's sends were acked"
+          assert MapSet.size(tally.failed) == 0
+          refute_event(bob, {:disconnected, _})
+        end
+
         test "an IQ that bob's owner answers is the result of alice's iq/3",
              %{server: server} do
           alice = open_session(server, "alice")

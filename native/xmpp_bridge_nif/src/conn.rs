@@ -316,6 +316,7 @@ fn config(opts: Term<'_>) -> NifResult<Config> {
         stream_management: get("stream_management")?.decode()?,
         initial_presence: get("initial_presence")?.decode()?,
         max_stanza_bytes: get("max_stanza_bytes")?.decode()?,
+        batch_delay: ms("batch_delay")?,
     })
 }
 

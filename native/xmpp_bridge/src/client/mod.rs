@@ -16,6 +16,7 @@
 //! when the session ends are reported failed; those already written cannot
 //! be confirmed.
 
+mod batching;
 mod sasl;
 mod session;
 pub mod srv;
@@ -107,6 +108,11 @@ pub struct Config {
     pub initial_presence: bool,
     /// Largest incoming top-level element.
     pub max_stanza_bytes: usize,
+    /// Under sustained incoming load, how long the next read waits so that
+    /// it carries many stanzas at once (zero: read as soon as data
+    /// arrives). Light traffic is always read at once; see
+    /// `batching` for what counts as load.
+    pub batch_delay: Duration,
 }
 
 impl Config {
@@ -131,6 +137,7 @@ impl Config {
             stream_management: true,
             initial_presence: true,
             max_stanza_bytes: crate::xml::DEFAULT_MAX_BYTES,
+            batch_delay: Duration::from_millis(1),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The session task: connect, negotiate, serve, reconnect.
 
+use super::batching::Batching;
 use super::sasl::{self, Mechanism, Scram};
 use super::transport::Transport;
 use super::{CloseSignal, Command, Config, ConnError, Event, Handler, Mode, TlsMode};
@@ -99,8 +100,9 @@ impl Durable {
         }
     }
 
-    /// Sequence 0 is our own initial presence: counted for XEP-0198, not
-    /// reported to the owner.
+    /// Sequence 0 is what the session sends by itself (the initial
+    /// presence, answers to pings and disco#info): counted for XEP-0198,
+    /// not reported to the owner.
     fn take_unacked(&mut self) -> Vec<u64> {
         self.unacked
             .drain(..)
@@ -854,6 +856,9 @@ impl Conn {
         let mut written = 0;
         let mut need_flush = false;
         let mut ack_due: Option<Instant> = None;
+        let mut batching = Batching::new(cfg.batch_delay);
+        // Set while a busy stream lets data pile up before the next read.
+        let mut read_at: Option<Instant> = None;
         loop {
             if written == writing.len() && !self.out.is_empty() {
                 writing.clear();
@@ -865,15 +870,18 @@ impl Conn {
             // queue then fills and the owner sees `:queue_full`.
             let take_commands = self.out.len() < MAX_PENDING_OUT;
             tokio::select! {
-                r = rd.read(&mut self.rbuf) => {
+                r = rd.read(&mut self.rbuf), if read_at.is_none() => {
                     let n = r.map_err(|e| ConnError::Io(e.to_string()))?;
                     if n == 0 {
                         return Err(ConnError::ClosedByServer);
                     }
-                    self.last_rx = Instant::now();
+                    let now = Instant::now();
+                    self.last_rx = now;
                     self.probe_sent = None;
-                    self.feed(n, cfg, d, handler)?;
+                    let elements = self.feed(n, cfg, d, handler)?;
+                    read_at = batching.after_read(now, elements, n == self.rbuf.len());
                 }
+                () = sleep_until_opt(read_at), if read_at.is_some() => read_at = None,
                 // Cancel-safe: a write or flush that loses the race to another
                 // branch has done nothing, or all it reports.
                 w = std::future::poll_fn(|cx| {
@@ -988,15 +996,16 @@ impl Conn {
     }
 
     /// Hands what `n` new bytes completed to the handler, borrowed from the
-    /// read buffer.
+    /// read buffer; returns how many stanzas they completed.
     fn feed<H: Handler>(
         &mut self,
         n: usize,
         cfg: &Config,
         d: &mut Durable,
         handler: &mut H,
-    ) -> Result<(), ConnError> {
+    ) -> Result<usize, ConnError> {
         let mut failure: Option<ConnError> = None;
+        let mut count = 0;
         let Conn { parser, rbuf, .. } = self;
         let mut elements: Vec<Element<'static>> = Vec::new();
         let mut ended = false;
@@ -1004,6 +1013,9 @@ impl Conn {
         // need `self`, which the parser borrows: those are few (SM, errors).
         let result = parser.feed_with(&rbuf[..n], &mut |ev, ns| match ev {
             XEvent::Element(el) => {
+                // Stream management's <r/> and <a/> often ride along with a
+                // single stanza: they do not make a stream busy.
+                count += usize::from(is_stanza(&el));
                 // Once one element waits for the connection, the ones after
                 // it wait too, so that order is kept.
                 if elements.is_empty() && is_stanza(&el) && !needs_conn(&el) {
@@ -1030,7 +1042,7 @@ impl Conn {
         }
         match failure {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => Ok(count),
         }
     }
 
@@ -1076,7 +1088,10 @@ impl Conn {
             }
             if matches!(el.attr("type"), Some("get")) {
                 if let Some(reply) = self.auto_reply(&el) {
-                    self.out.extend_from_slice(&reply);
+                    // Counted for XEP-0198 like any stanza we send (the
+                    // server's `h` includes it), under the internal
+                    // sequence 0 that is never reported to the owner.
+                    self.write_stanza(0, reply, d);
                     return Ok(());
                 }
             }
