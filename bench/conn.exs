@@ -32,7 +32,13 @@
 # 1 ms without yielding and every GC over 1 ms; the bridge phases must have no
 # long_schedule. Every NIF call the bench makes (send/open/close) is also
 # timed by the wall clock, to tell a NIF that blocks from a scheduler thread
-# that lost its CPU to other OS threads.
+# that lost its CPU to other OS threads. And a control: during one extra,
+# unrecorded baseline round (tokio-xmpp loading the server as in the
+# throughput rounds), a process of this VM runs alice's send loop with a
+# pure-BEAM encode (term_to_binary) instead of the NIF; its long_schedule
+# events per second of busy time are set beside alice's in the bridge
+# rounds. Events that the control gets as often as alice are the machine's
+# (scheduler threads preempted by the OS), not the NIF's.
 #
 # Accounts: alice/bob (bridge), balice/bbob (baseline: separate accounts so
 # the two never see each other's traffic), s0001.. for the sessions test,
@@ -44,7 +50,8 @@
 # Environment knobs (all optional):
 #   BENCH_N=20000          messages per throughput round
 #   BENCH_WARMUP_N=2000    unrecorded messages before the rounds (each side)
-#   BENCH_ROUNDS=3         throughput rounds
+#   BENCH_ROUNDS=5         throughput rounds
+#   BENCH_CONTROL=1        the control round for long_schedule (0 skips; see below)
 #   BENCH_RTT=2000         round-trip samples
 #   BENCH_WARMUP=200       round trips before the samples
 #   BENCH_SESSIONS=1000    concurrent sessions (0 skips the test)
@@ -54,8 +61,9 @@
 #   BENCH_BASELINE=path    the baseline binary (default: built here with cargo
 #                          from bench/baseline into bench/baseline/target)
 #   BENCH_BASELINE_API=stream|client   which tokio-xmpp API (see main.rs)
+#   BENCH_OUT=conn.md      the report's file name under bench/results/
 #
-# Writes bench/results/conn.md. A benchmark report, not a test: it exits 0
+# Writes bench/results/conn.md (or BENCH_OUT). A benchmark report, not a test: it exits 0
 # even when a target is missed (FAIL lines say which), non-zero only when
 # the run itself broke (messages lost, sessions not online, a step failed).
 
@@ -77,7 +85,8 @@ defmodule XmppBridge.Bench.Conn do
     cfg = %{
       n: env_int("BENCH_N", 20_000),
       warmup_n: env_int("BENCH_WARMUP_N", 2_000),
-      rounds: max(env_int("BENCH_ROUNDS", 3), 1),
+      rounds: max(env_int("BENCH_ROUNDS", 5), 1),
+      control: env_int("BENCH_CONTROL", 1) == 1,
       rtt: env_int("BENCH_RTT", 2_000),
       warmup: env_int("BENCH_WARMUP", 200),
       sessions: env_int("BENCH_SESSIONS", 1_000),
@@ -150,6 +159,20 @@ defmodule XmppBridge.Bench.Conn do
         Map.put(variants, :bridge, b)
       end
 
+    control =
+      if cfg.control do
+        phase(monitor, :control)
+
+        c =
+          control_run(cfg.n, fn ->
+            baseline_run(baseline, srv, plain, cfg, n: cfg.n, rtt: 0, connector: :nodelay)
+          end)
+
+        phase(monitor, :idle)
+        log("control: #{c.bursts} bursts of #{cfg.n} pure-BEAM sends, busy #{ms(c.busy_us)} ms")
+        c
+      end
+
     # 2. round trip
     phase(monitor, :rtt_bridge)
     rtt_bridge = bridge_rtt(alice, bob, cfg.warmup, cfg.rtt)
@@ -212,6 +235,7 @@ defmodule XmppBridge.Bench.Conn do
       srv: srv,
       reg: reg,
       rounds: rounds,
+      control: control,
       rtt: rtt,
       tls: tls,
       sessions: sessions,
@@ -222,7 +246,7 @@ defmodule XmppBridge.Bench.Conn do
 
     report = render(results)
     IO.puts("\n" <> report)
-    path = Path.join([__DIR__, "results", "conn.md"])
+    path = Path.join([__DIR__, "results", System.get_env("BENCH_OUT", "conn.md")])
     File.mkdir_p!(Path.dirname(path))
     File.write!(path, report)
     IO.puts("(written to #{Path.relative_to_cwd(path)})")
@@ -636,6 +660,52 @@ defmodule XmppBridge.Bench.Conn do
 
   defp merge_nif(a, b) do
     Map.merge(a, b, fn _kind, {c1, m1, o1}, {c2, m2, o2} -> {c1 + c2, max(m1, m2), o1 + o2} end)
+  end
+
+  # ---------------------------------------------------------------------------
+  # control: alice's send loop without the NIF
+
+  # Runs `baseline` (one tokio-xmpp round) while a process of this VM does
+  # bursts of n iterations of blast/3's loop - the same message struct,
+  # body, id and timing bookkeeping - with :erlang.term_to_binary/1 (a BIF,
+  # no NIF) where blast/3 calls Connection.send/2; a pause of 100 ms between
+  # bursts, as alice waits for acks. Returns the bursts and the busy time.
+  defp control_run(n, baseline) do
+    parent = self()
+
+    pid =
+      spawn_link(fn ->
+        Process.put(:bench_role, "control")
+        send(parent, {:control_done, self(), control_loop(n, 0, 0)})
+      end)
+
+    baseline.()
+    send(pid, :stop)
+
+    receive(
+      do:
+        ({:control_done, ^pid, {bursts, busy_us}} ->
+           %{pid: pid, bursts: bursts, busy_us: busy_us})
+    )
+  end
+
+  defp control_loop(n, bursts, busy_us) do
+    t0 = now_us()
+
+    for i <- 0..(n - 1)//1 do
+      m = msg("control@localhost/x", "m#{i}", Integer.to_string(i))
+      t = System.monotonic_time(:microsecond)
+      _ = :erlang.term_to_binary(m)
+      nif_time(:control, System.monotonic_time(:microsecond) - t)
+    end
+
+    busy_us = busy_us + now_us() - t0
+
+    receive do
+      :stop -> {bursts + 1, busy_us}
+    after
+      100 -> control_loop(n, bursts + 1, busy_us)
+    end
   end
 
   # ---------------------------------------------------------------------------
@@ -1078,7 +1148,10 @@ defmodule XmppBridge.Bench.Conn do
             "-",
             "target 0"
           ],
-          ["long_gc events > 1 ms (bridge phases)", "#{length(bridge_gcs)}", "-", "-", ""],
+          ["long_gc events > 1 ms (bridge phases)", "#{length(bridge_gcs)}", "-", "-", ""]
+        ] ++
+        control_rows(r) ++
+        [
           [
             "Longest NIF call, wall clock (us): #{nif_kinds(r.nif)}",
             nif_max(r.nif),
@@ -1153,6 +1226,11 @@ defmodule XmppBridge.Bench.Conn do
     - Bridge: `XmppBridge.Connection`, alice and bob each owned by a BEAM process;
       `:queue_limit` #{cfg.queue}; alice retries on `:queue_full` after the next `{:acked, _}`
       (or 1 ms); bob's process counts and checks order, and for the RTT replies at once.
+      Other options are the defaults, among them `:batch_delay` 1 ms (under sustained
+      incoming load a read waits up to that long to carry many stanzas at once).
+    - Control for long_schedule: during one extra nodelay round (not in the table's
+      throughput figures), a process of this VM runs alice's send loop with
+      `:erlang.term_to_binary/1` instead of the NIF, bursts of #{cfg.n} with 100 ms pauses.
     - Baseline: bench/baseline, tokio-xmpp 6 `StanzaStream` (`--api #{cfg.api}`), queue
       depth #{cfg.queue}, its own accounts on the same server; "stock" is tokio-xmpp's
       `TcpServerConnector` as is (Nagle on), "+ TCP_NODELAY" the same connector with
@@ -1166,6 +1244,36 @@ defmodule XmppBridge.Bench.Conn do
       #{load1} after. Erlang/OTP #{:erlang.system_info(:otp_release)}, Elixir #{System.version()},
       #{:erlang.system_info(:schedulers_online)} schedulers; VM flags: #{vm_flags()}.
     """
+  end
+
+  # alice's long_schedule events per second of her send loops in the bridge
+  # rounds, against the control loop's during the control round.
+  defp control_rows(%{control: nil}), do: []
+
+  defp control_rows(%{control: c, rounds: rounds, events: events}) do
+    alice_busy_us = rounds |> Enum.map(&(&1.bridge.sent_secs * 1_000_000)) |> Enum.sum()
+
+    alice_events =
+      Enum.count(events, fn {phase, kind, who, _} ->
+        kind == :long_schedule and phase == :throughput_bridge and who =~ "(alice@"
+      end)
+
+    control_events =
+      Enum.count(events, fn {phase, kind, who, _} ->
+        kind == :long_schedule and phase == :control and who =~ inspect(c.pid)
+      end)
+
+    per_s = fn count, us -> if us > 0, do: kb(count / (us / 1_000_000)), else: "-" end
+
+    [
+      [
+        "long_schedule events of the sending process, per second of its send loop",
+        "#{per_s.(alice_events, alice_busy_us)} (alice: #{alice_events} in #{ms(alice_busy_us)} ms, NIF sends)",
+        "-",
+        "#{per_s.(control_events, c.busy_us)} (control: #{control_events} in #{ms(c.busy_us)} ms, no NIF)",
+        "control loop during an extra, unrecorded nodelay round"
+      ]
+    ]
   end
 
   defp nif_kinds(nif), do: nif |> Map.keys() |> Enum.sort() |> Enum.map_join(" / ", &"#{&1}")

@@ -44,6 +44,10 @@ const BATCH: usize = 256;
 const ACK_EVERY: usize = 64;
 /// ...or how long the owner may pause before the request goes anyway.
 const ACK_DELAY: Duration = Duration::from_millis(5);
+/// One request is outstanding at a time (its answer covers everything
+/// written before it); when it stays unanswered this long, the next one
+/// goes anyway.
+const ACK_ANSWER_WAIT: Duration = Duration::from_secs(1);
 
 async fn sleep_until_opt(at: Option<Instant>) {
     if let Some(at) = at {
@@ -359,6 +363,8 @@ struct Conn {
     stream_id: Option<String>,
     sm: bool,
     unrequested: usize,
+    /// When our last `<r/>` went out, until an `<a/>` answers it.
+    ack_asked: Option<Instant>,
     out: Vec<u8>,
     last_rx: Instant,
     probe_sent: Option<Instant>,
@@ -446,6 +452,7 @@ impl Conn {
             stream_id: None,
             sm: false,
             unrequested: 0,
+            ack_asked: None,
             out: Vec::new(),
             last_rx: Instant::now(),
             probe_sent: None,
@@ -831,6 +838,36 @@ impl Conn {
         if self.sm && self.unrequested > 0 {
             self.out.extend_from_slice(b"<r xmlns='urn:xmpp:sm:3'/>");
             self.unrequested = 0;
+            self.ack_asked = Some(Instant::now());
+        }
+    }
+
+    /// Decides when the next ack request goes, in `ack_due`: at once past
+    /// ACK_EVERY unrequested stanzas, else ACK_DELAY after the owner
+    /// paused; never while an earlier request waits for its answer (under
+    /// a burst the server answers it late, and its answer covers more), but
+    /// at the latest ACK_ANSWER_WAIT after it. Called after anything that
+    /// may change the answer: stanzas written, an `<a/>` read, the timer.
+    fn plan_ack(&mut self, ack_due: &mut Option<Instant>) {
+        if !self.sm || self.unrequested == 0 {
+            *ack_due = None;
+            return;
+        }
+        let now = Instant::now();
+        if let Some(asked) = self.ack_asked {
+            let retry = asked + ACK_ANSWER_WAIT;
+            if now < retry {
+                *ack_due = Some(retry);
+                return;
+            }
+        }
+        let delay_over = ack_due.is_some_and(|t| now >= t);
+        if self.unrequested >= ACK_EVERY || delay_over {
+            self.request_ack();
+            *ack_due = None;
+        } else {
+            let soon = now + ACK_DELAY;
+            *ack_due = Some(ack_due.map_or(soon, |t| t.min(soon)));
         }
     }
 
@@ -880,6 +917,8 @@ impl Conn {
                     self.probe_sent = None;
                     let elements = self.feed(n, cfg, d, handler)?;
                     read_at = batching.after_read(now, elements, n == self.rbuf.len());
+                    // An <a/> may have answered our request.
+                    self.plan_ack(&mut ack_due);
                 }
                 () = sleep_until_opt(read_at), if read_at.is_some() => read_at = None,
                 // Cancel-safe: a write or flush that loses the race to another
@@ -931,14 +970,7 @@ impl Conn {
                             Err(_) => break,
                         };
                     }
-                    // Ask for acks in bulk: at once past ACK_EVERY stanzas,
-                    // else when the owner pauses for ACK_DELAY.
-                    if self.unrequested >= ACK_EVERY {
-                        self.request_ack();
-                        ack_due = None;
-                    } else if self.unrequested > 0 && ack_due.is_none() {
-                        ack_due = Some(Instant::now() + ACK_DELAY);
-                    }
+                    self.plan_ack(&mut ack_due);
                 }
                 () = close.requested() => {
                     self.out.splice(0..0, writing.drain(written..));
@@ -947,10 +979,7 @@ impl Conn {
                     let _ = self.shutdown(rd, wr, d, handler).await;
                     return Ok(());
                 }
-                () = sleep_until_opt(ack_due), if ack_due.is_some() => {
-                    self.request_ack();
-                    ack_due = None;
-                }
+                () = sleep_until_opt(ack_due), if ack_due.is_some() => self.plan_ack(&mut ack_due),
                 _ = ticker.tick() => self.keepalive(cfg)?,
             }
         }
@@ -1062,6 +1091,7 @@ impl Conn {
                 return Ok(());
             }
             ("a", Some(NS_SM)) => {
+                self.ack_asked = None;
                 let h = el
                     .attr("h")
                     .and_then(|h| h.parse::<u32>().ok())
