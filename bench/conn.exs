@@ -1226,8 +1226,8 @@ defmodule XmppBridge.Bench.Conn do
     - Bridge: `XmppBridge.Connection`, alice and bob each owned by a BEAM process;
       `:queue_limit` #{cfg.queue}; alice retries on `:queue_full` after the next `{:acked, _}`
       (or 1 ms); bob's process counts and checks order, and for the RTT replies at once.
-      Other options are the defaults, among them `:batch_delay` 1 ms (under sustained
-      incoming load a read waits up to that long to carry many stanzas at once).
+      Other options are the defaults, among them `:batch_delay` 5 ms (under sustained
+      incoming load a read waits 1, 2, 4, then 5 ms to carry many stanzas at once).
     - Control for long_schedule: during one extra nodelay round (not in the table's
       throughput figures), a process of this VM runs alice's send loop with
       `:erlang.term_to_binary/1` instead of the NIF, bursts of #{cfg.n} with 100 ms pauses.

@@ -150,9 +150,10 @@
 %% `connect_timeout', `keepalive' (ms or `nil'), `keepalive_timeout',
 %% `reconnect' (`true' | `false' | a map or proplist of `initial', `max',
 %% `max_attempts'), `queue_limit', `stream_management', `initial_presence',
-%% `max_stanza_bytes', `batch_delay' (ms, 0 to 1000: how long the next read
-%% of a session under sustained incoming load waits so that it carries many
-%% stanzas; default 1), `owner' (a pid; default the caller).
+%% `max_stanza_bytes', `batch_delay' (ms, 0 to 1000: the longest the next
+%% read of a session under sustained incoming load waits so that it carries
+%% many stanzas; default 5; 0 reads at once), `owner' (a pid; default the
+%% caller).
 -type seq() :: non_neg_integer().
 %% The number {@link send/2} returns, used by the `acked'/`failed' messages.
 -type conn_reason() ::

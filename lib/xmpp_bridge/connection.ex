@@ -86,7 +86,7 @@ defmodule XmppBridge.Connection do
     initial_presence: true,
     mode: :client,
     max_stanza_bytes: 262_144,
-    batch_delay: 1,
+    batch_delay: 5,
     owner: nil
   ]
 
@@ -124,14 +124,16 @@ defmodule XmppBridge.Connection do
     * `:initial_presence` - send `<presence/>` once online (default true for
       clients).
     * `:max_stanza_bytes` - largest incoming stanza (default 262144).
-    * `:batch_delay` - ms (default 1; `0` turns it off). Under sustained
-      incoming load - at least 8 stanzas within a millisecond, and reads that
-      find more than one waiting - the session lets the next read wait this
-      long (the runtime's timers tick in ms: up to twice as long), so that
-      one read, one parse and one wake-up of the owner's scheduler carry many
-      stanzas. This is what lets a busy session keep up with the server at a
-      fraction of the CPU. Light traffic (a request and its answer, a chat)
-      is read as soon as it arrives and never waits.
+    * `:batch_delay` - ms, 0 to 1000 (default 5; `0` turns it off). Under
+      sustained incoming load - at least 8 stanzas within a millisecond, and
+      reads that find more than one waiting - the session lets the next read
+      wait, 1 ms at first and twice as long each time while the load lasts,
+      up to `:batch_delay` (the runtime's timers tick in ms: up to 1 ms
+      more), so that one read, one parse and one wake-up of the owner's
+      scheduler carry many stanzas. A busy session then keeps up with the
+      server at a fraction of the CPU, for at most that much added latency
+      while the load lasts. Light traffic (a request and its answer, a
+      chat) is read as soon as it arrives and never waits.
     * `:owner` - the owning pid (default `self()`).
   """
   @spec open(keyword()) :: {:ok, t()} | {:error, Error.t()}

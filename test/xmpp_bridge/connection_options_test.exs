@@ -35,8 +35,8 @@ defmodule XmppBridge.ConnectionOptionsTest do
     end
   end
 
-  test "batch_delay defaults to 1 ms and accepts 0 (off) up to 1000" do
-    assert {:ok, %{batch_delay: 1}} = Connection.config(@base)
+  test "batch_delay defaults to 5 ms and accepts 0 (off) up to 1000" do
+    assert {:ok, %{batch_delay: 5}} = Connection.config(@base)
 
     for ms <- [0, 5, 1000] do
       assert {:ok, %{batch_delay: ^ms}} = Connection.config(Keyword.put(@base, :batch_delay, ms))

@@ -12,6 +12,11 @@
 //! [`WINDOW`], and the latest read carried more than one (data was already
 //! piling up while we read). A read that fills the whole buffer is never
 //! followed by a wait: more is waiting.
+//!
+//! The first wait is [`FIRST_WAIT`] (or the configured maximum if that is
+//! shorter); while the stream stays busy each wait doubles, up to the
+//! maximum, so that a long burst is read in few large pieces; the first
+//! read that finds the stream calm starts again from the shortest wait.
 
 use std::time::Duration;
 use tokio::time::Instant;
@@ -22,18 +27,25 @@ pub const WINDOW: Duration = Duration::from_millis(1);
 /// Stanzas within one window that make a stream busy.
 pub const BUSY_STANZAS: usize = 8;
 
+/// The wait after a stream first turns busy.
+pub const FIRST_WAIT: Duration = Duration::from_millis(1);
+
 #[derive(Debug)]
 pub struct Batching {
-    delay: Duration,
+    max: Duration,
+    /// The next wait while the stream stays busy.
+    next: Duration,
     window_start: Option<Instant>,
     window_stanzas: usize,
 }
 
 impl Batching {
-    /// `delay`: how long the next read of a busy stream waits (zero: never).
-    pub fn new(delay: Duration) -> Batching {
+    /// `max`: the longest a read of a busy stream waits (zero: never).
+    pub fn new(max: Duration) -> Batching {
+        let first = FIRST_WAIT.min(max);
         Batching {
-            delay,
+            max,
+            next: first,
             window_start: None,
             window_stanzas: 0,
         }
@@ -44,7 +56,7 @@ impl Batching {
     /// filled the read buffer or not. Returns when the next
     /// read may start (None: at once).
     pub fn after_read(&mut self, now: Instant, stanzas: usize, filled: bool) -> Option<Instant> {
-        if self.delay.is_zero() {
+        if self.max.is_zero() {
             return None;
         }
         match self.window_start {
@@ -56,7 +68,16 @@ impl Batching {
         }
         self.window_stanzas += stanzas;
         let busy = stanzas > 1 && self.window_stanzas >= BUSY_STANZAS;
-        (busy && !filled).then(|| now + self.delay)
+        if !busy {
+            self.next = FIRST_WAIT.min(self.max);
+            return None;
+        }
+        if filled {
+            return None;
+        }
+        let wait = self.next;
+        self.next = (wait * 2).min(self.max);
+        Some(now + wait)
     }
 }
 
@@ -125,6 +146,43 @@ mod tests {
         assert_eq!(b.after_read(later, 1, false), None);
         // A few stragglers in the new window do not bring the wait back.
         assert_eq!(b.after_read(later + us(10), 2, false), None);
+    }
+
+    #[test]
+    fn waits_double_while_busy_up_to_the_maximum_and_start_over_after_a_calm_read() {
+        let t0 = Instant::now();
+        let mut b = Batching::new(Duration::from_millis(4));
+        let ms = Duration::from_millis;
+        let mut now = t0;
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            let until = b.after_read(now, 40, false).expect("busy");
+            waits.push(until - now);
+            now = until + us(300);
+        }
+        assert_eq!(waits, [ms(1), ms(2), ms(4), ms(4), ms(4)]);
+        // Calm: one stanza in a new window. Then busy again: from 1 ms.
+        now += ms(5);
+        assert_eq!(b.after_read(now, 1, false), None);
+        assert_eq!(
+            b.after_read(now + us(10), 10, false),
+            Some(now + us(10) + ms(1))
+        );
+    }
+
+    #[test]
+    fn a_maximum_below_the_first_wait_is_used_as_it_is() {
+        let t0 = Instant::now();
+        let mut b = Batching::new(us(500));
+        assert_eq!(b.after_read(t0, 10, false), Some(t0 + us(500)));
+        assert_eq!(
+            b.after_read(t0 + ms_(1), 10, false),
+            Some(t0 + ms_(1) + us(500))
+        );
+    }
+
+    fn ms_(n: u64) -> Duration {
+        Duration::from_millis(n)
     }
 
     #[test]

@@ -108,10 +108,11 @@ pub struct Config {
     pub initial_presence: bool,
     /// Largest incoming top-level element.
     pub max_stanza_bytes: usize,
-    /// Under sustained incoming load, how long the next read waits so that
-    /// it carries many stanzas at once (zero: read as soon as data
-    /// arrives). Light traffic is always read at once; see
-    /// `batching` for what counts as load.
+    /// Under sustained incoming load, the longest the next read waits so
+    /// that it carries many stanzas at once (zero: read as soon as data
+    /// arrives). The wait starts at 1 ms and doubles while the load lasts.
+    /// Light traffic is always read at once; see `batching` for what
+    /// counts as load.
     pub batch_delay: Duration,
 }
 
@@ -137,7 +138,7 @@ impl Config {
             stream_management: true,
             initial_presence: true,
             max_stanza_bytes: crate::xml::DEFAULT_MAX_BYTES,
-            batch_delay: Duration::from_millis(1),
+            batch_delay: Duration::from_millis(5),
         }
     }
 

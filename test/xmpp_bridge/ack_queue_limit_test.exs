@@ -1,19 +1,22 @@
-defmodule XmppBridge.StockLimitsTest do
-  # A receiver under a burst, on an ejabberd with its stock XEP-0198 limit,
-  # `max_ack_queue` 5000: the server closes a session that has more than 5000
+defmodule XmppBridge.AckQueueLimitTest do
+  # A receiver under a burst, on an ejabberd whose XEP-0198 `max_ack_queue`
+  # is small: the server closes a session that has more than that many
   # delivered stanzas unacknowledged, with
   # <stream:error><policy-violation/>"Too many unacked stanzas". During a
-  # fast burst the receiver's c2s process has thousands of routed messages
-  # queued ahead of the client's <a/>, so no client behaviour can prevent it
-  # (unasked <a/> every 64 stanzas was tried: they are read too late).
+  # fast burst the receiver's c2s process has routed messages queued ahead
+  # of the client's <a/>, so no client behaviour can always prevent it.
+  # ejabberd's stock limit is 5000. Since sessions read a busy stream in
+  # batches, a receiver with the default `:batch_delay` keeps up with a
+  # 20,000-message burst and is not cut; finn plays a slow reader, with
+  # `batch_delay: 1000` (his reads wait up to a second while the burst
+  # lasts), so that the server's queue for him passes the limit.
   #
   # What the session must do: take the stream error as a reason to
   # reconnect (it is not a credential problem), come back online and go on
   # receiving. What ejabberd does with the stanzas is reported, not asserted:
   # it bounces the unacknowledged queue to the sender as errors, and part of
-  # the burst reaches neither side within the test - why the harness raises the limit (TestServer's
-  # `:max_ack_queue`) and why bursts to one receiver need end-to-end flow
-  # control on a stock server.
+  # the burst reaches neither side within the test (offline storage for the
+  # bare JID while the receiver is away).
   use ExUnit.Case, async: false
 
   import XmppBridge.Test.XmppCase
@@ -24,12 +27,13 @@ defmodule XmppBridge.StockLimitsTest do
   @moduletag timeout: 180_000
 
   @burst 20_000
+  @limit 5_000
 
   setup_all do
     {:ok, srv} =
       TestServer.start(:ejabberd,
         accounts: [{"erin", "erin-pw"}, {"finn", "finn-pw"}],
-        max_ack_queue: 5_000,
+        max_ack_queue: @limit,
         log_level: "warning"
       )
 
@@ -46,7 +50,9 @@ defmodule XmppBridge.StockLimitsTest do
     # sent afterwards reaches it.
     receiver =
       spawn_link(fn ->
-        finn = open_session(server, "finn", reconnect: [initial: 100, max: 500])
+        finn =
+          open_session(server, "finn", reconnect: [initial: 100, max: 500], batch_delay: 1000)
+
         send(parent, {:finn, finn.jid})
         send(parent, {:finn_burst, collect(finn.id, @burst, [], [])})
         after_burst = collect_one(finn.id, "after the burst")
@@ -74,11 +80,15 @@ defmodule XmppBridge.StockLimitsTest do
 
     tally = await_delivery(erin, tally)
 
+    # The server sends the stream error and closes at once; when our <a/>s
+    # are still unread on its side the close is a reset, which can discard
+    # the error before finn's session reads it.
     cut? =
-      Enum.any?(
-        events,
-        &match?({:disconnected, {:stream_error, {"policy-violation", _}}}, &1)
-      )
+      Enum.any?(events, fn
+        {:disconnected, {:stream_error, {"policy-violation", _}}} -> true
+        {:disconnected, {:io_error, "Connection reset by peer" <> _}} -> true
+        _ -> false
+      end)
 
     assert cut?, "the server never cut finn: #{inspect(Enum.take(events, 5))}"
     assert Enum.any?(events, &match?({:online, _}, &1)), "finn did not come back online"
@@ -97,8 +107,8 @@ defmodule XmppBridge.StockLimitsTest do
 
     report(
       server,
-      "stock max_ack_queue 5000",
-      "#{@burst} messages erin->finn: finn cut with policy-violation " <>
+      "max_ack_queue #{@limit}",
+      "#{@burst} messages erin->finn: finn cut (policy-violation or reset) " <>
         "#{Enum.count(events, &match?({:disconnected, _}, &1))} time(s), reconnected each time; " <>
         "finn received #{MapSet.size(distinct)} distinct, erin got #{length(bounced)} bounced " <>
         "(#{Enum.count(bounced, &MapSet.member?(distinct, &1))} of them also received), " <>
