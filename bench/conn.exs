@@ -1193,6 +1193,14 @@ defmodule XmppBridge.Bench.Conn do
 
     {load0, load1} = r.load
 
+    by_phase =
+      r.events
+      |> Enum.filter(&match?({_, :long_schedule, _, _}, &1))
+      |> Enum.group_by(&elem(&1, 0))
+      |> Enum.map_join(", ", fn {phase, es} ->
+        "#{phase} #{length(es)} (#{Enum.count(es, &at_nif?/1)} at a NIF)"
+      end)
+
     """
     # Connection benchmark
 
@@ -1214,6 +1222,7 @@ defmodule XmppBridge.Bench.Conn do
     The "Longest NIF call" row times every NIF call of the bench by the wall clock
     (so it also includes such preemption).
 
+    long_schedule events by phase: #{if by_phase == "", do: "none", else: by_phase}.
 
     #{Enum.join(event_lines, "\n")}
 
