@@ -153,7 +153,9 @@
 %% `max_stanza_bytes', `batch_delay' (ms, 0 to 1000: the longest the next
 %% read of a session under sustained incoming load waits so that it carries
 %% many stanzas; default 5; 0 reads at once), `owner' (a pid; default the
-%% caller).
+%% caller). The sessions' I/O threads run at nice 10, below the schedulers
+%% (application env `io_thread_nice', 0 to 19, read when the first session
+%% opens).
 -type seq() :: non_neg_integer().
 %% The number {@link send/2} returns, used by the `acked'/`failed' messages.
 -type conn_reason() ::

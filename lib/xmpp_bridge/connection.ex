@@ -19,6 +19,17 @@ defmodule XmppBridge.Connection do
   Incoming stanzas are decoded in Rust and arrive in the owner's mailbox as
   structs. When the owner exits, the session closes and its memory is freed.
 
+  ## Runtime
+
+  Every session of the VM runs on one tokio runtime of two OS threads,
+  outside the schedulers. Those threads run at nice value 10 (lower CPU
+  priority than the VM's schedulers): on a machine whose cores are all busy
+  the schedulers then run before the sessions' I/O instead of being
+  preempted by it, which keeps BEAM processes from stalling mid time-slice
+  (long_schedule). Set `config :xmpp_bridge, io_thread_nice: n` (0 to 19;
+  0 leaves the priority alone; another value falls back to 10) before the
+  first session opens; it is read once, when the runtime starts.
+
   ## Messages to the owner
 
   Each is `{:xmpp_bridge, id, event}` where `id` is `conn.id`:
@@ -269,8 +280,17 @@ defmodule XmppBridge.Connection do
          initial_presence: opts[:initial_presence] and mode == :client,
          max_stanza_bytes: opts[:max_stanza_bytes],
          batch_delay: opts[:batch_delay],
+         io_thread_nice: io_thread_nice(),
          owner: opts[:owner] || self()
        })}
+    end
+  end
+
+  # Read by the NIF when the first session starts the shared runtime.
+  defp io_thread_nice do
+    case Application.get_env(:xmpp_bridge, :io_thread_nice, 10) do
+      n when is_integer(n) and n in 0..19 -> n
+      _ -> 10
     end
   end
 

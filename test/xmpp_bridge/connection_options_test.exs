@@ -43,6 +43,27 @@ defmodule XmppBridge.ConnectionOptionsTest do
     end
   end
 
+  test "the sessions' I/O threads run at nice 10, the schedulers at the VM's own priority" do
+    {:ok, conn} = Connection.open(Keyword.merge(@base, port: 1, reconnect: false))
+    id = conn.id
+    assert_receive {:xmpp_bridge, ^id, {:closed, _}}, 5_000
+
+    threads =
+      for tid <- File.ls!("/proc/self/task") do
+        comm = String.trim(File.read!("/proc/self/task/#{tid}/comm"))
+        # Field 19 of stat is the nice value (after the parenthesised name).
+        [_, rest] = String.split(File.read!("/proc/self/task/#{tid}/stat"), ") ", parts: 2)
+        {comm, rest |> String.split() |> Enum.at(16) |> String.to_integer()}
+      end
+
+    io = for {"xmpp_bridge", nice} <- threads, do: nice
+    schedulers = for {comm, nice} <- threads, String.ends_with?(comm, "_scheduler"), do: nice
+
+    assert length(io) >= 2, "no runtime threads in #{inspect(threads)}"
+    assert Enum.all?(io, &(&1 == 10)), inspect(io)
+    assert schedulers != [] and Enum.all?(schedulers, &(&1 == 0)), inspect(schedulers)
+  end
+
   test "a session with batching off still opens, and reports a refused connection" do
     # Port 1 on loopback: nothing listens there.
     opts = Keyword.merge(@base, port: 1, batch_delay: 0, reconnect: false)

@@ -18,17 +18,41 @@ use xmpp_bridge::client::{
 use xmpp_bridge::stream::Event as XEvent;
 use xmpp_bridge::xml::Element;
 
-/// The runtime every session shares: two worker threads, off the schedulers.
-fn runtime() -> &'static tokio::runtime::Runtime {
+/// The runtime every session shares: two worker threads, off the
+/// schedulers, at OS nice value `nice` (the value of the first session
+/// opened; see `lower_priority`).
+fn runtime(nice: i32) -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("xmpp_bridge")
+            .on_thread_start(move || lower_priority(nice))
             .enable_all()
             .build()
             .expect("tokio runtime")
     })
+}
+
+/// Lowers the calling thread's CPU priority to nice `nice` (0: leaves it).
+/// When the machine's cores are all busy, the VM's schedulers then run
+/// before the sessions' I/O threads instead of being preempted by them: a
+/// scheduler thread that loses its core in the middle of a process's time
+/// slice is a long_schedule for that process. Lowering needs no privilege;
+/// Linux keeps a nice value per thread, so only these threads change.
+#[allow(unsafe_code)]
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    if nice > 0 {
+        // SAFETY: plain system calls on the calling thread; a failure
+        // leaves the priority as it was, which is harmless.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
 
 type Waiters = Arc<Mutex<HashMap<u64, LocalPid>>>;
@@ -323,6 +347,7 @@ fn config(opts: Term<'_>) -> NifResult<Config> {
 #[rustler::nif]
 fn conn_open<'a>(env: Env<'a>, opts: Term<'a>, owner: LocalPid, id: u64) -> NifResult<Term<'a>> {
     let config = config(opts)?;
+    let nice: i32 = opts.map_get(atoms::io_thread_nice())?.decode()?;
     let waiters: Waiters = Arc::default();
     let keep = Arc::new(Mutex::new(None));
     let handler = NifHandler {
@@ -334,7 +359,7 @@ fn conn_open<'a>(env: Env<'a>, opts: Term<'a>, owner: LocalPid, id: u64) -> NifR
         waiters: waiters.clone(),
         keep: keep.clone(),
     };
-    let handle = client::spawn(runtime().handle(), config, handler);
+    let handle = client::spawn(runtime(nice).handle(), config, handler);
     LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let res = ResourceArc::new(ConnResource { handle, waiters });
     if let Ok(mut k) = keep.lock() {
