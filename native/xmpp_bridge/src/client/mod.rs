@@ -10,6 +10,11 @@
 //! the server allows it. Incoming stanzas are handed to a [`Handler`] as
 //! elements borrowed from the read buffer; nothing is parsed twice.
 //!
+//! Load: a stream under sustained incoming load is read in batches (the
+//! next read waits 1 ms, doubling up to [`Config::batch_delay`], while the
+//! load lasts; light traffic is read at once), and one XEP-0198 ack request
+//! is outstanding at a time, so a burst costs few reads, wake-ups and acks.
+//!
 //! Delivery: with stream management every stanza sent is eventually
 //! reported either [`Event::Acked`] or [`Event::Failed`]. Without it (a
 //! server that does not offer XEP-0198, or a component) stanzas still queued
