@@ -42,10 +42,9 @@ pub struct Batching {
 impl Batching {
     /// `max`: the longest a read of a busy stream waits (zero: never).
     pub fn new(max: Duration) -> Batching {
-        let first = FIRST_WAIT.min(max);
         Batching {
             max,
-            next: first,
+            next: FIRST_WAIT.min(max),
             window_start: None,
             window_stanzas: 0,
         }
@@ -89,6 +88,10 @@ mod tests {
 
     fn us(n: u64) -> Duration {
         Duration::from_micros(n)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
     }
 
     #[test]
@@ -151,8 +154,7 @@ mod tests {
     #[test]
     fn waits_double_while_busy_up_to_the_maximum_and_start_over_after_a_calm_read() {
         let t0 = Instant::now();
-        let mut b = Batching::new(Duration::from_millis(4));
-        let ms = Duration::from_millis;
+        let mut b = Batching::new(ms(4));
         let mut now = t0;
         let mut waits = Vec::new();
         for _ in 0..5 {
@@ -176,13 +178,9 @@ mod tests {
         let mut b = Batching::new(us(500));
         assert_eq!(b.after_read(t0, 10, false), Some(t0 + us(500)));
         assert_eq!(
-            b.after_read(t0 + ms_(1), 10, false),
-            Some(t0 + ms_(1) + us(500))
+            b.after_read(t0 + ms(1), 10, false),
+            Some(t0 + ms(1) + us(500))
         );
-    }
-
-    fn ms_(n: u64) -> Duration {
-        Duration::from_millis(n)
     }
 
     #[test]

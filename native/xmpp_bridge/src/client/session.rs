@@ -1042,12 +1042,13 @@ impl Conn {
         // need `self`, which the parser borrows: those are few (SM, errors).
         let result = parser.feed_with(&rbuf[..n], &mut |ev, ns| match ev {
             XEvent::Element(el) => {
+                let stanza = is_stanza(&el);
                 // Stream management's <r/> and <a/> often ride along with a
                 // single stanza: they do not make a stream busy.
-                count += usize::from(is_stanza(&el));
+                count += usize::from(stanza);
                 // Once one element waits for the connection, the ones after
                 // it wait too, so that order is kept.
-                if elements.is_empty() && is_stanza(&el) && !needs_conn(&el) {
+                if elements.is_empty() && stanza && !needs_conn(&el) {
                     d.h_in = d.h_in.wrapping_add(1);
                     deliver(el, ns, d, handler);
                 } else {
