@@ -1,7 +1,7 @@
 //! Open a client session and print what happens:
 //! `cargo run -p xmpp_bridge --example connect -- JID PASSWORD HOST PORT [plain|starttls|direct] [CA_FILE]`.
 use std::time::Duration;
-use xmpp_bridge::client::{self, Config, Event, Handler, TlsMode};
+use xmpp_bridge::connection::{self, Config, Event, Handler, TlsMode};
 use xmpp_bridge::xml::Element;
 
 struct Print(tokio::sync::mpsc::UnboundedSender<()>);
@@ -45,7 +45,7 @@ async fn main() {
     cfg.ca_file = args.get(6).cloned();
     cfg.reconnect.enabled = false;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let handle = client::spawn(&tokio::runtime::Handle::current(), cfg, Print(tx));
+    let handle = connection::spawn(&tokio::runtime::Handle::current(), cfg, Print(tx));
     rx.recv().await;
     let ping = b"<iq type='get' id='ping1'><ping xmlns='urn:xmpp:ping'/></iq>".to_vec();
     let _ = handle.iq(1, "ping1".into(), ping);

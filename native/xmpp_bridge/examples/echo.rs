@@ -2,7 +2,7 @@
 //! the same text upper-cased, until it is sent "bye".
 //! `cargo run -p xmpp_bridge --example echo -- JID PASSWORD HOST PORT [plain|starttls] [CA_FILE]`
 use tokio::sync::mpsc;
-use xmpp_bridge::client::{self, Config, Event, Handler, TlsMode};
+use xmpp_bridge::connection::{self, Config, Event, Handler, TlsMode};
 use xmpp_bridge::stanza::{self, Message, MessageType, Stanza};
 use xmpp_bridge::xml::Element;
 
@@ -44,7 +44,7 @@ async fn main() {
     };
     cfg.ca_file = args.get(6).cloned();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let session = client::spawn(&tokio::runtime::Handle::current(), cfg, Forward(tx));
+    let session = connection::spawn(&tokio::runtime::Handle::current(), cfg, Forward(tx));
     while let Some(item) = rx.recv().await {
         match item {
             Either::Event(Event::Online { jid, .. }) => println!("rust node online as {jid}"),

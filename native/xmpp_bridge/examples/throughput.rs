@@ -8,7 +8,7 @@
 //! (plaintext c2s: HOST must be a loopback address)
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use xmpp_bridge::client::{self, Config, Event, Handler, QueueError, TlsMode};
+use xmpp_bridge::connection::{self, Config, Event, Handler, QueueError, TlsMode};
 use xmpp_bridge::xml::Element;
 
 enum Note {
@@ -91,8 +91,8 @@ async fn main() {
     let rt = tokio::runtime::Handle::current();
     let (atx, mut arx) = mpsc::unbounded_channel();
     let (btx, mut brx) = mpsc::unbounded_channel();
-    let alice = client::spawn(&rt, config(&a[4], &a[5], host, port), Report(atx));
-    let bob = client::spawn(&rt, config(&a[6], &a[7], host, port), Report(btx));
+    let alice = connection::spawn(&rt, config(&a[4], &a[5], host, port), Report(atx));
+    let bob = connection::spawn(&rt, config(&a[6], &a[7], host, port), Report(btx));
     online(&mut arx).await;
     let bob_jid = online(&mut brx).await;
     let mut next = 1u64;

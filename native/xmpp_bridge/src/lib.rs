@@ -10,6 +10,8 @@
 //!   errors, stanza-id/origin-id, XEP-0335 JSON, the term payload); anything
 //!   else survives as a generic [`xml::Element`].
 //! - [`jid`]: JID parsing and normalisation (RFC 7622) through the `jid` crate.
+//! - `connection` (feature `net`, on by default): XMPP connections on tokio,
+//!   client sessions (c2s) and XEP-0114 external components.
 //!
 //! ```
 //! use xmpp_bridge::stanza::{self, Payload, Stanza};
@@ -36,7 +38,7 @@
 #![deny(unsafe_code)]
 
 #[cfg(feature = "net")]
-pub mod client;
+pub mod connection;
 pub mod error;
 pub mod jid;
 pub mod ns;

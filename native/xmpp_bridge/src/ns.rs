@@ -18,3 +18,14 @@ pub const SID: &str = "urn:xmpp:sid:0";
 pub const JSON: &str = "urn:xmpp:json:0";
 /// xmpp_bridge's own term payload (docs/PROTOCOL.md).
 pub const TERM: &str = "urn:xmpp-bridge:term:0";
+
+// --- Stream negotiation and session upkeep (connection::session) ---
+// (jabber:client, jabber:component:accept, ping and disco#info are above.)
+pub const TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+pub const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+pub const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
+/// XEP-0198 stream management.
+pub const SM: &str = "urn:xmpp:sm:3";
+/// Conditions of `<stream:error/>` (RFC 6120 §4.9.3).
+pub const STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";

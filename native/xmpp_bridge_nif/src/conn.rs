@@ -12,7 +12,7 @@ use rustler::{
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use xmpp_bridge::client::{
+use xmpp_bridge::connection::{
     self, Config, ConnError, Event, Handle, Handler, Mode, QueueError, Reconnect, TlsMode,
 };
 use xmpp_bridge::stream::Event as XEvent;
@@ -359,7 +359,7 @@ fn conn_open<'a>(env: Env<'a>, opts: Term<'a>, owner: LocalPid, id: u64) -> NifR
         waiters: waiters.clone(),
         keep: keep.clone(),
     };
-    let handle = client::spawn(runtime(nice).handle(), config, handler);
+    let handle = connection::spawn(runtime(nice).handle(), config, handler);
     LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let res = ResourceArc::new(ConnResource { handle, waiters });
     if let Ok(mut k) = keep.lock() {
