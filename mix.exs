@@ -29,7 +29,7 @@ defmodule XmppBridge.MixProject do
   end
 
   def application do
-    [extra_applications: [:logger, :crypto]]
+    [mod: {XmppBridge.Application, []}, extra_applications: [:logger, :crypto]]
   end
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]

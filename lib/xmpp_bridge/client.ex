@@ -60,8 +60,8 @@ defmodule XmppBridge.Client do
 
   ## Callbacks and the session's messages
 
-  Each message of the session (see "Messages to the owner" in
-  `XmppBridge.Connection`) becomes a callback:
+  Each message of the session (`t:XmppBridge.Connection.event/0`) becomes a
+  callback:
 
     * `{:online, info}` - `c:handle_connect/2`
     * `{:stanza, stanza}` - `c:handle_stanza/2`; a `{:reply, stanzas, state}`
@@ -76,20 +76,33 @@ defmodule XmppBridge.Client do
     * the other session messages (`{:reconnecting, _}`, `{:invalid_stanza, _,
       _}`, `{:element, _}`), unchanged as `{:xmpp_bridge, id, event}`, and
       every other message - `c:handle_info/2`
+    * `:passive` - handled by the client itself (see "Flow control")
 
   Every `handle_*` callback may also answer `{:stop, reason, state}`.
   Callbacks run in the client process, one at a time; while one runs, the
   session keeps going in the Rust core and its messages wait in the mailbox.
 
+  ## Flow control
+
+  The client grants its session credit for incoming stanzas as its
+  callbacks handle them: at most `:active` stanzas (a connection option
+  returned by `c:init/1`, default 1000) wait in its mailbox at any time,
+  and the session stops reading its socket when a slow callback lets that
+  many pile up, so a server that sends faster than the client handles
+  cannot make the mailbox grow without bound. Credit goes back in halves
+  (after `:active / 2` stanzas handled), so a client that keeps up never
+  waits. `active: true` turns this off.
+
   ## Sending
 
   `send/2` and `iq/3` may be called from any process on the client's node,
-  including the client's own callbacks (with `self()`). `iq/3` waits in its
-  caller, not in the client process, so many requests can be outstanding
-  at once (called from a callback, it does hold up the client until the
-  answer comes). The session of a client never changes: `connection/1`
-  returns it, for callers that want to use `XmppBridge.Connection`
-  directly.
+  including the client's own callbacks (with `self()`). They do not call the
+  client process: the session of a client never changes, and is found in
+  a registry (one ETS read), so a client busy in a long callback does not
+  hold up its senders. `iq/3` waits in its caller, so many requests can be
+  outstanding at once (called from a callback, it does hold up the client
+  until the answer comes). `connection/1` returns the session, for callers
+  that want to use `XmppBridge.Connection` directly.
 
   ## Delivery
 
@@ -292,10 +305,13 @@ defmodule XmppBridge.Client do
 
   @gen_server_opts [:name, :timeout, :debug, :spawn_opt, :hibernate_after]
 
-  # The session of a client, in its process dictionary: its own callbacks can
-  # then use send/2, iq/3 and connection/1 with self() without calling
-  # themselves.
-  @conn_key {__MODULE__, :connection}
+  # Where each client publishes its session (key: the client's pid), so
+  # that senders find it without calling the client (XmppBridge.Application
+  # starts it). The registry drops the entry when the client exits.
+  @registry XmppBridge.Client.Registry
+
+  # Credit granted when the connection options do not say.
+  @default_active 1000
 
   @doc """
   Starts a client process running `module`, linked to the caller, as
@@ -338,14 +354,14 @@ defmodule XmppBridge.Client do
   Returns its sequence number, which `c:handle_delivery/2` will report
   `:acked` or `:failed`, or the errors of `XmppBridge.Connection.send/2`
   (`:queue_full`, `:closed`, an encoding error); `{:error,
-  %XmppBridge.Error{reason: :noproc}}` when the client is not running, and
-  `:timeout` when it stayed busy in a callback for 5 s (the session is
-  looked up in the client process, which answers between callbacks).
+  %XmppBridge.Error{reason: :noproc}}` when the client is not running. It
+  does not wait for the client process, even when that is busy in a
+  callback.
   """
   @spec send(client(), Stanza.t() | Stanza.xmlel()) ::
           {:ok, Connection.seq()} | {:error, Error.t()}
   def send(client, stanza) do
-    with {:ok, conn} <- lookup(client, 5000) do
+    with {:ok, conn} <- lookup(client) do
       Connection.send(conn, stanza)
     end
   end
@@ -358,8 +374,8 @@ defmodule XmppBridge.Client do
   %XmppBridge.Error{reason: reason}}` with `reason` one of `{:iq_error,
   %XmppBridge.Iq{type: :error}}`, `:timeout`, `:closed`, a disconnect
   reason, `:noproc` (the client is not running), or `{:bad_argument, _}`
-  (not a `get`/`set` IQ, or a bad timeout). `timeout` (ms, default 5000, or
-  `:infinity`) covers the whole call, including finding the session.
+  (not a `get`/`set` IQ, or a bad timeout). `timeout` is in ms (default
+  5000), or `:infinity`.
   """
   @spec iq(client(), Iq.t(), timeout()) :: {:ok, Iq.t()} | {:error, Error.t()}
   def iq(client, iq, timeout \\ 5000)
@@ -367,10 +383,8 @@ defmodule XmppBridge.Client do
   def iq(client, %Iq{type: type} = iq, timeout)
       when type in [:get, :set] and
              (timeout == :infinity or (is_integer(timeout) and timeout >= 0)) do
-    started = System.monotonic_time(:millisecond)
-
-    with {:ok, conn} <- lookup(client, timeout) do
-      Connection.iq(conn, iq, remaining(timeout, started))
+    with {:ok, conn} <- lookup(client) do
+      Connection.iq(conn, iq, timeout)
     end
   end
 
@@ -431,10 +445,10 @@ defmodule XmppBridge.Client do
   across reconnections. Its messages go to the client process.
 
   `{:error, %XmppBridge.Error{reason: :noproc}}` when the client is not
-  running, `:timeout` when it stayed busy in a callback for 5 s.
+  running.
   """
   @spec connection(client()) :: {:ok, Connection.t()} | {:error, Error.t()}
-  def connection(client), do: lookup(client, 5000)
+  def connection(client), do: lookup(client)
 
   ## Defaults used by `use XmppBridge.Client`
 
@@ -463,8 +477,17 @@ defmodule XmppBridge.Client do
       {:ok, state, conn_opts} ->
         case open(conn_opts) do
           {:ok, conn} ->
-            Process.put(@conn_key, conn)
-            {:ok, %{module: module, state: state, conn: conn, closing: false}}
+            {:ok, _owner} = Registry.register(@registry, self(), conn)
+
+            {:ok,
+             %{
+               module: module,
+               state: state,
+               conn: conn,
+               closing: false,
+               window: window(conn_opts),
+               handled: 0
+             }}
 
           {:error, error} ->
             {:stop, error}
@@ -485,7 +508,10 @@ defmodule XmppBridge.Client do
   def handle_info({:xmpp_bridge, id, event} = msg, %{conn: %Connection{id: id}} = s) do
     case event do
       {:online, info} -> callback(s, :handle_connect, [info])
-      {:stanza, stanza} -> callback(s, :handle_stanza, [stanza])
+      {:stanza, stanza} -> s |> handled() |> callback(:handle_stanza, [stanza])
+      {:element, _} -> s |> handled() |> callback(:handle_info, [msg])
+      {:invalid_stanza, _, _} -> s |> handled() |> callback(:handle_info, [msg])
+      :passive -> {:noreply, s}
       {:acked, seqs} -> callback(s, :handle_delivery, [{:acked, seqs}])
       {:failed, seqs, reason} -> callback(s, :handle_delivery, [{:failed, seqs, reason}])
       {:disconnected, reason} -> callback(s, :handle_disconnect, [reason])
@@ -502,8 +528,6 @@ defmodule XmppBridge.Client do
   def handle_info(msg, s), do: callback(s, :handle_info, [msg])
 
   @impl GenServer
-  def handle_call({__MODULE__, :connection}, _from, s), do: {:reply, {:ok, s.conn}, s}
-
   def handle_call({__MODULE__, :close, timeout}, _from, s),
     do: {:reply, :ok, request_close(s, timeout)}
 
@@ -550,6 +574,28 @@ defmodule XmppBridge.Client do
     end
   end
 
+  # What the client grants its session at a time: see "Flow control".
+  defp window(conn_opts) do
+    case Keyword.get(conn_opts, :active, @default_active) do
+      true -> :unlimited
+      :once -> 1
+      n -> n
+    end
+  end
+
+  # One more of the session's stanzas taken from the mailbox: once half the
+  # window is handled, it goes back to the session as credit, so the
+  # mailbox never holds more than the window and a client that keeps up
+  # never finds its session passive.
+  defp handled(%{window: :unlimited} = s), do: s
+
+  defp handled(%{window: window, handled: handled} = s) when handled + 1 >= div(window + 1, 2) do
+    :ok = Connection.set_active(s.conn, handled + 1)
+    %{s | handled: 0}
+  end
+
+  defp handled(s), do: %{s | handled: s.handled + 1}
+
   defp request_close(%{closing: true} = s, _timeout), do: s
 
   defp request_close(s, timeout) do
@@ -594,26 +640,25 @@ defmodule XmppBridge.Client do
     end)
   end
 
-  defp lookup(client, timeout) do
-    if GenServer.whereis(client) == self() do
-      case Process.get(@conn_key) do
-        %Connection{} = conn -> {:ok, conn}
-        nil -> {:error, %Error{reason: :noproc}}
-      end
+  defp lookup(client) do
+    with pid when is_pid(pid) <- whereis(client),
+         [{^pid, conn}] <- Registry.lookup(@registry, pid) do
+      {:ok, conn}
     else
-      try do
-        GenServer.call(client, {__MODULE__, :connection}, timeout)
-      catch
-        :exit, {:timeout, {GenServer, :call, _}} -> {:error, %Error{reason: :timeout}}
-        :exit, {_gone, {GenServer, :call, _}} -> {:error, %Error{reason: :noproc}}
-      end
+      _ -> {:error, %Error{reason: :noproc}}
     end
   end
 
-  defp remaining(:infinity, _started), do: :infinity
-
-  defp remaining(timeout, started),
-    do: max(timeout - (System.monotonic_time(:millisecond) - started), 0)
+  # GenServer.whereis/1 without its exits: a name of another node, or a
+  # registry that is not running, is simply not a local client.
+  defp whereis(client) do
+    case GenServer.whereis(client) do
+      pid when is_pid(pid) and node(pid) == node() -> pid
+      _ -> nil
+    end
+  catch
+    :exit, _ -> nil
+  end
 
   defp bad_argument(detail), do: {:error, %Error{reason: {:bad_argument, detail}}}
 

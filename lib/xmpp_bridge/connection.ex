@@ -32,26 +32,33 @@ defmodule XmppBridge.Connection do
 
   ## Messages to the owner
 
-  Each is `{:xmpp_bridge, id, event}` where `id` is `conn.id`:
+  Each is `{:xmpp_bridge, id, event}` where `id` is `conn.id`: the type
+  `t:message/0`, with `t:event/0` listing every event and `t:reason/0`
+  every disconnect reason. `is_connection_message/2` tells a session's
+  messages from the rest of a mailbox, in a guard:
 
-    * `{:online, %{jid: jid, resumed: boolean}}` - authenticated and bound;
-      `resumed` when XEP-0198 resumed the previous stream (nothing lost).
-    * `{:stanza, stanza}` - an incoming `XmppBridge.Message`, `Presence` or
-      `Iq` (IQ answers to `iq/3` go to its caller instead).
-    * `{:invalid_stanza, reason, xmlel}` - a stanza that could not be decoded.
-    * `{:element, xmlel}` - another top-level element.
-    * `{:acked, [seq]}` - the server confirmed the stanzas `send/2` returned
-      these numbers for (XEP-0198).
-    * `{:failed, [seq], reason}` - these stanzas will never be confirmed.
-    * `{:disconnected, reason}` - the connection was lost.
-    * `{:reconnecting, %{attempt: n, delay_ms: ms}}` - the next attempt.
-    * `{:closed, reason}` - the session is over (`:normal` after `close/1`);
-      always the last message.
+      receive do
+        message when is_connection_message(conn, message) -> handle(message)
+      end
 
-  Disconnect reasons are `{:connect_failed, detail}`, `{:tls_failed, detail}`,
-  `{:auth_failed, condition}`, `{:timeout, step}`, `{:stream_error,
-  {condition, text}}`, `:closed_by_server`, `:keepalive_timeout`,
-  `{:protocol_error, detail}`, `{:io_error, detail}`, `{:bad_config, detail}`.
+  `{:closed, reason}` is always the last message of a session, also when
+  the session task fails (`{:closed, {:internal_error, detail}}`).
+
+  ## Flow control
+
+  A session hands its owner at most `:active` incoming stanzas (default
+  1000), then sends `{:xmpp_bridge, id, :passive}` and stops reading its
+  socket, so that TCP pushes back on the server instead of the owner's
+  mailbox growing without bound (as `gen_tcp`'s `{active, n}` does).
+  `set_active/2` grants more: call it when `:passive` arrives, or earlier,
+  as stanzas are handled, to keep the stream flowing (`XmppBridge.Client`
+  does it for its callbacks). Stanzas, `{:element, _}` and
+  `{:invalid_stanza, _, _}` count against the credit; the other events
+  (acks, failures, `:online`, ...) do not, and answers to `iq/3` go to
+  their callers. While passive the session still sends, and sends no
+  keepalive probes (what it does not read, it cannot wait for). The
+  mailbox holds at most `:active` stanzas then, each at most
+  `:max_stanza_bytes` of XML.
 
   ## Delivery
 
@@ -69,7 +76,7 @@ defmodule XmppBridge.Connection do
 
   import Kernel, except: [send: 2]
 
-  alias XmppBridge.{Error, Iq, Native, Stanza}
+  alias XmppBridge.{Error, Iq, Limits, Native, Stanza}
 
   @enforce_keys [:ref, :id]
   defstruct [:ref, :id]
@@ -79,6 +86,93 @@ defmodule XmppBridge.Connection do
 
   @typedoc "The sequence number `send/2` returns, used by `:acked`/`:failed`."
   @type seq :: non_neg_integer()
+
+  @typedoc """
+  Why a connection was lost or a session ended:
+
+    * `{:connect_failed, detail}` - TCP connect failed (every address tried)
+    * `{:tls_failed, detail}` - TLS failed: an unknown CA, a server that
+      does not offer STARTTLS, bytes that are not TLS after `<proceed/>`
+    * `{:auth_failed, condition}` - the server refused the credentials, or
+      sent a SCRAM challenge we refuse (e.g. more than 1,000,000
+      iterations); not retried
+    * `{:timeout, step}` - `"connect"` or `"stream negotiation"` took longer
+      than `:connect_timeout`
+    * `{:stream_error, {condition, text}}` - the server's `<stream:error/>`
+    * `:closed_by_server` - the server ended the stream or the TCP connection
+    * `:keepalive_timeout` - no answer to a keepalive probe in time
+    * `{:protocol_error, detail}` - the server broke the protocol, e.g.
+      `"forbidden XML construct: dtd"`
+    * `{:io_error, detail}` - a socket error
+    * `{:bad_config, detail}` - options the core refused (e.g. plaintext to
+      a host that is not a loopback address)
+    * `{:internal_error, detail}` - the session task failed (a bug)
+  """
+  @type reason ::
+          {:connect_failed, String.t()}
+          | {:tls_failed, String.t()}
+          | {:auth_failed, String.t()}
+          | {:timeout, String.t()}
+          | {:stream_error, {String.t(), String.t() | nil}}
+          | :closed_by_server
+          | :keepalive_timeout
+          | {:protocol_error, String.t()}
+          | {:io_error, String.t()}
+          | {:bad_config, String.t()}
+          | {:internal_error, String.t()}
+
+  @typedoc """
+  What a session tells its owner:
+
+    * `{:online, %{jid: jid, resumed: boolean}}` - authenticated and bound;
+      `resumed` when XEP-0198 resumed the previous stream (nothing lost)
+    * `{:stanza, stanza}` - an incoming `XmppBridge.Message`, `Presence` or
+      `Iq` (answers to `iq/3` go to its caller instead)
+    * `{:invalid_stanza, reason, xmlel}` - a stanza that could not be decoded
+    * `{:element, xmlel}` - another top-level element
+    * `:passive` - the `:active` credit is used up: nothing more is read
+      until `set_active/2` grants more
+    * `{:acked, [seq]}` - the server confirmed the stanzas `send/2` returned
+      these numbers for (XEP-0198)
+    * `{:failed, [seq], reason}` - these stanzas will never be confirmed
+    * `{:disconnected, reason}` - the connection was lost
+    * `{:reconnecting, %{attempt: n, delay_ms: ms}}` - the next attempt
+    * `{:closed, :normal | reason}` - the session is over (`:normal` after
+      `close/1`); always the last message
+  """
+  @type event ::
+          {:online, %{jid: String.t(), resumed: boolean()}}
+          | {:stanza, Stanza.t()}
+          | {:invalid_stanza, term(), Stanza.xmlel()}
+          | {:element, Stanza.xmlel()}
+          | :passive
+          | {:acked, [seq()]}
+          | {:failed, [seq()], reason() | term()}
+          | {:disconnected, reason()}
+          | {:reconnecting, %{attempt: pos_integer(), delay_ms: non_neg_integer()}}
+          | {:closed, :normal | reason()}
+
+  @typedoc "A message of a session to its owner: `{:xmpp_bridge, conn.id, event}`."
+  @type message :: {:xmpp_bridge, pos_integer(), event()}
+
+  @typedoc "How many incoming stanzas the owner takes (see \"Flow control\")."
+  @type active :: pos_integer() | :once | boolean()
+
+  @doc """
+  True, in a guard, when `message` is one of `conn`'s messages to its
+  owner (`t:message/0`).
+
+      iex> import XmppBridge.Connection, only: [is_connection_message: 2]
+      iex> conn = %XmppBridge.Connection{ref: make_ref(), id: 7}
+      iex> is_connection_message(conn, {:xmpp_bridge, 7, :passive})
+      true
+      iex> is_connection_message(conn, {:xmpp_bridge, 8, :passive})
+      false
+  """
+  defguard is_connection_message(conn, message)
+           when is_struct(conn, __MODULE__) and is_tuple(message) and
+                  tuple_size(message) == 3 and elem(message, 0) == :xmpp_bridge and
+                  elem(message, 1) == :erlang.map_get(:id, conn)
 
   @defaults [
     host: nil,
@@ -98,6 +192,7 @@ defmodule XmppBridge.Connection do
     mode: :client,
     max_stanza_bytes: 262_144,
     batch_delay: 5,
+    active: 1000,
     owner: nil
   ]
 
@@ -145,6 +240,10 @@ defmodule XmppBridge.Connection do
       server at a fraction of the CPU, for at most that much added latency
       while the load lasts. Light traffic (a request and its answer, a
       chat) is read as soon as it arrives and never waits.
+    * `:active` - incoming stanzas the session hands over before it waits
+      for `set_active/2`: a positive integer (default 1000), `:once` (one),
+      or `true` (no limit: the owner's mailbox may then grow as fast as the
+      server sends). See "Flow control".
     * `:owner` - the owning pid (default `self()`).
   """
   @spec open(keyword()) :: {:ok, t()} | {:error, Error.t()}
@@ -175,7 +274,10 @@ defmodule XmppBridge.Connection do
   """
   @spec send(t(), Stanza.t() | Stanza.xmlel()) :: {:ok, seq()} | {:error, Error.t()}
   def send(%__MODULE__{ref: ref}, stanza) when is_struct(stanza) or elem(stanza, 0) == :xmlel do
-    case Native.conn_send(ref, stanza) do
+    ref
+    |> Native.conn_send(stanza)
+    |> Limits.retry_dirty(fn -> Native.conn_send_dirty(ref, stanza) end)
+    |> case do
       {:ok, seq} -> {:ok, seq}
       {:error, reason} -> {:error, %Error{reason: reason}}
     end
@@ -207,7 +309,10 @@ defmodule XmppBridge.Connection do
     iq = if iq.id in [nil, ""], do: %Iq{iq | id: Iq.new_id()}, else: iq
     token = System.unique_integer([:positive])
 
-    case Native.conn_iq(ref, iq, self(), token) do
+    ref
+    |> Native.conn_iq(iq, self(), token)
+    |> Limits.retry_dirty(fn -> Native.conn_iq_dirty(ref, iq, self(), token) end)
+    |> case do
       {:ok, _seq} ->
         receive do
           {:xmpp_bridge_iq, ^token, {:ok, %Iq{type: :result} = answer}} ->
@@ -236,6 +341,24 @@ defmodule XmppBridge.Connection do
     end
   end
 
+  @doc """
+  Grants the session more incoming stanzas (see "Flow control"), as
+  `:inet.setopts(socket, active: n)` does for a socket: a positive integer
+  adds to what is left, `:once` leaves exactly one, `true` lifts the
+  limit, `false` stops delivery at once (no `:passive` notice follows).
+  A session that was passive starts reading again.
+
+  `{:error, %Error{reason: {:bad_argument, value}}}` for anything else.
+  """
+  @spec set_active(t(), active()) :: :ok | {:error, Error.t()}
+  def set_active(%__MODULE__{ref: ref}, active)
+      when (is_integer(active) and active in 1..4_294_967_295) or is_boolean(active) or
+             active == :once do
+    Native.conn_set_active(ref, active)
+  end
+
+  def set_active(%__MODULE__{}, other), do: {:error, %Error{reason: {:bad_argument, other}}}
+
   @doc "Ends the session cleanly (`{:closed, :normal}` follows); idempotent."
   @spec close(t()) :: :ok
   def close(%__MODULE__{ref: ref}), do: Native.conn_close(ref)
@@ -252,45 +375,38 @@ defmodule XmppBridge.Connection do
   def count, do: Native.conn_count()
 
   @doc false
+  # The map the NIF reads: the validated options (their keys are those of
+  # @defaults), with the reconnect policy spread out and defaults that
+  # depend on other options filled in.
   def config(opts) do
     with {:ok, opts} <- validate_keys(opts),
-         {:ok, jid} <- required_binary(opts, :jid),
-         {:ok, password} <- required_binary(opts, :password),
+         {:ok, _jid} <- required_binary(opts, :jid),
+         {:ok, _password} <- required_binary(opts, :password),
          {:ok, reconnect} <- reconnect(opts[:reconnect]),
-         :ok <- check(opts) do
-      mode = opts[:mode]
+         :ok <- check(opts),
+         {:ok, nice} <- io_thread_nice() do
+      component? = opts[:mode] == :component
 
-      {:ok,
-       Map.merge(reconnect, %{
-         mode: mode,
-         jid: jid,
-         password: password,
-         host: opts[:host],
-         dns_server: opts[:dns_server],
-         port: opts[:port] || if(mode == :component, do: 5347, else: 5222),
-         tls: opts[:tls],
-         ca_file: opts[:ca_file],
-         server_name: opts[:server_name],
-         resource: opts[:resource],
-         connect_timeout: opts[:connect_timeout],
-         keepalive: opts[:keepalive],
-         keepalive_timeout: opts[:keepalive_timeout],
-         queue_limit: opts[:queue_limit],
-         stream_management: opts[:stream_management],
-         initial_presence: opts[:initial_presence] and mode == :client,
-         max_stanza_bytes: opts[:max_stanza_bytes],
-         batch_delay: opts[:batch_delay],
-         io_thread_nice: io_thread_nice(),
-         owner: opts[:owner] || self()
-       })}
+      config =
+        opts
+        |> Map.new()
+        |> Map.merge(reconnect)
+        |> Map.merge(%{
+          port: opts[:port] || if(component?, do: 5347, else: 5222),
+          initial_presence: opts[:initial_presence] and not component?,
+          io_thread_nice: nice,
+          owner: opts[:owner] || self()
+        })
+
+      {:ok, config}
     end
   end
 
   # Read by the NIF when the first session starts the shared runtime.
   defp io_thread_nice do
     case Application.get_env(:xmpp_bridge, :io_thread_nice, 10) do
-      n when is_integer(n) and n in 0..19 -> n
-      _ -> 10
+      n when is_integer(n) and n in 0..19 -> {:ok, n}
+      other -> {:error, %Error{reason: {:bad_option, {:io_thread_nice, other}}}}
     end
   end
 
@@ -344,6 +460,10 @@ defmodule XmppBridge.Connection do
 
   defp pos?(n), do: is_integer(n) and n > 0
 
+  # The NIF keeps the credit in 32 bits.
+  defp active?(n) when is_integer(n), do: n in 1..4_294_967_295
+  defp active?(mode), do: mode in [:once, true]
+
   # "1.2.3.4:53" or "[::1]:53", the forms Rust's SocketAddr reads.
   defp socket_address?(text) when is_binary(text) do
     case Regex.run(~r/^(?:\[([0-9a-fA-F:]+)\]|([0-9.]+)):(\d{1,5})$/, text) do
@@ -377,6 +497,7 @@ defmodule XmppBridge.Connection do
       initial_presence: is_boolean(opts[:initial_presence]),
       max_stanza_bytes: pos?(opts[:max_stanza_bytes]),
       batch_delay: is_integer(opts[:batch_delay]) and opts[:batch_delay] in 0..1000,
+      active: active?(opts[:active]),
       owner: opts[:owner] == nil or is_pid(opts[:owner])
     ]
 

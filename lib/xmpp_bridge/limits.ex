@@ -14,8 +14,8 @@ defmodule XmppBridge.Limits do
   # The NIFs estimate the cost of their input and answer `:dirty` when it
   # would hold a normal scheduler too long (see native/xmpp_bridge_nif); the
   # same work then runs on a dirty CPU scheduler.
-  def run(:dirty, dirty_fun), do: dirty_fun.()
-  def run(result, _dirty_fun), do: result
+  def retry_dirty(:dirty, dirty_fun), do: dirty_fun.()
+  def retry_dirty(result, _dirty_fun), do: result
 
   @doc false
   def validate([]), do: {:ok, {@default_max_bytes, @default_max_depth}}

@@ -66,7 +66,7 @@ defmodule XmppBridge.Stanza do
     with {:ok, {max_bytes, max_depth}} <- Limits.validate(opts) do
       xml
       |> Native.stanza_decode(max_bytes, max_depth)
-      |> Limits.run(fn -> Native.stanza_decode_dirty(xml, max_bytes, max_depth) end)
+      |> Limits.retry_dirty(fn -> Native.stanza_decode_dirty(xml, max_bytes, max_depth) end)
     end
     |> wrap()
   end
@@ -87,7 +87,7 @@ defmodule XmppBridge.Stanza do
   def encode(%mod{} = stanza) when mod in [Message, Presence, Iq] do
     stanza
     |> Native.stanza_encode()
-    |> Limits.run(fn -> Native.stanza_encode_dirty(stanza) end)
+    |> Limits.retry_dirty(fn -> Native.stanza_encode_dirty(stanza) end)
     |> wrap()
   end
 

@@ -70,7 +70,7 @@ defmodule XmppBridge.StreamParser do
   def feed(%__MODULE__{ref: ref}, chunk) when is_binary(chunk) do
     ref
     |> Native.stream_feed(chunk)
-    |> Limits.run(fn -> Native.stream_feed_dirty(ref, chunk) end)
+    |> Limits.retry_dirty(fn -> Native.stream_feed_dirty(ref, chunk) end)
     |> Stanza.wrap()
   end
 

@@ -35,7 +35,7 @@ defmodule XmppBridge.Xml do
     with {:ok, {max_bytes, max_depth}} <- Limits.validate(opts) do
       xml
       |> Native.xml_parse(max_bytes, max_depth)
-      |> Limits.run(fn -> Native.xml_parse_dirty(xml, max_bytes, max_depth) end)
+      |> Limits.retry_dirty(fn -> Native.xml_parse_dirty(xml, max_bytes, max_depth) end)
     end
     |> Stanza.wrap()
   end
@@ -54,7 +54,7 @@ defmodule XmppBridge.Xml do
   def encode({:xmlel, _, _, _} = el) do
     el
     |> Native.xml_encode()
-    |> Limits.run(fn -> Native.xml_encode_dirty(el) end)
+    |> Limits.retry_dirty(fn -> Native.xml_encode_dirty(el) end)
     |> Stanza.wrap()
   end
 

@@ -21,6 +21,11 @@ defmodule XmppBridge.ConnectionOptionsTest do
       tls: :none,
       mode: :server,
       stream_management: :yes,
+      active: 0,
+      active: -1,
+      active: false,
+      active: :twice,
+      active: 4_294_967_296,
       owner: :me
     ]
 
@@ -32,6 +37,37 @@ defmodule XmppBridge.ConnectionOptionsTest do
         assert {:error, %Error{reason: {:bad_option, {^key, ^value}}}} =
                  Connection.open(Keyword.put(@base, key, value))
       end
+    end
+  end
+
+  test "active defaults to 1000 and takes a positive integer, :once or true" do
+    assert {:ok, %{active: 1000}} = Connection.config(@base)
+
+    for active <- [1, 50_000, :once, true] do
+      assert {:ok, %{active: ^active}} = Connection.config(Keyword.put(@base, :active, active))
+    end
+  end
+
+  describe "the NIF decodes the options strictly" do
+    # Connection.config/1 validates first; the NIF must not turn a value it
+    # does not know into a default either (a caller of the NIF that skipped
+    # validation, or a key added on one side only).
+    for {key, value} <- [tls: :none, mode: :server, active: 0, port: "5222", reconnect: :maybe] do
+      test "#{key}: #{inspect(value)} is {:bad_option, {#{key}, _}}" do
+        key = unquote(key)
+        value = unquote(Macro.escape(value))
+        {:ok, config} = Connection.config(@base)
+
+        assert {:error, {:bad_option, {^key, ^value}}} =
+                 XmppBridge.Native.conn_open(Map.put(config, key, value), self(), 1)
+      end
+    end
+
+    test "a missing key is {:bad_option, {key, nil}}" do
+      {:ok, config} = Connection.config(@base)
+
+      assert {:error, {:bad_option, {:tls, nil}}} =
+               XmppBridge.Native.conn_open(Map.delete(config, :tls), self(), 1)
     end
   end
 
@@ -71,5 +107,26 @@ defmodule XmppBridge.ConnectionOptionsTest do
     id = conn.id
     assert_receive {:xmpp_bridge, ^id, {:closed, {:connect_failed, detail}}}, 5_000
     assert detail =~ "127.0.0.1:1"
+  end
+end
+
+defmodule XmppBridge.ConnectionOptionsAppEnvTest do
+  # Changes the application environment, which every session opened
+  # meanwhile would read: not async.
+  use ExUnit.Case, async: false
+
+  alias XmppBridge.{Connection, Error}
+
+  @base [jid: "alice@localhost", password: "pw", host: "127.0.0.1", tls: :plain]
+
+  test "an io_thread_nice outside 0..19 is refused" do
+    Application.put_env(:xmpp_bridge, :io_thread_nice, 42)
+
+    try do
+      assert {:error, %Error{reason: {:bad_option, {:io_thread_nice, 42}}}} =
+               Connection.open(@base)
+    after
+      Application.delete_env(:xmpp_bridge, :io_thread_nice)
+    end
   end
 end

@@ -59,7 +59,10 @@ defmodule XmppBridge.Payload.Json do
   """
   @spec from_term(json_term()) :: {:ok, t()} | {:error, XmppBridge.Error.t()}
   def from_term(term) do
-    case XmppBridge.Native.json_encode(term) do
+    term
+    |> XmppBridge.Native.json_encode()
+    |> XmppBridge.Limits.retry_dirty(fn -> XmppBridge.Native.json_encode_dirty(term) end)
+    |> case do
       {:ok, json} -> {:ok, %__MODULE__{json: json}}
       {:error, reason} -> {:error, %XmppBridge.Error{reason: reason}}
     end
@@ -75,7 +78,10 @@ defmodule XmppBridge.Payload.Json do
   """
   @spec to_term(t()) :: {:ok, json_term()} | {:error, XmppBridge.Error.t()}
   def to_term(%__MODULE__{json: json}) when is_binary(json) do
-    case XmppBridge.Native.json_decode(json) do
+    json
+    |> XmppBridge.Native.json_decode()
+    |> XmppBridge.Limits.retry_dirty(fn -> XmppBridge.Native.json_decode_dirty(json) end)
+    |> case do
       {:ok, term} -> {:ok, term}
       {:error, reason} -> {:error, %XmppBridge.Error{reason: reason}}
     end

@@ -89,6 +89,11 @@ pub struct StreamParser {
     default_ns: Option<String>,
     limits: Limits,
     failed: Option<Error>,
+    /// Top-level elements the current call may still hand out; scanning
+    /// stops (the rest waits in `buf`) when it reaches zero.
+    quota: usize,
+    /// The last limited feed stopped with input left to scan.
+    stopped: bool,
 }
 
 impl StreamParser {
@@ -106,6 +111,8 @@ impl StreamParser {
             default_ns: None,
             limits,
             failed: None,
+            quota: usize::MAX,
+            stopped: false,
         }
     }
 
@@ -129,6 +136,12 @@ impl StreamParser {
         self.buf.len()
     }
 
+    /// True when a [`StreamParser::feed_limited`] call stopped before the
+    /// end of its input: bytes wait that were not looked at yet.
+    pub fn has_unscanned(&self) -> bool {
+        self.stopped
+    }
+
     /// Feeds a chunk; complete events are appended to `out` (as owned
     /// copies) even when an error follows them. See [`StreamParser::feed_with`].
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Event<'static>>) -> Result<()> {
@@ -139,14 +152,29 @@ impl StreamParser {
     /// the buffer. An error is fatal: later calls return
     /// [`Error::ParserFailed`].
     pub fn feed_with(&mut self, chunk: &[u8], sink: &mut Sink<'_>) -> Result<()> {
+        self.feed_limited(chunk, usize::MAX, sink).map(|_| ())
+    }
+
+    /// Like [`StreamParser::feed_with`], but hands out at most `max`
+    /// top-level elements and returns how many it did. Input after the
+    /// last one handed out stays buffered, unscanned (see
+    /// [`StreamParser::has_unscanned`]); a later call, with more bytes or
+    /// with none, goes on from there. This is how a session stops at the
+    /// exact stanza where its owner's credit runs out.
+    pub fn feed_limited(&mut self, chunk: &[u8], max: usize, sink: &mut Sink<'_>) -> Result<usize> {
         if let Some(e) = &self.failed {
             return Err(Error::ParserFailed(Box::new(e.clone())));
         }
         self.buf.extend_from_slice(chunk);
-        match self.scan(sink) {
+        self.quota = max;
+        self.stopped = false;
+        let result = self.scan(sink);
+        let handed_out = max - self.quota;
+        self.quota = usize::MAX;
+        match result {
             Ok(()) => {
                 self.compact();
-                Ok(())
+                Ok(handed_out)
             }
             Err(e) => {
                 self.failed = Some(e.clone());
@@ -162,6 +190,10 @@ impl StreamParser {
 
     fn scan(&mut self, out: &mut Sink<'_>) -> Result<()> {
         while self.pos < self.buf.len() {
+            if self.quota == 0 {
+                self.stopped = true;
+                return Ok(());
+            }
             match self.state {
                 State::Text => {
                     if self.depth >= 2 {
@@ -422,9 +454,10 @@ impl StreamParser {
         )))
     }
 
-    fn emit(&self, out: &mut Sink<'_>) -> Result<()> {
+    fn emit(&mut self, out: &mut Sink<'_>) -> Result<()> {
         let el = xml::parse(&self.buf[self.stanza_start..self.pos], self.limits)?;
         out(Event::Element(el), self.default_ns.as_deref());
+        self.quota -= 1;
         Ok(())
     }
 
@@ -593,6 +626,39 @@ mod tests {
         assert_eq!(r, Err(Error::UnknownElement("html".into())));
         let (_, r) = feed_all(&[b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]>"]);
         assert_eq!(r, Err(Error::ForbiddenXml(Forbidden::Dtd)));
+    }
+
+    #[test]
+    fn a_limited_feed_stops_at_the_element_and_goes_on_later() {
+        let doc = format!(
+            "{HEADER}<presence/><message id='1'/><r xmlns='urn:xmpp:sm:3'/><message id='2'/><mess"
+        );
+        let mut p = StreamParser::new(Limits::default());
+        let mut got: Vec<Event<'static>> = Vec::new();
+        let mut sink = |ev: Event<'_>, _: Option<&str>| got.push(ev.into_owned());
+        assert_eq!(p.feed_limited(doc.as_bytes(), 2, &mut sink).unwrap(), 2);
+        assert!(p.has_unscanned());
+        assert_eq!(p.feed_limited(b"", 1, &mut sink).unwrap(), 1);
+        assert_eq!(p.feed_limited(b"age id='3'/>", 5, &mut sink).unwrap(), 2);
+        assert!(!p.has_unscanned());
+        let names: Vec<String> = got
+            .iter()
+            .filter_map(|e| match e {
+                Event::Element(el) => Some(format!("{}{}", el.name, el.attr("id").unwrap_or(""))),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, ["presence", "message1", "r", "message2", "message3"]);
+        // A quota of zero hands out nothing, not even the header.
+        let mut p = StreamParser::new(Limits::default());
+        let mut events = 0;
+        assert_eq!(
+            p.feed_limited(doc.as_bytes(), 0, &mut |_, _| events += 1)
+                .unwrap(),
+            0
+        );
+        assert_eq!(events, 0);
+        assert!(p.has_unscanned());
     }
 
     #[test]

@@ -5,6 +5,7 @@ rustler::atoms! {
     xmpp_bridge, xmpp_bridge_iq, stanza, element, online, resumed, disconnected, reconnecting,
     attempt, delay_ms, acked, failed, closed, normal, component, plain, direct, noproc, queue_full, true_ = "true", false_ = "false",
     xmlel, xmlcdata, io_thread_nice,
+    client, starttls, once, passive, bad_argument, bad_option,
     stream_start, stream_end, invalid_stanza, parse_error,
     __struct__ = "__struct__",
 

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use xmpp_bridge::connection::{
-    self, Config, ConnError, Event, Handle, Handler, Mode, QueueError, Reconnect, TlsMode,
+    self, Active, Config, ConnError, Event, Handle, Handler, Mode, QueueError, Reconnect, TlsMode,
 };
 use xmpp_bridge::stream::Event as XEvent;
 use xmpp_bridge::xml::Element;
@@ -213,6 +213,7 @@ impl Handler for NifHandler {
                 (atoms::reconnecting(), info).encode(env)
             }),
             Event::Acked(seqs) => self.tell_owner(move |env| (atoms::acked(), seqs).encode(env)),
+            Event::Passive => self.tell_owner(|env| atoms::passive().encode(env)),
             Event::Failed(seqs, e) => {
                 self.tell_owner(move |env| (atoms::failed(), seqs, conn_error(env, &e)).encode(env))
             }
@@ -270,59 +271,94 @@ impl Handler for NifHandler {
     }
 }
 
-/// Reads the options map that `XmppBridge.Connection` validated.
-fn config(opts: Term<'_>) -> NifResult<Config> {
-    let get = |k: &str| -> NifResult<Term<'_>> { opts.map_get(Atom::from_str(opts.get_env(), k)?) };
-    let string = |k: &str| -> NifResult<String> { get(k)?.decode() };
-    let opt_string = |k: &str| -> NifResult<Option<String>> {
+/// Reads the options map that `XmppBridge.Connection` built; every key is
+/// read strictly, and the first one that is missing or holds a value the
+/// core does not know is named in the error.
+fn config(opts: Term<'_>) -> Result<Config, &'static str> {
+    let get = |k: &'static str| -> Result<Term<'_>, &'static str> {
+        Atom::from_str(opts.get_env(), k)
+            .and_then(|a| opts.map_get(a))
+            .map_err(|_| k)
+    };
+    let is_atom = |t: Term<'_>, a: Atom| t.decode::<Atom>().is_ok_and(|x| x == a);
+    let string = |k| get(k)?.decode::<String>().map_err(|_| k);
+    let opt_string = |k| -> Result<Option<String>, &'static str> {
         let t = get(k)?;
-        if t.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) {
+        if is_atom(t, atoms::nil()) {
             Ok(None)
         } else {
-            t.decode().map(Some)
+            t.decode().map(Some).map_err(|_| k)
         }
     };
-    let ms =
-        |k: &str| -> NifResult<Duration> { get(k)?.decode::<u64>().map(Duration::from_millis) };
-    let opt_ms = |k: &str| -> NifResult<Option<Duration>> {
+    let boolean = |k| get(k)?.decode::<bool>().map_err(|_| k);
+    let ms = |k| {
+        get(k)?
+            .decode::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| k)
+    };
+    let opt_ms = |k| -> Result<Option<Duration>, &'static str> {
         let t = get(k)?;
-        if t.decode::<Atom>().is_ok_and(|a| a == atoms::nil()) {
+        if is_atom(t, atoms::nil()) {
             Ok(None)
         } else {
-            t.decode::<u64>().map(|n| Some(Duration::from_millis(n)))
+            t.decode::<u64>()
+                .map(|n| Some(Duration::from_millis(n)))
+                .map_err(|_| k)
         }
     };
-    let mode: Atom = get("mode")?.decode()?;
-    let mode = if mode == atoms::component() {
-        Mode::Component
-    } else {
-        Mode::Client
+    let one_of = |k, choices: &[(Atom, u8)]| -> Result<u8, &'static str> {
+        let t = get(k)?;
+        choices
+            .iter()
+            .find(|(a, _)| is_atom(t, *a))
+            .map(|(_, v)| *v)
+            .ok_or(k)
     };
-    let tls: Atom = get("tls")?.decode()?;
-    let tls = if tls == atoms::plain() {
-        TlsMode::Plain
-    } else if tls == atoms::direct() {
-        TlsMode::Direct
+    let mode = match one_of("mode", &[(atoms::client(), 0), (atoms::component(), 1)])? {
+        0 => Mode::Client,
+        _ => Mode::Component,
+    };
+    let tls = match one_of(
+        "tls",
+        &[
+            (atoms::starttls(), 0),
+            (atoms::direct(), 1),
+            (atoms::plain(), 2),
+        ],
+    )? {
+        0 => TlsMode::StartTls,
+        1 => TlsMode::Direct,
+        _ => TlsMode::Plain,
+    };
+    let active = get("active")?;
+    let active = if is_atom(active, atoms::true_()) {
+        Active::Unlimited
+    } else if is_atom(active, atoms::once()) {
+        Active::More(1)
     } else {
-        TlsMode::StartTls
+        match active.decode::<u32>() {
+            Ok(n) if n > 0 => Active::More(n),
+            _ => return Err("active"),
+        }
     };
     let max_attempts = get("max_attempts")?;
-    let max_attempts = if max_attempts.decode::<Atom>().is_ok() {
+    let max_attempts = if is_atom(max_attempts, atoms::nil()) {
         None
     } else {
-        Some(max_attempts.decode::<u32>()?)
+        Some(max_attempts.decode::<u32>().map_err(|_| "max_attempts")?)
     };
+    let dns_server = opt_string("dns_server")?
+        .map(|s| s.parse::<std::net::SocketAddr>())
+        .transpose()
+        .map_err(|_| "dns_server")?;
     Ok(Config {
         mode,
         jid: string("jid")?,
         password: string("password")?,
         host: opt_string("host")?,
-        // Checked by XmppBridge.Connection: "ip:port" or "[ipv6]:port".
-        dns_server: opt_string("dns_server")?
-            .map(|s| s.parse::<std::net::SocketAddr>())
-            .transpose()
-            .map_err(|_| rustler::Error::BadArg)?,
-        port: get("port")?.decode()?,
+        dns_server,
+        port: get("port")?.decode().map_err(|_| "port")?,
         tls,
         ca_file: opt_string("ca_file")?,
         server_name: opt_string("server_name")?,
@@ -331,23 +367,42 @@ fn config(opts: Term<'_>) -> NifResult<Config> {
         keepalive: opt_ms("keepalive")?,
         keepalive_timeout: ms("keepalive_timeout")?,
         reconnect: Reconnect {
-            enabled: get("reconnect")?.decode()?,
+            enabled: boolean("reconnect")?,
             initial: ms("backoff_initial")?,
             max: ms("backoff_max")?,
             max_attempts,
         },
-        queue_limit: get("queue_limit")?.decode()?,
-        stream_management: get("stream_management")?.decode()?,
-        initial_presence: get("initial_presence")?.decode()?,
-        max_stanza_bytes: get("max_stanza_bytes")?.decode()?,
+        queue_limit: get("queue_limit")?.decode().map_err(|_| "queue_limit")?,
+        stream_management: boolean("stream_management")?,
+        initial_presence: boolean("initial_presence")?,
+        max_stanza_bytes: get("max_stanza_bytes")?
+            .decode()
+            .map_err(|_| "max_stanza_bytes")?,
         batch_delay: ms("batch_delay")?,
+        active,
     })
+}
+
+/// `{:error, {:bad_option, {key, value}}}` for the option `key` of `opts`.
+fn bad_option<'a>(env: Env<'a>, opts: Term<'a>, key: &str) -> Term<'a> {
+    let k = Atom::from_str(env, key).expect("short atom");
+    let v = opts.map_get(k).unwrap_or_else(|_| atoms::nil().encode(env));
+    (atoms::error(), (atoms::bad_option(), (k, v))).encode(env)
 }
 
 #[rustler::nif]
 fn conn_open<'a>(env: Env<'a>, opts: Term<'a>, owner: LocalPid, id: u64) -> NifResult<Term<'a>> {
-    let config = config(opts)?;
-    let nice: i32 = opts.map_get(atoms::io_thread_nice())?.decode()?;
+    let config = match config(opts) {
+        Ok(c) => c,
+        Err(key) => return Ok(bad_option(env, opts, key)),
+    };
+    let nice: i32 = match opts
+        .map_get(atoms::io_thread_nice())
+        .and_then(|t| t.decode())
+    {
+        Ok(n) if (0..=19).contains(&n) => n,
+        _ => return Ok(bad_option(env, opts, "io_thread_nice")),
+    };
     let waiters: Waiters = Arc::default();
     let keep = Arc::new(Mutex::new(None));
     let handler = NifHandler {
@@ -384,21 +439,28 @@ fn queue_error(env: Env<'_>, e: QueueError) -> Term<'_> {
     (atoms::error(), reason).encode(env)
 }
 
-/// Serialises a stanza struct (or an xmlel) for the stream.
-fn stream_bytes(term: Term<'_>) -> Result<Vec<u8>, NifError> {
-    crate::to_model::set_budget(usize::MAX);
+/// Serialises a stanza struct (or an xmlel) for the stream, converting at
+/// most `units` structs and elements (`NifError::Reschedule` beyond).
+fn stream_bytes(term: Term<'_>, units: usize) -> Result<Vec<u8>, NifError> {
+    crate::from_term::set_budget(units);
     if term.map_get(atoms::__struct__()).is_ok() {
-        crate::to_model::stanza(term).and_then(|s| s.to_stream_bytes().map_err(NifError::from))
+        crate::from_term::stanza(term).and_then(|s| s.to_stream_bytes().map_err(NifError::from))
     } else {
-        crate::to_model::element(term, 1).and_then(|el| el.to_bytes().map_err(NifError::from))
+        crate::from_term::element(term, 1).and_then(|el| el.to_bytes().map_err(NifError::from))
     }
 }
 
-#[rustler::nif]
-fn conn_send<'a>(env: Env<'a>, res: ResourceArc<ConnResource>, stanza: Term<'a>) -> Term<'a> {
-    let bytes = match stream_bytes(stanza) {
+fn encode_error<'a>(env: Env<'a>, e: NifError) -> Term<'a> {
+    match e {
+        NifError::Reschedule => crate::dirty(env),
+        e => crate::err(env, e),
+    }
+}
+
+fn do_conn_send<'a>(env: Env<'a>, res: &ConnResource, stanza: Term<'a>, units: usize) -> Term<'a> {
+    let bytes = match stream_bytes(stanza, units) {
         Ok(b) => b,
-        Err(e) => return crate::err(env, e),
+        Err(e) => return encode_error(env, e),
     };
     match res.handle.send(bytes) {
         Ok(seq) => (atoms::ok(), seq).encode(env),
@@ -406,21 +468,33 @@ fn conn_send<'a>(env: Env<'a>, res: ResourceArc<ConnResource>, stanza: Term<'a>)
     }
 }
 
+/// Encodes and queues a stanza; `:dirty` when it is too big to encode on a
+/// normal scheduler (the caller then uses `conn_send_dirty`).
 #[rustler::nif]
-fn conn_iq<'a>(
+fn conn_send<'a>(env: Env<'a>, res: ResourceArc<ConnResource>, stanza: Term<'a>) -> Term<'a> {
+    crate::timed(env, || do_conn_send(env, &res, stanza, crate::ENCODE_UNITS))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn conn_send_dirty<'a>(env: Env<'a>, res: ResourceArc<ConnResource>, stanza: Term<'a>) -> Term<'a> {
+    do_conn_send(env, &res, stanza, usize::MAX)
+}
+
+fn do_conn_iq<'a>(
     env: Env<'a>,
-    res: ResourceArc<ConnResource>,
+    res: &ConnResource,
     iq: Term<'a>,
     waiter: LocalPid,
     token: u64,
+    units: usize,
 ) -> Term<'a> {
     let id: String = match iq.map_get(atoms::id()).and_then(|t| t.decode()) {
         Ok(id) => id,
         Err(_) => return crate::err(env, NifError::InvalidField(atoms::iq_mod(), atoms::id())),
     };
-    let bytes = match stream_bytes(iq) {
+    let bytes = match stream_bytes(iq, units) {
         Ok(b) => b,
-        Err(e) => return crate::err(env, e),
+        Err(e) => return encode_error(env, e),
     };
     lock(&res.waiters).insert(token, waiter);
     match res.handle.iq(token, id, bytes) {
@@ -430,6 +504,71 @@ fn conn_iq<'a>(
             queue_error(env, e)
         }
     }
+}
+
+/// Encodes and queues an IQ request whose answer goes to `waiter`;
+/// `:dirty` as for `conn_send`.
+#[rustler::nif]
+fn conn_iq<'a>(
+    env: Env<'a>,
+    res: ResourceArc<ConnResource>,
+    iq: Term<'a>,
+    waiter: LocalPid,
+    token: u64,
+) -> Term<'a> {
+    crate::timed(env, || {
+        do_conn_iq(env, &res, iq, waiter, token, crate::ENCODE_UNITS)
+    })
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn conn_iq_dirty<'a>(
+    env: Env<'a>,
+    res: ResourceArc<ConnResource>,
+    iq: Term<'a>,
+    waiter: LocalPid,
+    token: u64,
+) -> Term<'a> {
+    do_conn_iq(env, &res, iq, waiter, token, usize::MAX)
+}
+
+/// How many more incoming stanzas the owner takes (see
+/// `XmppBridge.Connection.set_active/2`): a positive integer adds to the
+/// credit, `:once` sets it to one, `true` lifts the limit, `false` stops
+/// delivery now.
+#[rustler::nif]
+fn conn_set_active<'a>(env: Env<'a>, res: ResourceArc<ConnResource>, mode: Term<'a>) -> Term<'a> {
+    match active(mode) {
+        Some(a) => {
+            res.handle.set_active(a);
+            atoms::ok().encode(env)
+        }
+        None => (atoms::error(), (atoms::bad_argument(), mode)).encode(env),
+    }
+}
+
+fn active(t: Term<'_>) -> Option<Active> {
+    if let Ok(n) = t.decode::<u32>() {
+        return (n > 0).then_some(Active::More(n));
+    }
+    let a: Atom = t.decode().ok()?;
+    if a == atoms::once() {
+        Some(Active::Once)
+    } else if a == atoms::true_() {
+        Some(Active::Unlimited)
+    } else if a == atoms::false_() {
+        Some(Active::Off)
+    } else {
+        None
+    }
+}
+
+/// Test hook: makes the session task panic, to show that its owner still
+/// gets `{:closed, {:internal_error, _}}` as the last message.
+#[rustler::nif]
+fn conn_inject_panic(res: ResourceArc<ConnResource>) -> Atom {
+    res.handle.inject_panic();
+    atoms::ok()
 }
 
 #[rustler::nif]

@@ -33,6 +33,7 @@ fn to_value(t: Term<'_>, depth: usize) -> NifResult<Value> {
     if depth > MAX_DEPTH {
         return Err(bad(format!("nested deeper than {MAX_DEPTH}")));
     }
+    crate::from_term::spend(1)?;
     match t.get_type() {
         TermType::Atom => {
             let a: Atom = t.decode().map_err(|_| bad("atom"))?;

@@ -6,8 +6,8 @@
 mod atoms;
 mod conn;
 mod error;
+mod from_term;
 mod json;
-mod to_model;
 mod to_term;
 
 use error::NifError;
@@ -60,16 +60,16 @@ fn too_big_for_normal(bytes: &[u8], already_buffered: usize) -> bool {
 /// Structs and elements an encode on a normal scheduler may convert before
 /// it gives up and asks for a dirty scheduler (about 0.35 µs each: the work
 /// thrown away then stays near 150 µs).
-const ENCODE_UNITS: usize = 400;
+pub(crate) const ENCODE_UNITS: usize = 400;
 
-fn dirty(env: Env<'_>) -> Term<'_> {
+pub(crate) fn dirty(env: Env<'_>) -> Term<'_> {
     atoms::dirty().encode(env)
 }
 
 /// Runs `work` on a normal scheduler and tells the VM how much of the
 /// process's time slice it used, so that back-to-back calls get the process
 /// preempted instead of holding the scheduler.
-fn timed<'a>(env: Env<'a>, work: impl FnOnce() -> Term<'a>) -> Term<'a> {
+pub(crate) fn timed<'a>(env: Env<'a>, work: impl FnOnce() -> Term<'a>) -> Term<'a> {
     let start = std::time::Instant::now();
     let result = work();
     // Counted against a 400 µs slice rather than the nominal 1 ms, so that
@@ -111,8 +111,8 @@ fn stanza_decode_dirty<'a>(
 }
 
 fn do_stanza_encode<'a>(env: Env<'a>, term: Term<'a>, units: usize) -> Term<'a> {
-    to_model::set_budget(units);
-    let result = to_model::stanza(term).and_then(|s| s.to_bytes().map_err(NifError::from));
+    from_term::set_budget(units);
+    let result = from_term::stanza(term).and_then(|s| s.to_bytes().map_err(NifError::from));
     match result {
         Ok(bytes) => ok(env, binary(env, &bytes)),
         Err(NifError::Reschedule) => dirty(env),
@@ -166,8 +166,8 @@ fn xml_encode_dirty<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
 }
 
 fn do_xml_encode<'a>(env: Env<'a>, term: Term<'a>, units: usize) -> Term<'a> {
-    to_model::set_budget(units);
-    let result = to_model::element(term, 1).and_then(|el| el.to_bytes().map_err(NifError::from));
+    from_term::set_budget(units);
+    let result = from_term::element(term, 1).and_then(|el| el.to_bytes().map_err(NifError::from));
     match result {
         Ok(bytes) => ok(env, binary(env, &bytes)),
         Err(NifError::Reschedule) => dirty(env),
@@ -265,20 +265,52 @@ fn stream_buffered(res: ResourceArc<StreamResource>) -> usize {
     lock(&res).buffered()
 }
 
-#[rustler::nif]
-fn json_encode<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
+/// Bytes of JSON text a normal-scheduler call may decode (serde_json and
+/// term building together cost a few ns a byte; measured by the
+/// scheduler test with the largest JSON a stanza can carry).
+const JSON_DECODE_NORMAL_BYTES: usize = 64 * 1024;
+
+fn do_json_encode<'a>(env: Env<'a>, term: Term<'a>, units: usize) -> Term<'a> {
+    from_term::set_budget(units);
     match json::encode(term) {
         Ok(s) => ok(env, binary(env, s.as_bytes())),
+        Err(NifError::Reschedule) => dirty(env),
+        Err(e) => err(env, e),
+    }
+}
+
+#[rustler::nif]
+fn json_encode<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
+    timed(env, || do_json_encode(env, term, JSON_ENCODE_UNITS))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn json_encode_dirty<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
+    do_json_encode(env, term, usize::MAX)
+}
+
+/// JSON values an encode on a normal scheduler may convert before it asks
+/// for a dirty scheduler (each costs well under 0.1 µs to read and write).
+const JSON_ENCODE_UNITS: usize = 4_000;
+
+fn do_json_decode<'a>(env: Env<'a>, input: Binary) -> Term<'a> {
+    match json::decode(env, input.as_slice()) {
+        Ok(t) => ok(env, t),
         Err(e) => err(env, e),
     }
 }
 
 #[rustler::nif]
 fn json_decode<'a>(env: Env<'a>, input: Binary) -> Term<'a> {
-    match json::decode(env, input.as_slice()) {
-        Ok(t) => ok(env, t),
-        Err(e) => err(env, e),
+    if input.len() > JSON_DECODE_NORMAL_BYTES {
+        return dirty(env);
     }
+    timed(env, || do_json_decode(env, input))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn json_decode_dirty<'a>(env: Env<'a>, input: Binary) -> Term<'a> {
+    do_json_decode(env, input)
 }
 
 rustler::init!("Elixir.XmppBridge.Native");

@@ -119,6 +119,27 @@ pub struct Config {
     /// Light traffic is always read at once; see `batching` for what
     /// counts as load.
     pub batch_delay: Duration,
+    /// How many incoming stanzas the handler takes before the session
+    /// stops reading and reports [`Event::Passive`]; more is granted with
+    /// [`Handle::set_active`]. A handler that can be slow behind a queue
+    /// of its own (the NIF's owner mailbox) bounds that queue this way; a
+    /// handler that does its work in its callback already holds the
+    /// session back and can leave this at [`Active::Unlimited`].
+    pub active: Active,
+}
+
+/// The incoming flow the owner grants a session (in the manner of
+/// `gen_tcp`'s `{active, N}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Active {
+    /// Deliver without limit.
+    Unlimited,
+    /// `n` more stanzas, added to what is left.
+    More(u32),
+    /// Exactly one more, whatever was left.
+    Once,
+    /// None: stop delivering now (no [`Event::Passive`] follows).
+    Off,
 }
 
 impl Config {
@@ -144,6 +165,7 @@ impl Config {
             initial_presence: true,
             max_stanza_bytes: crate::xml::DEFAULT_MAX_BYTES,
             batch_delay: Duration::from_millis(5),
+            active: Active::Unlimited,
         }
     }
 
@@ -183,6 +205,8 @@ pub enum ConnError {
     Protocol(String),
     /// A socket error.
     Io(String),
+    /// The session task failed (a panic: a bug of ours).
+    Internal(String),
 }
 
 impl ConnError {
@@ -195,7 +219,7 @@ impl ConnError {
             // ejabberd sends it when a burst overflows its queue of
             // unacknowledged stanzas for us, and a new session is the cure.)
             ConnError::StreamError(c, _) => matches!(c.as_str(), "conflict" | "not-authorized"),
-            ConnError::Tls(_) => true,
+            ConnError::Tls(_) | ConnError::Internal(_) => true,
             _ => false,
         }
     }
@@ -213,6 +237,7 @@ impl ConnError {
             ConnError::KeepaliveTimeout => "keepalive_timeout",
             ConnError::Protocol(_) => "protocol_error",
             ConnError::Io(_) => "io_error",
+            ConnError::Internal(_) => "internal_error",
         }
     }
 
@@ -224,7 +249,8 @@ impl ConnError {
             | ConnError::Tls(d)
             | ConnError::AuthFailed(d)
             | ConnError::Protocol(d)
-            | ConnError::Io(d) => Some(d.clone()),
+            | ConnError::Io(d)
+            | ConnError::Internal(d) => Some(d.clone()),
             ConnError::Timeout(step) => Some((*step).to_owned()),
             ConnError::StreamError(c, _) => Some(c.clone()),
             ConnError::ClosedByServer | ConnError::KeepaliveTimeout => None,
@@ -261,6 +287,9 @@ pub enum Event {
     IqFailed(Vec<u64>, ConnError),
     /// The session is over (`None`: closed on request). Always last.
     Closed(Option<ConnError>),
+    /// The credit of [`Config::active`] is used up: nothing more is read
+    /// until [`Handle::set_active`] grants more.
+    Passive,
 }
 
 /// Receives what a session produces. Called from the session's task; must
@@ -297,6 +326,9 @@ pub enum Command {
     CancelIq {
         id: String,
     },
+    /// Test hook: the session task panics when it takes this command.
+    #[doc(hidden)]
+    Panic,
 }
 
 /// How the owner asks a session to end: apart from the command queue, so
@@ -329,6 +361,73 @@ impl CloseSignal {
     }
 }
 
+/// The incoming credit a session shares with its owner's [`Handle`].
+#[derive(Debug)]
+pub struct Flow {
+    /// Stanzas the handler still takes; `UNLIMITED` for no limit.
+    credit: AtomicU64,
+    granted: tokio::sync::Notify,
+}
+
+impl Flow {
+    const UNLIMITED: u64 = u64::MAX;
+
+    pub fn new(active: Active) -> Flow {
+        let flow = Flow {
+            credit: AtomicU64::new(0),
+            granted: tokio::sync::Notify::new(),
+        };
+        flow.set(active);
+        flow
+    }
+
+    fn set(&self, active: Active) {
+        match active {
+            Active::Unlimited => self.credit.store(Self::UNLIMITED, Ordering::SeqCst),
+            Active::Once => self.credit.store(1, Ordering::SeqCst),
+            Active::Off => self.credit.store(0, Ordering::SeqCst),
+            Active::More(n) => {
+                let _ = self
+                    .credit
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                        (c != Self::UNLIMITED)
+                            .then(|| c.saturating_add(n.into()).min(Self::UNLIMITED - 1))
+                    });
+            }
+        }
+        // Stores a permit when the session is not waiting right now.
+        self.granted.notify_one();
+    }
+
+    /// Stanzas the handler may take now (`usize::MAX`: no limit).
+    pub fn available(&self) -> usize {
+        match self.credit.load(Ordering::SeqCst) {
+            Self::UNLIMITED => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX - 1),
+        }
+    }
+
+    /// Takes `n` delivered stanzas off the credit; true when that used it
+    /// up (the session then reports [`Event::Passive`]).
+    pub fn take(&self, n: usize) -> bool {
+        if n == 0 {
+            return false;
+        }
+        let before = self
+            .credit
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
+                (c != Self::UNLIMITED).then(|| c.saturating_sub(n as u64))
+            });
+        matches!(before, Ok(c) if c <= n as u64)
+    }
+
+    /// Completes when the owner changes the credit (at once if it did
+    /// since the last wait).
+    pub async fn changed(&self) {
+        self.granted.notified().await;
+    }
+}
+
 /// Why a command could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueError {
@@ -345,6 +444,7 @@ pub struct Handle {
     tx: mpsc::Sender<Command>,
     seq: std::sync::Arc<AtomicU64>,
     close: std::sync::Arc<CloseSignal>,
+    flow: std::sync::Arc<Flow>,
 }
 
 impl Handle {
@@ -374,6 +474,19 @@ impl Handle {
         let _ = self.tx.try_send(Command::CancelIq { id });
     }
 
+    /// Grants incoming credit (see [`Config::active`]); a passive session
+    /// starts reading again.
+    pub fn set_active(&self, active: Active) {
+        self.flow.set(active);
+    }
+
+    /// Test hook: makes the session task panic, to check that its handler
+    /// still gets [`Event::Closed`] last.
+    #[doc(hidden)]
+    pub fn inject_panic(&self) {
+        let _ = self.tx.try_send(Command::Panic);
+    }
+
     /// Asks the session to end; idempotent, never blocks.
     pub fn close(&self) {
         self.close.request();
@@ -395,10 +508,12 @@ impl Handle {
 pub fn spawn<H: Handler>(runtime: &tokio::runtime::Handle, config: Config, handler: H) -> Handle {
     let (tx, rx) = mpsc::channel(config.queue_limit.max(1));
     let close = std::sync::Arc::new(CloseSignal::default());
-    runtime.spawn(run(config, rx, close.clone(), handler));
+    let flow = std::sync::Arc::new(Flow::new(config.active));
+    runtime.spawn(run(config, rx, close.clone(), flow.clone(), handler));
     Handle {
         tx,
         seq: std::sync::Arc::new(AtomicU64::new(1)),
         close,
+        flow,
     }
 }

@@ -43,6 +43,12 @@ pub fn plain(user: &str, password: &str) -> String {
     B64.encode(format!("\0{user}\0{password}"))
 }
 
+/// The most PBKDF2 rounds a server may ask for in its SCRAM challenge
+/// (servers use 4096 to a few hundred thousand; each round costs about a
+/// microsecond, so this bounds the work a lying server can make a client do
+/// to about a second). A challenge above it fails authentication.
+pub const MAX_SCRAM_ITERATIONS: u32 = 1_000_000;
+
 /// A SCRAM exchange in progress.
 pub struct Scram {
     sha256: bool,
@@ -114,6 +120,11 @@ impl Scram {
             (Some(n), Some(s), Some(i)) if n.starts_with(&self.nonce) && i > 0 => (n, s, i),
             _ => return Err(format!("bad server-first message {server_first:?}")),
         };
+        if iterations > MAX_SCRAM_ITERATIONS {
+            return Err(format!(
+                "the server asks for {iterations} SCRAM iterations, more than the maximum of {MAX_SCRAM_ITERATIONS}"
+            ));
+        }
         let mut salted = vec![0u8; if self.sha256 { 32 } else { 20 }];
         if self.sha256 {
             pbkdf2::pbkdf2::<Hmac<Sha256>>(self.password.as_bytes(), &salt, iterations, &mut salted)
@@ -199,6 +210,26 @@ mod tests {
         assert!(s
             .verify(&B64.encode("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="))
             .is_ok());
+    }
+
+    #[test]
+    fn an_iteration_count_above_the_maximum_is_refused_before_any_work() {
+        let (mut s, _) = Scram::start(Mechanism::ScramSha1, "user", "pencil", "abc".into());
+        let bomb = format!("r=abcdef,s={},i=4294967295", B64.encode("salt"));
+        // (Were the count obeyed, this test would run for an hour.)
+        let e = s.respond(&B64.encode(bomb)).unwrap_err();
+        assert!(e.contains("4294967295") && e.contains("1000000"), "{e}");
+        // One above the maximum is refused too; the usual counts are not.
+        let (mut s, _) = Scram::start(Mechanism::ScramSha256, "user", "pencil", "abc".into());
+        let above = format!(
+            "r=abcdef,s={},i={}",
+            B64.encode("salt"),
+            MAX_SCRAM_ITERATIONS + 1
+        );
+        assert!(s.respond(&B64.encode(above)).is_err());
+        let (mut s, _) = Scram::start(Mechanism::ScramSha256, "user", "pencil", "abc".into());
+        let usual = format!("r=abcdef,s={},i=4096", B64.encode("salt"));
+        assert!(s.respond(&B64.encode(usual)).is_ok());
     }
 
     #[test]

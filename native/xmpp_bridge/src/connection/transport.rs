@@ -41,8 +41,23 @@ impl Transport {
         let tls = TlsConnector::from(Arc::new(config))
             .connect(server_name, tcp)
             .await
-            .map_err(|e| ConnError::Tls(e.to_string()))?;
+            .map_err(handshake_error)?;
         Ok(Transport::Tls(Box::new(tls)))
+    }
+}
+
+/// A failed handshake, named: a server that answers with something that is
+/// not TLS at all (plain XML after `<proceed/>`, say) is told apart from a
+/// TLS peer we refuse (a certificate from an unknown CA, ...).
+fn handshake_error(e: io::Error) -> ConnError {
+    let not_tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| matches!(r, rustls::Error::InvalidMessage(_)));
+    if not_tls {
+        ConnError::Tls(format!("what the server sent is not TLS ({e})"))
+    } else {
+        ConnError::Tls(e.to_string())
     }
 }
 

@@ -16,11 +16,21 @@ use tokio::time::Instant;
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Stanzas a server may send before the session is online (they wait to
+/// be delivered until then); more is a flood, not a negotiation.
+pub(super) const EARLY_MAX: usize = 1000;
+
 pub(super) struct Conn {
     pub(super) io: Transport,
     pub(super) parser: StreamParser,
     pub(super) rbuf: Vec<u8>,
     pub(super) pending: VecDeque<XEvent<'static>>,
+    /// The parse error that came after the events in `pending`: reported
+    /// once they are taken.
+    pub(super) parse_error: Option<ConnError>,
+    /// The owner's credit ran out in the middle of what was read: the rest
+    /// waits, unparsed, in the stream parser.
+    pub(super) held: bool,
     /// Stanzas that arrived during negotiation, delivered once online.
     pub(super) early: Vec<Element<'static>>,
     /// The stream's default namespace: `jabber:client` or
@@ -123,6 +133,8 @@ impl Conn {
             // (the stream parser keeps partial stanzas in its own buffer).
             rbuf: vec![0; READ_CHUNK],
             pending: VecDeque::new(),
+            parse_error: None,
+            held: false,
             early: Vec::new(),
             ns: if cfg.mode == Mode::Component {
                 ns::COMPONENT
@@ -168,6 +180,9 @@ impl Conn {
             if let Some(ev) = self.pending.pop_front() {
                 return Ok(ev);
             }
+            if let Some(e) = self.parse_error.take() {
+                return Err(e);
+            }
             let n = self
                 .io
                 .read(&mut self.rbuf)
@@ -181,9 +196,10 @@ impl Conn {
             let result = self.parser.feed(&self.rbuf[..n], &mut events);
             self.pending.extend(events);
             if let Err(e) = result {
-                if self.pending.is_empty() {
-                    return Err(ConnError::Protocol(e.to_string()));
-                }
+                // After the events before it, or at once: never lost (a
+                // DTD right after the server's header must not leave us
+                // waiting for the negotiation timeout).
+                self.parse_error = Some(ConnError::Protocol(e.to_string()));
             }
         }
     }
@@ -200,6 +216,39 @@ impl Conn {
                 XEvent::Start(_) => {}
             }
         }
+    }
+
+    /// Puts aside a stanza that came during negotiation; a server that
+    /// sends more than `EARLY_MAX` of them is flooding.
+    pub(super) fn keep_early(&mut self, el: Element<'static>) -> Result<(), ConnError> {
+        if self.early.len() >= EARLY_MAX {
+            return Err(ConnError::Protocol(format!(
+                "more than {EARLY_MAX} stanzas before the session was online"
+            )));
+        }
+        self.early.push(el);
+        Ok(())
+    }
+
+    /// Once online: the events negotiation read ahead (stanzas that came in
+    /// the same packet as its last answer) join the early stanzas, in
+    /// order, to be delivered first; a stream end or parse error among them
+    /// is returned, to be reported after them.
+    pub(super) fn take_read_ahead(&mut self) -> Option<ConnError> {
+        while let Some(ev) = self.pending.pop_front() {
+            match ev {
+                XEvent::Element(el) => self.early.push(el),
+                XEvent::End => return Some(ConnError::ClosedByServer),
+                XEvent::Start(_) => {}
+            }
+        }
+        self.parse_error.take()
+    }
+
+    /// True when something the server sent is waiting to be read: bytes in
+    /// the parser or events not taken yet.
+    pub(super) fn has_unread_input(&self) -> bool {
+        !self.pending.is_empty() || self.parse_error.is_some() || self.parser.buffered() > 0
     }
 
     pub(super) fn check_stream_error(&self, el: &Element<'_>) -> Result<(), ConnError> {

@@ -23,7 +23,7 @@ mod negotiate;
 mod serve;
 mod sm;
 
-use super::{CloseSignal, Command, Config, ConnError, Event, Handler, Mode, TlsMode};
+use super::{CloseSignal, Command, Config, ConnError, Event, Flow, Handler, Mode, TlsMode};
 use conn::Conn;
 use rand::Rng;
 use std::collections::{HashMap, VecDeque};
@@ -127,12 +127,87 @@ fn backoff(cfg: &super::Reconnect, attempt: u32) -> Duration {
     base.mul_f64(rand::thread_rng().gen_range(0.5..1.5))
 }
 
-/// Runs a session until it is closed or gives up.
+/// Runs a session until it is closed or gives up. Whatever happens in it,
+/// a panic included, [`Event::Closed`] is the handler's last event.
 pub async fn run<H: Handler>(
+    cfg: Config,
+    rx: mpsc::Receiver<Command>,
+    close: std::sync::Arc<CloseSignal>,
+    flow: std::sync::Arc<Flow>,
+    handler: H,
+) {
+    let mut guarded = ClosedGuard {
+        inner: handler,
+        closed: false,
+    };
+    let outcome = CatchUnwind(Box::pin(session(cfg, rx, close, flow, &mut guarded))).await;
+    if let Err(panic) = outcome {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        if !guarded.closed {
+            guarded.event(Event::Closed(Some(ConnError::Internal(format!(
+                "session task panicked: {what}"
+            )))));
+        }
+    }
+}
+
+/// A handler that remembers whether it was told `Closed`, so that a panic
+/// after that point does not send a second one.
+struct ClosedGuard<H> {
+    inner: H,
+    closed: bool,
+}
+
+impl<H: Handler> Handler for ClosedGuard<H> {
+    fn event(&mut self, event: Event) {
+        self.closed |= matches!(event, Event::Closed(_));
+        self.inner.event(event);
+    }
+
+    fn stanza(&mut self, el: crate::xml::Element<'_>, ns: Option<&str>) {
+        self.inner.stanza(el, ns);
+    }
+
+    fn iq_response(&mut self, token: u64, el: crate::xml::Element<'_>, ns: Option<&str>) {
+        self.inner.iq_response(token, el, ns);
+    }
+
+    fn flush(&mut self) {
+        self.inner.flush();
+    }
+}
+
+/// Polls a future and turns a panic inside it into an error.
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        // The future is dropped right after a panic, never polled again: no
+        // broken state of it is observed.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+async fn session<H: Handler>(
     cfg: Config,
     mut rx: mpsc::Receiver<Command>,
     close: std::sync::Arc<CloseSignal>,
-    mut handler: H,
+    flow: std::sync::Arc<Flow>,
+    handler: &mut H,
 ) {
     let account = match validate(&cfg) {
         Ok(a) => a,
@@ -149,9 +224,12 @@ pub async fn run<H: Handler>(
         let result = connect_and_serve(
             &cfg,
             &account,
-            &mut rx,
-            &close,
-            &mut handler,
+            Owner {
+                rx: &mut rx,
+                close: &close,
+                flow: &flow,
+            },
+            handler,
             &mut d,
             &mut online,
         )
@@ -180,7 +258,7 @@ pub async fn run<H: Handler>(
             break None;
         }
     };
-    finish(rx, d, &mut handler, reason);
+    finish(rx, d, handler, reason);
 }
 
 /// Sleeps through a backoff; true when asked to close. Commands stay in
@@ -210,7 +288,13 @@ fn queue(cmd: Command, d: &mut Durable) {
             d.waiters.remove(&id);
             d.cancel(id);
         }
+        Command::Panic => injected_panic(),
     }
+}
+
+/// What the [`Command::Panic`] test hook does.
+fn injected_panic() -> ! {
+    panic!("injected by Handle::inject_panic (a test hook)")
 }
 
 /// Reports everything still pending as failed, then the end.
@@ -239,15 +323,23 @@ fn finish<H: Handler>(
     handler.event(Event::Closed(reason));
 }
 
+/// What the owner's side shares with a connection: its commands, its close
+/// request and its incoming credit.
+struct Owner<'a> {
+    rx: &'a mut mpsc::Receiver<Command>,
+    close: &'a CloseSignal,
+    flow: &'a Flow,
+}
+
 async fn connect_and_serve<H: Handler>(
     cfg: &Config,
     account: &Account,
-    rx: &mut mpsc::Receiver<Command>,
-    close: &CloseSignal,
+    owner: Owner<'_>,
     handler: &mut H,
     d: &mut Durable,
     online: &mut bool,
 ) -> Result<(), ConnError> {
+    let Owner { rx, close, flow } = owner;
     // Connecting and negotiating end at once on a close (the owner died,
     // say); sends wait in the queue, which `queue_limit` bounds.
     let opened = tokio::select! {
@@ -272,14 +364,27 @@ async fn connect_and_serve<H: Handler>(
     if resumed {
         conn.resend_unacked(&d.sm);
     }
+    let read_ahead_end = conn.take_read_ahead();
+    let mut delivered = 0;
     let early = std::mem::take(&mut conn.early)
         .into_iter()
-        .try_for_each(|el| conn.on_element(el, cfg, d, handler));
+        .try_for_each(|el| {
+            delivered += usize::from(conn.on_element(el, cfg, d, handler)?);
+            Ok(())
+        });
     handler.flush();
     early?;
+    // Stanzas that came during negotiation (at most EARLY_MAX) are handed
+    // over whatever the credit; they count against it all the same.
+    if flow.take(delivered) {
+        handler.event(Event::Passive);
+    }
+    if let Some(e) = read_ahead_end {
+        return Err(e);
+    }
     while let Some((seq, bytes)) = d.outbox.pop_front() {
         conn.write_stanza(seq, bytes, d);
     }
     conn.request_ack();
-    conn.serve(cfg, rx, close, handler, d).await
+    conn.serve(cfg, rx, close, flow, handler, d).await
 }

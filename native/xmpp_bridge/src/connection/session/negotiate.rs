@@ -33,6 +33,23 @@ fn error_condition(el: &Element<'_>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Answers a SCRAM challenge on a blocking thread: the key derivation
+/// (PBKDF2, up to [`sasl::MAX_SCRAM_ITERATIONS`] rounds, a second or so)
+/// must not hold one of the runtime's I/O threads, which every session of
+/// the process shares. Past the negotiation timeout the session gives up
+/// waiting; the thread finishes its bounded work on its own.
+async fn respond_off_runtime(
+    mut scram: Scram,
+    challenge: String,
+) -> Result<(Scram, Result<String, String>), ConnError> {
+    tokio::task::spawn_blocking(move || {
+        let reply = scram.respond(&challenge);
+        (scram, reply)
+    })
+    .await
+    .map_err(|e| ConnError::Internal(format!("SCRAM key derivation failed: {e}")))
+}
+
 impl Conn {
     /// Everything between TCP and online; returns the bound JID and whether
     /// the XEP-0198 session was resumed.
@@ -129,6 +146,14 @@ impl Conn {
                 answer.name
             )));
         }
+        // Whatever came with <proceed/> was sent in the clear, where TLS was
+        // due: taking it as part of the encrypted stream would let a man in
+        // the middle inject it (the STARTTLS command injection flaw).
+        if self.has_unread_input() {
+            return Err(ConnError::Tls(
+                "the server sent data after <proceed/> where the TLS handshake was due".into(),
+            ));
+        }
         let io = std::mem::replace(&mut self.io, Transport::Detached);
         let name = cfg.server_name.as_deref().unwrap_or(&account.domain);
         self.io = io.upgrade(name, cfg.ca_file.as_deref()).await?;
@@ -182,15 +207,17 @@ impl Conn {
             match el.name.as_ref() {
                 "challenge" => {
                     let s = scram
-                        .as_mut()
+                        .take()
                         .ok_or_else(|| ConnError::Protocol("unexpected SASL challenge".into()))?;
                     let text = el.text();
                     // A second challenge carries the server's signature.
-                    let reply = if s.verify(&text).is_ok() {
-                        String::new()
+                    let (s, reply) = if s.verify(&text).is_ok() {
+                        (s, String::new())
                     } else {
-                        s.respond(&text).map_err(ConnError::AuthFailed)?
+                        let (s, reply) = respond_off_runtime(s, text).await?;
+                        (s, reply.map_err(ConnError::AuthFailed)?)
                     };
+                    scram = Some(s);
                     let msg = format!("<response xmlns='{}'>{reply}</response>", ns::SASL);
                     self.send_now(msg.as_bytes()).await?;
                 }
@@ -317,7 +344,7 @@ impl Conn {
                     return Ok(());
                 }
                 ("failed", Some(ns::SM)) => return Ok(()),
-                _ => self.early.push(el),
+                _ => self.keep_early(el)?,
             }
         }
     }
@@ -336,7 +363,7 @@ impl Conn {
                     ))),
                 };
             }
-            self.early.push(el);
+            self.keep_early(el)?;
         }
     }
 

@@ -4,7 +4,7 @@
 
 use super::super::batching::Batching;
 use super::super::transport::Transport;
-use super::super::{CloseSignal, Command, Config, ConnError, Event, Handler};
+use super::super::{CloseSignal, Command, Config, ConnError, Event, Flow, Handler};
 use super::auto_reply::auto_reply;
 use super::conn::Conn;
 use super::{keepalive, Durable};
@@ -14,7 +14,7 @@ use crate::xml::Element;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
-use tokio::time::{timeout, Instant};
+use tokio::time::Instant;
 
 /// How many commands one wake-up takes from the queue before writing.
 const BATCH: usize = 256;
@@ -22,7 +22,9 @@ const BATCH: usize = 256;
 /// Bytes waiting to be written above which no more commands are taken.
 const MAX_PENDING_OUT: usize = 1024 * 1024;
 
-/// How long the goodbye may take.
+/// How long the goodbye may take, all of it: writing what is left and our
+/// stream end, waiting for the server's, shutting the socket down. A close
+/// asked for is done within this, whatever the server does.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -45,19 +47,26 @@ fn needs_conn(el: &Element<'_>) -> bool {
 }
 
 /// Hands a stanza to the owner: an IQ answer to its waiter, anything
-/// else as a stanza; a late answer to a cancelled IQ to nobody.
-fn deliver<H: Handler>(el: Element<'_>, ns: Option<&str>, d: &mut Durable, handler: &mut H) {
+/// else as a stanza; a late answer to a cancelled IQ to nobody. True when
+/// it went to the owner (what counts against the owner's credit).
+fn deliver<H: Handler>(
+    el: Element<'_>,
+    ns: Option<&str>,
+    d: &mut Durable,
+    handler: &mut H,
+) -> bool {
     if el.name == "iq" && matches!(el.attr("type"), Some("result" | "error")) {
         let id = el.attr("id").unwrap_or_default();
         if let Some(token) = d.waiters.remove(id) {
             handler.iq_response(token, el, ns);
-            return;
+            return false;
         }
         if !d.cancelled.is_empty() && d.was_cancelled(id) {
-            return;
+            return false;
         }
     }
     handler.stanza(el, ns);
+    true
 }
 
 impl Conn {
@@ -68,6 +77,7 @@ impl Conn {
         cfg: &Config,
         rx: &mut mpsc::Receiver<Command>,
         close: &CloseSignal,
+        flow: &Flow,
         handler: &mut H,
         d: &mut Durable,
     ) -> Result<(), ConnError> {
@@ -93,18 +103,30 @@ impl Conn {
             // queue then fills and the owner sees `:queue_full`.
             let take_commands = self.out.len() < MAX_PENDING_OUT;
             let ack_due = self.acks.due();
+            // Out of credit, the session reads nothing: TCP pushes back on
+            // the server until the owner grants more.
+            let passive = self.held || flow.available() == 0;
             tokio::select! {
-                r = rd.read(&mut self.rbuf), if read_at.is_none() => {
+                r = rd.read(&mut self.rbuf), if read_at.is_none() && !passive => {
                     let n = r.map_err(|e| ConnError::Io(e.to_string()))?;
                     if n == 0 {
                         return Err(ConnError::ClosedByServer);
                     }
                     let now = Instant::now();
                     self.heard_from_server(now);
-                    let elements = self.feed(n, cfg, d, handler)?;
+                    let elements = self.feed(n, cfg, flow, d, handler)?;
                     read_at = batching.after_read(now, elements, n == self.rbuf.len());
                     // An <a/> may have answered our request.
                     self.plan_ack();
+                }
+                () = flow.changed(), if passive => {
+                    // Silence while we did not read says nothing about the
+                    // server.
+                    self.heard_from_server(Instant::now());
+                    if self.held && flow.available() > 0 {
+                        self.feed(0, cfg, flow, d, handler)?;
+                        self.plan_ack();
+                    }
                 }
                 () = sleep_until_opt(read_at), if read_at.is_some() => read_at = None,
                 // Cancel-safe: a write or flush that loses the race to another
@@ -142,7 +164,7 @@ impl Conn {
                     return Ok(());
                 }
                 () = sleep_until_opt(ack_due), if ack_due.is_some() => self.plan_ack(),
-                _ = ticker.tick() => self.keepalive(cfg)?,
+                _ = ticker.tick(), if !passive => self.keepalive(cfg)?,
             }
         }
     }
@@ -177,6 +199,7 @@ impl Conn {
                     d.waiters.remove(&id);
                     d.cancel(id);
                 }
+                Some(Command::Panic) => super::injected_panic(),
             }
             taken += 1;
             if taken == BATCH {
@@ -189,23 +212,62 @@ impl Conn {
         }
     }
 
-    /// Hands what `n` new bytes completed to the handler, borrowed from the
-    /// read buffer; returns how many stanzas they completed.
+    /// Hands what `n` new bytes of the read buffer complete to the handler,
+    /// borrowed from the buffer, as far as the owner's credit goes (`n` = 0:
+    /// what an earlier call held back for lack of credit). Returns how many
+    /// stanzas it parsed; sets `held` when input waits for more credit.
     fn feed<H: Handler>(
         &mut self,
         n: usize,
         cfg: &Config,
+        flow: &Flow,
         d: &mut Durable,
         handler: &mut H,
     ) -> Result<usize, ConnError> {
+        let mut count = 0;
+        let mut input = n;
+        let result = loop {
+            // The parser stops after as many elements as the owner takes:
+            // SM elements and answers to our own requests use up a unit of
+            // the quota but no credit, so delivered <= quota <= credit.
+            let quota = flow.available();
+            let (parsed, delivered) = match self.feed_some(input, quota, cfg, d, handler) {
+                Ok(counts) => counts,
+                Err(e) => break Err(e),
+            };
+            input = 0;
+            count += parsed;
+            if flow.take(delivered) {
+                handler.event(Event::Passive);
+            }
+            if !self.parser.has_unscanned() || flow.available() == 0 {
+                break Ok(());
+            }
+        };
+        self.held = self.parser.has_unscanned();
+        result.map(|()| count)
+    }
+
+    /// One pass of the parser over the `n` new bytes (and what it holds),
+    /// handing out at most `quota` elements; returns how many stanzas it
+    /// parsed and how many elements went to the owner.
+    fn feed_some<H: Handler>(
+        &mut self,
+        n: usize,
+        quota: usize,
+        cfg: &Config,
+        d: &mut Durable,
+        handler: &mut H,
+    ) -> Result<(usize, usize), ConnError> {
         let mut failure: Option<ConnError> = None;
         let mut count = 0;
+        let mut delivered = 0;
         let Conn { parser, rbuf, .. } = self;
         let mut elements: Vec<Element<'static>> = Vec::new();
         let mut ended = false;
         // Elements are processed inside the callback (no copy) unless they
         // need `self`, which the parser borrows: those are few (SM, errors).
-        let result = parser.feed_with(&rbuf[..n], &mut |ev, ns| match ev {
+        let result = parser.feed_limited(&rbuf[..n], quota, &mut |ev, ns| match ev {
             XEvent::Element(el) => {
                 let stanza = is_stanza(&el);
                 // Stream management's <r/> and <a/> often ride along with a
@@ -215,7 +277,7 @@ impl Conn {
                 // it wait too, so that order is kept.
                 if elements.is_empty() && stanza && !needs_conn(&el) {
                     d.sm.received();
-                    deliver(el, ns, d, handler);
+                    delivered += usize::from(deliver(el, ns, d, handler));
                 } else {
                     elements.push(el.into_owned());
                 }
@@ -224,8 +286,11 @@ impl Conn {
             XEvent::Start(_) => {}
         });
         for el in elements {
-            if let Err(e) = self.on_element(el, cfg, d, handler) {
-                failure.get_or_insert(e);
+            match self.on_element(el, cfg, d, handler) {
+                Ok(to_owner) => delivered += usize::from(to_owner),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
             }
         }
         handler.flush();
@@ -237,24 +302,25 @@ impl Conn {
         }
         match failure {
             Some(e) => Err(e),
-            None => Ok(count),
+            None => Ok((count, delivered)),
         }
     }
 
     /// Elements that need the connection: SM, stream errors, requests we
-    /// answer ourselves, answers to our keepalive pings.
+    /// answer ourselves, answers to our keepalive pings. True when the
+    /// element went to the owner.
     pub(super) fn on_element<H: Handler>(
         &mut self,
         el: Element<'_>,
         _cfg: &Config,
         d: &mut Durable,
         handler: &mut H,
-    ) -> Result<(), ConnError> {
+    ) -> Result<bool, ConnError> {
         let xmlns = el.attr("xmlns");
         match (el.name.as_ref(), xmlns) {
             ("r", Some(ns::SM)) => {
                 self.report_h(d);
-                return Ok(());
+                return Ok(false);
             }
             ("a", Some(ns::SM)) => {
                 self.acks.answered();
@@ -266,19 +332,19 @@ impl Conn {
                 if !acked.is_empty() {
                     handler.event(Event::Acked(acked));
                 }
-                return Ok(());
+                return Ok(false);
             }
             _ => {}
         }
         self.check_stream_error(&el)?;
         if !is_stanza(&el) {
             handler.stanza(el, Some(self.ns));
-            return Ok(());
+            return Ok(true);
         }
         d.sm.received();
         if el.name == "iq" {
             if self.is_probe_answer(el.attr("id").unwrap_or_default()) {
-                return Ok(());
+                return Ok(false);
             }
             if matches!(el.attr("type"), Some("get")) {
                 if let Some(reply) = auto_reply(&el, self.ns) {
@@ -286,12 +352,11 @@ impl Conn {
                     // server's `h` includes it), under the internal
                     // sequence 0 that is never reported to the owner.
                     self.write_stanza(0, reply, d);
-                    return Ok(());
+                    return Ok(false);
                 }
             }
         }
-        deliver(el, Some(self.ns), d, handler);
-        Ok(())
+        Ok(deliver(el, Some(self.ns), d, handler))
     }
 
     /// Says goodbye: asks for a last ack (and, with XEP-0198, reports what
@@ -300,8 +365,8 @@ impl Conn {
     /// XEP-0198 session: a closed session is not resumed.
     async fn shutdown<H: Handler>(
         &mut self,
-        mut rd: ReadHalf<Transport>,
-        mut wr: WriteHalf<Transport>,
+        rd: ReadHalf<Transport>,
+        wr: WriteHalf<Transport>,
         d: &mut Durable,
         handler: &mut H,
     ) -> Result<(), ConnError> {
@@ -312,25 +377,37 @@ impl Conn {
             self.report_h(d);
         }
         self.out.extend_from_slice(b"</stream:stream>");
-        // A server that stops reading cannot hold the close for long.
+        // A closed session is not resumed, however the goodbye goes.
+        d.sm.resume_id = None;
         let deadline = Instant::now() + CLOSE_WAIT;
-        let goodbye = async {
-            wr.write_all(&self.out).await?;
-            wr.flush().await
-        };
-        match timeout(CLOSE_WAIT, goodbye).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(ConnError::Io(e.to_string())),
-            Err(_) => return Err(ConnError::Timeout("close")),
+        match tokio::time::timeout_at(deadline, self.goodbye(rd, wr, deadline, d, handler)).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnError::Timeout("close")),
         }
+    }
+
+    /// Writes what is left and our stream end, then, until `deadline`,
+    /// reads for the server's stream end (RFC 6120 §4.4), taking the acks
+    /// that come before it.
+    async fn goodbye<H: Handler>(
+        &mut self,
+        mut rd: ReadHalf<Transport>,
+        mut wr: WriteHalf<Transport>,
+        deadline: Instant,
+        d: &mut Durable,
+        handler: &mut H,
+    ) -> Result<(), ConnError> {
+        wr.write_all(&self.out)
+            .await
+            .map_err(|e| ConnError::Io(e.to_string()))?;
+        wr.flush().await.map_err(|e| ConnError::Io(e.to_string()))?;
         self.out.clear();
-        // Give the server a moment to acknowledge and close its side.
-        // RFC 6120 §4.4: wait (briefly) for the server to close its stream
-        // too, taking the acks that come before.
         let mut server_closed = false;
-        while !server_closed {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let n = match timeout(left, rd.read(&mut self.rbuf)).await {
+        // The deadline is checked on every pass: a server that floods us
+        // (whitespace, stanzas) keeps the read always ready, and a timeout
+        // polls its future before its clock.
+        while !server_closed && Instant::now() < deadline {
+            let n = match tokio::time::timeout_at(deadline, rd.read(&mut self.rbuf)).await {
                 Ok(Ok(n)) if n > 0 => n,
                 _ => break,
             };
@@ -339,24 +416,22 @@ impl Conn {
                 break;
             }
             for ev in events {
-                if matches!(ev, XEvent::End) {
-                    server_closed = true;
-                }
-                if let XEvent::Element(el) = ev {
-                    if el.name == "a" && el.attr("xmlns") == Some(ns::SM) {
-                        if let Ok(h) = el.attr("h").unwrap_or_default().parse::<u32>() {
-                            if let Ok(acked) = d.sm.ack(h) {
-                                if !acked.is_empty() {
-                                    handler.event(Event::Acked(acked));
-                                }
-                            }
+                match ev {
+                    XEvent::End => server_closed = true,
+                    XEvent::Element(el) if el.name == "a" && el.attr("xmlns") == Some(ns::SM) => {
+                        let acked = el
+                            .attr("h")
+                            .and_then(|h| h.parse::<u32>().ok())
+                            .and_then(|h| d.sm.ack(h).ok());
+                        if let Some(acked) = acked.filter(|a| !a.is_empty()) {
+                            handler.event(Event::Acked(acked));
                         }
                     }
+                    _ => {}
                 }
             }
         }
         let _ = wr.shutdown().await;
-        d.sm.resume_id = None;
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
-//! Elixir terms -> Rust model, for encoding. A field of the wrong type is
-//! reported as `{:invalid_field, {module, field}}`.
+//! Elixir terms -> Rust model, for encoding: the counterpart of `to_term`
+//! (model -> terms). A field of the wrong type is reported as
+//! `{:invalid_field, {module, field}}`.
 
 use crate::atoms;
 use crate::error::{invalid, NifError, NifResult};
@@ -27,7 +28,8 @@ pub fn set_budget(units: usize) {
     BUDGET.with(|b| b.set(units));
 }
 
-fn spend(units: usize) -> NifResult<()> {
+/// Takes `units` from the call's budget; `Reschedule` once it is spent.
+pub(crate) fn spend(units: usize) -> NifResult<()> {
     BUDGET.with(|b| match b.get().checked_sub(units) {
         Some(left) => {
             b.set(left);
