@@ -37,21 +37,13 @@
 %%% by the calling process: the Rust core runs it off the schedulers, and
 %%% the session's events arrive in the owner's mailbox as
 %%% `{xmpp_bridge, Id, Event}', where `Id' is the `id' field of the
-%%% connection (`#{id := Id} = Conn'):
-%%% <ul>
-%%% <li>`{online, #{jid := Jid, resumed := boolean()}}' - authenticated and
-%%%     bound; `resumed' when stream management resumed the stream</li>
-%%% <li>`{stanza, Stanza}' - an incoming message, presence or IQ request</li>
-%%% <li>`{invalid_stanza, Reason, Xmlel}', `{element, Xmlel}' - a stanza that
-%%%     could not be decoded, another top-level element</li>
-%%% <li>`{acked, [Seq]}' - the server confirmed these stanzas (the numbers
-%%%     {@link send/2} returned)</li>
-%%% <li>`{failed, [Seq], Reason}' - these stanzas will never be confirmed</li>
-%%% <li>`{disconnected, Reason}', `{reconnecting, #{attempt := N,
-%%%     delay_ms := Ms}}' - the connection was lost, the next attempt</li>
-%%% <li>`{closed, Reason}' - the session is over (`normal' after
-%%%     {@link close/1}); always the last message</li>
-%%% </ul>
+%%% connection (`#{id := Id} = Conn'). {@link conn_event()} is the type of
+%%% `Event' (`XmppBridge.Connection''s `event()', whose documentation
+%%% describes each one); `{closed, Reason}' is always the last.
+%%%
+%%% A session hands its owner at most `active' incoming stanzas (default
+%%% 1000), then sends `{xmpp_bridge, Id, passive}' and stops reading until
+%%% {@link set_active/2} grants more, as `gen_tcp''s `{active, N}' does.
 %%% When the owner exits, the session is closed. {@link iq/3} waits in its
 %%% caller for the answer, which does not go to the owner's mailbox.
 %%%
@@ -62,6 +54,7 @@
 %%% receive {xmpp_bridge, Id, {online, #{jid := _FullJid}}} -> ok end,
 %%% {ok, Seq} = xmpp_bridge:send(Conn, xmpp_bridge:chat(<<"alice@example.com">>, <<"hi">>)),
 %%% receive {xmpp_bridge, Id, {acked, Seqs}} -> true = lists:member(Seq, Seqs) end,
+%%% ok = xmpp_bridge:set_active(Conn, 500),
 %%% {ok, Ping} = xmpp_bridge:decode(<<"<iq type='get' id='p1' to='example.com'>"
 %%%                                   "<ping xmlns='urn:xmpp:ping'/></iq>">>),
 %%% {ok, #{type := result}} = xmpp_bridge:iq(Conn, Ping),
@@ -80,10 +73,10 @@
 -export([stream_new/0, stream_new/1, stream_feed/2, stream_reset/1]).
 -export([format_error/1]).
 -export([message_body/1, stanza_type/1, chat/2]).
--export([connect/1, send/2, iq/2, iq/3, close/1]).
+-export([connect/1, send/2, iq/2, iq/3, set_active/2, close/1]).
 
 -export_type([stanza/0, xmlel/0, cdata/0, opts/0, jid/0, parser/0, event/0, reason/0]).
--export_type([conn/0, conn_opts/0, seq/0, conn_reason/0]).
+-export_type([conn/0, conn_opts/0, seq/0, conn_reason/0, conn_event/0]).
 
 %% send/2 is ours; messages are sent with the `!' operator here.
 -compile({no_auto_import, [send/2]}).
@@ -152,10 +145,14 @@
 %% `max_attempts'), `queue_limit', `stream_management', `initial_presence',
 %% `max_stanza_bytes', `batch_delay' (ms, 0 to 1000: the longest the next
 %% read of a session under sustained incoming load waits so that it carries
-%% many stanzas; default 5; 0 reads at once), `owner' (a pid; default the
+%% many stanzas; default 5; 0 reads at once), `active' (incoming stanzas
+%% handed over before the session waits for {@link set_active/2}: a
+%% positive integer, default 1000, `once' or `true'), `owner' (a pid; default the
 %% caller). The sessions' I/O threads run at nice 10, below the schedulers
 %% (application env `io_thread_nice', 0 to 19, read when the first session
 %% opens).
+-type conn_event() :: 'Elixir.XmppBridge.Connection':event().
+%% What a session tells its owner, as `{xmpp_bridge, Id, Event}'.
 -type seq() :: non_neg_integer().
 %% The number {@link send/2} returns, used by the `acked'/`failed' messages.
 -type conn_reason() ::
@@ -400,6 +397,19 @@ iq(#{'__struct__' := ?CONN}, #{'__struct__' := ?IQ, type := Type}, _Timeout) ->
 iq(#{'__struct__' := ?CONN}, Other, _Timeout) ->
     bad_argument("expected an XmppBridge.Iq struct, got: ~0p", [Other]);
 iq(Other, _Iq, _Timeout) ->
+    not_a_connection(Other).
+
+%% @doc Grants the session more incoming stanzas: a positive integer adds
+%% to what is left, `once' leaves exactly one, `true' lifts the limit,
+%% `false' stops delivery at once. A passive session starts reading again.
+-spec set_active(conn(), pos_integer() | once | boolean()) -> ok | {error, conn_reason()}.
+set_active(#{'__struct__' := ?CONN} = Conn, Active) ->
+    try ?CONN:set_active(Conn, Active) of
+        Result -> result(Result)
+    catch
+        error:Error:Stack -> not_a_connection(Error, Stack, set_active)
+    end;
+set_active(Other, _Active) ->
     not_a_connection(Other).
 
 %% @doc Ends the session cleanly: stanzas already queued are written, and

@@ -641,8 +641,11 @@ defmodule XmppBridge.Client do
   end
 
   defp lookup(client) do
+    # The registry forgets a client shortly after it exits: a dead pid
+    # whose entry is still there is not running either.
     with pid when is_pid(pid) <- whereis(client),
-         [{^pid, conn}] <- Registry.lookup(@registry, pid) do
+         [{^pid, conn}] <- Registry.lookup(@registry, pid),
+         true <- Process.alive?(pid) do
       {:ok, conn}
     else
       _ -> {:error, %Error{reason: :noproc}}

@@ -348,7 +348,7 @@ defmodule XmppBridge.Connection do
   limit, `false` stops delivery at once (no `:passive` notice follows).
   A session that was passive starts reading again.
 
-  `{:error, %Error{reason: {:bad_argument, value}}}` for anything else.
+  `{:error, %Error{reason: {:bad_argument, detail}}}` for anything else.
   """
   @spec set_active(t(), active()) :: :ok | {:error, Error.t()}
   def set_active(%__MODULE__{ref: ref}, active)
@@ -357,7 +357,14 @@ defmodule XmppBridge.Connection do
     Native.conn_set_active(ref, active)
   end
 
-  def set_active(%__MODULE__{}, other), do: {:error, %Error{reason: {:bad_argument, other}}}
+  def set_active(%__MODULE__{}, other) do
+    {:error,
+     %Error{
+       reason:
+         {:bad_argument,
+          "set_active/2 takes a positive integer, :once, true or false, got: #{inspect(other)}"}
+     }}
+  end
 
   @doc "Ends the session cleanly (`{:closed, :normal}` follows); idempotent."
   @spec close(t()) :: :ok

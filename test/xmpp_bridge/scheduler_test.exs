@@ -21,7 +21,8 @@ defmodule XmppBridge.SchedulerTest do
   # measurement, never by raising the 1 ms threshold (see assert_no_stall).
   use ExUnit.Case, async: false
 
-  alias XmppBridge.{Stanza, StreamParser, Xml}
+  alias XmppBridge.{Connection, Iq, Stanza, StreamParser, Xml}
+  alias XmppBridge.Payload.Json
 
   @moduletag timeout: 300_000
   @rounds 5
@@ -46,7 +47,37 @@ defmodule XmppBridge.SchedulerTest do
       |> Enum.map(fn {_, term} -> :erts_debug.flat_size(term) end)
       |> Enum.max()
 
-    %{inputs: inputs, decoded: decoded, parsed: parsed, heap: words * 8}
+    json = json_text()
+    assert byte_size(json) < @limit and byte_size(json) > @limit - 2_000
+    {:ok, json_term} = Json.to_term(%Json{json: json})
+
+    # A session that never comes online (nothing listens on port 1) but
+    # takes stanzas into its queue, so that Connection.send/2 and iq/3 do
+    # all their work (encoding included) and return.
+    {:ok, conn} =
+      Connection.open(
+        jid: "alice@localhost",
+        password: "pw",
+        host: "127.0.0.1",
+        port: 1,
+        tls: :plain,
+        queue_limit: 1_000_000,
+        reconnect: [initial: 60_000, max: 60_000]
+      )
+
+    on_exit(fn -> Connection.close(conn) end)
+
+    words = Enum.max([words, :erts_debug.flat_size(json_term)])
+
+    %{
+      inputs: inputs,
+      decoded: decoded,
+      parsed: parsed,
+      json: json,
+      json_term: json_term,
+      conn: conn,
+      heap: words * 8
+    }
   end
 
   setup do
@@ -102,6 +133,24 @@ defmodule XmppBridge.SchedulerTest do
       String.duplicate(unit, div(@limit - 1 - byte_size(head) - byte_size(tail), byte_size(unit)))
 
     head <> text <> tail
+  end
+
+  # The largest JSON text a stanza can carry: an array of small objects
+  # (many values: the worst case for building terms), just under 256 KiB.
+  defp json_text do
+    item = fn i ->
+      ~s({"id":#{i},"name":"user #{i} é","tags":["a","b"],"ok":true,"score":1.5,"none":null})
+    end
+
+    Stream.iterate(1, &(&1 + 1))
+    |> Enum.reduce_while({[], 2}, fn i, {acc, size} ->
+      next = item.(i)
+
+      if size + byte_size(next) + 1 >= @limit - 1_000,
+        do: {:halt, {acc, size}},
+        else: {:cont, {[next | acc], size + byte_size(next) + 1}}
+    end)
+    |> then(fn {items, _} -> "[" <> Enum.join(Enum.reverse(items), ",") <> "]" end)
   end
 
   ## Running in a worker
@@ -264,6 +313,41 @@ defmodule XmppBridge.SchedulerTest do
         el = Keyword.fetch!(parsed, unquote(label))
         assert_no_stall("Xml.encode", heap, fn -> {:ok, _} = Xml.encode(el) end)
       end
+
+      test "Connection.send of the decoded struct", %{decoded: decoded, conn: conn, heap: heap} do
+        stanza = Keyword.fetch!(decoded, unquote(label))
+
+        assert_no_stall("Connection.send", heap, fn ->
+          {:ok, _seq} = Connection.send(conn, stanza)
+        end)
+      end
+
+      test "Connection.send of the parsed tree", %{parsed: parsed, conn: conn, heap: heap} do
+        el = Keyword.fetch!(parsed, unquote(label))
+
+        assert_no_stall("Connection.send (xmlel)", heap, fn ->
+          {:ok, _} = Connection.send(conn, el)
+        end)
+      end
+    end
+  end
+
+  describe "the largest IQ request and JSON payload" do
+    test "Connection.iq of a 2500-item roster set", %{decoded: decoded, conn: conn, heap: heap} do
+      iq = %Iq{Keyword.fetch!(decoded, :roster) | type: :set, id: "big"}
+
+      assert_no_stall("Connection.iq", heap, fn ->
+        # No server answers: the call returns at its timeout, 0 ms.
+        {:error, %XmppBridge.Error{reason: :timeout}} = Connection.iq(conn, iq, 0)
+      end)
+    end
+
+    test "Json.to_term of a 256 KiB JSON text", %{json: json, heap: heap} do
+      assert_no_stall("Json.to_term", heap, fn -> {:ok, _} = Json.to_term(%Json{json: json}) end)
+    end
+
+    test "Json.from_term of its term", %{json_term: term, heap: heap} do
+      assert_no_stall("Json.from_term", heap, fn -> {:ok, _} = Json.from_term(term) end)
     end
   end
 
@@ -279,9 +363,18 @@ defmodule XmppBridge.SchedulerTest do
               {"Xml.parse", fn -> {:ok, _} = Xml.parse(xml) end},
               {"Stanza.encode",
                fn -> {:ok, _} = Stanza.encode(Keyword.fetch!(ctx.decoded, label)) end},
-              {"Xml.encode", fn -> {:ok, _} = Xml.encode(Keyword.fetch!(ctx.parsed, label)) end}
+              {"Xml.encode", fn -> {:ok, _} = Xml.encode(Keyword.fetch!(ctx.parsed, label)) end},
+              {"Connection.send",
+               fn -> {:ok, _} = Connection.send(ctx.conn, Keyword.fetch!(ctx.decoded, label)) end}
             ],
             do: {"#{what} (#{label})", fun}
+
+      ops =
+        ops ++
+          [
+            {"Json.to_term", fn -> {:ok, _} = Json.to_term(%Json{json: ctx.json}) end},
+            {"Json.from_term", fn -> {:ok, _} = Json.from_term(ctx.json_term) end}
+          ]
 
       failures =
         for {what, fun} <- ops,
