@@ -15,7 +15,7 @@ defmodule XmppBridge.MixProject do
       compilers: [:xmpp_bridge_native | Mix.compilers()],
       elixirc_paths: elixirc_paths(Mix.env()),
       erlc_paths: ["src"],
-      deps: [],
+      deps: deps(),
       aliases: aliases(),
 
       # Docs and package metadata
@@ -30,6 +30,18 @@ defmodule XmppBridge.MixProject do
 
   def application do
     [mod: {XmppBridge.Application, []}, extra_applications: [:logger, :crypto]]
+  end
+
+  # No Hex dependencies (Hex is not reachable). The one dependency is the
+  # private XMPP server harness of the tests, benchmarks and demos, a Mix
+  # project in this repository (support/xmpp_test_server): a path dependency,
+  # so nothing is fetched (no `mix deps.get`, no mix.lock entry), and only in
+  # the environments that use it, so an application depending on xmpp_bridge
+  # (built in :prod) never sees it. It does not depend on xmpp_bridge.
+  defp deps do
+    [
+      {:xmpp_test_server, path: "support/xmpp_test_server", only: [:dev, :test, :bench]}
+    ]
   end
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]

@@ -70,7 +70,8 @@
 defmodule XmppBridge.Bench.Conn do
   @moduledoc false
 
-  alias XmppBridge.{Connection, Message, TestServer}
+  alias XmppBridge.{Connection, Message}
+  alias XmppTestServer, as: TestServer
 
   @throughput_ratio_target 0.90
   @rtt_p50_target_us 1000
@@ -1228,7 +1229,7 @@ defmodule XmppBridge.Bench.Conn do
 
     ## How
 
-    - One private ejabberd #{ejabberd_version()} (XmppBridge.TestServer, log level warning);
+    - One private ejabberd #{ejabberd_version()} (XmppTestServer, log level warning);
       c2s on loopback, the plaintext listener (`tls: :plain`), and for the STARTTLS row the
       STARTTLS listener with the run's CA; XEP-0198 on every session; messages go to the
       peer's full JID; `<message type='chat' id='mN'><body>N</body></message>` on both sides.

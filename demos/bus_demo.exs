@@ -1,13 +1,13 @@
 # The bus demo (`make demo`, after the codec demo): a BEAM process and a Rust
 # program talk over XMPP through a private ejabberd on loopback.
 #
-#   - XmppBridge.TestServer starts ejabberd with a CA made for the run;
+#   - XmppTestServer starts ejabberd with a CA made for the run;
 #   - the Rust node (native/xmpp_bridge/examples/echo.rs, the pure Rust
 #     crate) logs in over STARTTLS and upper-cases every chat message;
 #   - this script logs in as another account through the NIF, sends it a few
 #     messages, prints the answers and the round-trip times, and says "bye".
 
-alias XmppBridge.{Connection, Message, TestServer}
+alias XmppBridge.{Connection, Message}
 
 defmodule BusDemo do
   def await(conn, fun, what, timeout \\ 15_000) do
@@ -24,7 +24,7 @@ defmodule BusDemo do
 end
 
 IO.puts("== Starting a private ejabberd on loopback")
-{:ok, srv} = TestServer.start(:ejabberd, accounts: [{"beam", "beam-pw"}, {"rust", "rust-pw"}])
+{:ok, srv} = XmppTestServer.start(:ejabberd, accounts: [{"beam", "beam-pw"}, {"rust", "rust-pw"}])
 IO.puts("   c2s STARTTLS on 127.0.0.1:#{srv.ports.c2s_starttls}, CA #{srv.ca_file}")
 
 IO.puts("== Starting the Rust node (cargo builds it the first time)")
@@ -118,5 +118,5 @@ BusDemo.await(
   "close"
 )
 
-TestServer.stop(srv)
+XmppTestServer.stop(srv)
 IO.puts("== Done: both sessions closed, the server stopped")

@@ -6,8 +6,9 @@
 #     the tools app, and ProcessOne's fast_xml/xmpp (used by benchmarks and
 #     cross-checks). `apt-get update` runs once, only if something is missing;
 #     sudo is used only when not root.
-#   * The private XMPP servers of the test harness (XmppBridge.TestServer):
-#     ejabberd and Prosody, and openssl for the per-run CA. They are installed
+#   * The private XMPP servers of the test harness (XmppTestServer, in
+#     support/xmpp_test_server): ejabberd and Prosody, and openssl for the
+#     per-run CA. They are installed
 #     WITHOUT starting their system services: a temporary
 #     /usr/sbin/policy-rc.d that exits 101 is in place during `apt-get install`
 #     (an existing one, e.g. Docker's, is left as it is). The packages still
@@ -31,7 +32,7 @@ APT_PACKAGES=(
   erlang-proper
   erlang-p1-xml
   erlang-p1-xmpp
-  # test harness servers (XmppBridge.TestServer); lua-sec/lua-socket etc. come
+  # test harness servers (XmppTestServer); lua-sec/lua-socket etc. come
   # as prosody's dependencies. lua-unbound is only a Recommends of prosody
   # (skipped by --no-install-recommends) but without it every prosody and
   # prosodyctl run prints a lua-unbound warning banner.

@@ -53,9 +53,16 @@ defmodule XmppBridge.ConsumerAppTest do
            ),
            "the NIF is not visible in the consumer's _build:\n" <> out
 
-    {out, status} = mix(["run", "-e", "IO.puts(Consumer.run())"], app, base_env())
+    # xmpp_bridge's test-server harness is a dependency of its :dev/:test/:bench
+    # only: a user's build neither compiles nor loads it.
+    refute File.exists?(Path.join(app, "_build/dev/lib/xmpp_test_server")),
+           "the consumer built xmpp_bridge's test server:\n" <> out
+
+    run = "IO.puts(Consumer.run()); IO.puts(\"HARNESS=\#{Code.ensure_loaded?(XmppTestServer)}\")"
+    {out, status} = mix(["run", "-e", run], app, base_env())
     assert status == 0, "mix run in the consumer failed:\n" <> out
     assert out =~ "BODY=hi TO=bob@example.com TYPE=chat"
+    assert out =~ "HARNESS=false"
   end
 
   test "without cargo, building the dependency fails and says how to get cargo",

@@ -28,7 +28,8 @@ defmodule XmppBridge.Test.ConnectionCases do
 
       import XmppBridge.Test.XmppCase
 
-      alias XmppBridge.{Connection, Error, Iq, Message, StanzaError, TestServer}
+      alias XmppBridge.{Connection, Error, Iq, Message, StanzaError}
+      alias XmppTestServer, as: TestServer
 
       @moduletag :integration
       @moduletag timeout: 180_000
@@ -394,8 +395,7 @@ defmodule XmppBridge.Test.ConnectionCases do
         @tag :tmp_dir
         test "a server certificate from an unknown CA fails with a TLS error naming the issuer",
              %{server: server, tmp_dir: tmp_dir} do
-          {:ok, stranger} =
-            XmppBridge.TestServer.TLS.generate(tmp_dir, [server.domain], "stranger")
+          {:ok, stranger} = XmppTestServer.TLS.generate(tmp_dir, [server.domain], "stranger")
 
           # a CA that did not sign the certificate, and the bundled web roots
           for ca_file <- [stranger.ca_file, nil] do

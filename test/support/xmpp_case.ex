@@ -14,7 +14,8 @@ defmodule XmppBridge.Test.XmppCase do
 
   import ExUnit.Assertions
 
-  alias XmppBridge.{Connection, Iq, Message, Presence, TestServer}
+  alias XmppBridge.{Connection, Iq, Message, Presence}
+  alias XmppTestServer, as: TestServer
   alias XmppBridge.Payload.Ping
 
   defmodule Session do

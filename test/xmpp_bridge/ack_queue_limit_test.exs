@@ -21,7 +21,8 @@ defmodule XmppBridge.AckQueueLimitTest do
 
   import XmppBridge.Test.XmppCase
 
-  alias XmppBridge.{Message, TestServer}
+  alias XmppBridge.Message
+  alias XmppTestServer, as: TestServer
 
   @moduletag :integration
   @moduletag timeout: 180_000

@@ -4,7 +4,8 @@ defmodule XmppBridge.ClientTest do
   # sessions of the whole VM, and sync modules run after all async ones.
   use ExUnit.Case, async: false
 
-  alias XmppBridge.{Client, Connection, Error, Iq, Message, TestServer}
+  alias XmppBridge.{Client, Connection, Error, Iq, Message}
+  alias XmppTestServer, as: TestServer
   alias XmppBridge.Payload.Ping
 
   @moduletag :integration

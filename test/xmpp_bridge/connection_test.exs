@@ -73,9 +73,7 @@ defmodule XmppBridge.ConnectionTest do
       # The sessions of the stories before close as their owners exit.
       assert eventually(fn -> server_sessions(server) == 0 end, 15_000),
              "#{server_sessions(server)} sessions of earlier stories are still on the server: " <>
-               inspect(
-                 XmppBridge.TestServer.Ejabberd.rpc(server, :ejabberd_sm, :connected_users, [])
-               )
+               inspect(XmppTestServer.Ejabberd.rpc(server, :ejabberd_sm, :connected_users, []))
 
       started = System.monotonic_time()
 
@@ -116,8 +114,7 @@ defmodule XmppBridge.ConnectionTest do
 
   # ejabberd's own count of c2s sessions.
   defp server_sessions(server) do
-    {:ok, n} =
-      XmppBridge.TestServer.Ejabberd.rpc(server, :ejabberd_sm, :connected_users_number, [])
+    {:ok, n} = XmppTestServer.Ejabberd.rpc(server, :ejabberd_sm, :connected_users_number, [])
 
     n
   end

@@ -6,7 +6,8 @@ defmodule XmppBridge.ResumptionTest do
   @moduletag :integration
   @moduletag timeout: 120_000
 
-  alias XmppBridge.{Connection, Message, TestServer}
+  alias XmppBridge.{Connection, Message}
+  alias XmppTestServer, as: TestServer
   alias XmppBridge.Test.TcpProxy
 
   setup_all do

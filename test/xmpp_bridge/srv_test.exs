@@ -5,7 +5,8 @@ defmodule XmppBridge.SrvTest do
 
   @moduletag :integration
 
-  alias XmppBridge.{Connection, TestServer}
+  alias XmppBridge.Connection
+  alias XmppTestServer, as: TestServer
 
   setup_all do
     {:ok, srv} = TestServer.start(:ejabberd, accounts: [{"una", "pw"}])

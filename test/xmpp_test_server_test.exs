@@ -1,12 +1,12 @@
-defmodule XmppBridge.TestServerTest do
+defmodule XmppTestServerTest do
   # Checks the private server harness with a real XMPP exchange against each
   # server. The client is a deliberately tiny hand-rolled one (regexes over
   # the byte stream), just enough to prove the servers are usable: the real
   # client is XmppBridge's connection layer.
   use ExUnit.Case, async: true
 
-  alias XmppBridge.TestServer
-  alias XmppBridge.TestServer.TLS
+  alias XmppTestServer, as: TestServer
+  alias XmppTestServer.TLS
 
   @moduletag :integration
   @moduletag timeout: 180_000

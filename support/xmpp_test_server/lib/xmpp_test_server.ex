@@ -1,18 +1,24 @@
-defmodule XmppBridge.TestServer do
+defmodule XmppTestServer do
   @moduledoc """
   A private XMPP server for tests, benchmarks and demos: ejabberd or Prosody
   from Debian's packages, started in a temp dir with a generated config, on
   loopback, on free ports, with a CA and server certificate generated for the
   run.
 
-      {:ok, server} = XmppBridge.TestServer.start(:ejabberd, accounts: [{"alice", "pw"}, "bob"])
+      {:ok, server} = XmppTestServer.start(:ejabberd, accounts: [{"alice", "pw"}, "bob"])
       server.ports.c2s_starttls   #=> 40211 (STARTTLS required, cert signed by server.ca_file)
       server.ports.c2s_plain      #=> 40212 (plaintext auth allowed, loopback only)
       server.ports.component      #=> 40213 (XEP-0114, as server.component_domain)
       server.accounts             #=> %{"alice" => "pw", "bob" => "bob-secret"}
-      :ok = XmppBridge.TestServer.stop(server)
+      :ok = XmppTestServer.stop(server)
 
-  `mix xmpp_bridge.server` starts one by hand and prints all of this.
+  `mix xmpp_test_server` starts one by hand and prints all of this.
+
+  This is xmpp_bridge's own test harness, a Mix project of its own
+  (`support/xmpp_test_server` in the xmpp_bridge repository) that the root
+  project uses as a path dependency only in its `:dev`, `:test` and `:bench`
+  environments: it is not part of the xmpp_bridge library, and it does not
+  depend on it.
 
   ## What runs
 
@@ -71,13 +77,13 @@ defmodule XmppBridge.TestServer do
   Functions return `{:error, reason}` with a tuple reason, e.g.
   `{:start_failed, :ejabberd, detail, diagnostics}` where `diagnostics` holds
   the end of the server's logs, `{:missing_executable, "ejabberdctl"}`
-  (install the packages with `scripts/install-deps.sh`),
+  (install the packages with the repository's `scripts/install-deps.sh`),
   `{:register_failed, user, detail}`, `{:bad_option, detail}`.
   """
 
   use GenServer
 
-  alias XmppBridge.TestServer.{Ejabberd, OS, Prosody, TLS}
+  alias XmppTestServer.{Ejabberd, OS, Prosody, TLS}
 
   @typedoc "Which server to run."
   @type kind :: :ejabberd | :prosody
@@ -225,7 +231,7 @@ defmodule XmppBridge.TestServer do
   def start!(kind, opts \\ []) do
     case start(kind, opts) do
       {:ok, server} -> server
-      {:error, reason} -> raise "XmppBridge.TestServer.start(#{inspect(kind)}): #{format(reason)}"
+      {:error, reason} -> raise "XmppTestServer.start(#{inspect(kind)}): #{format(reason)}"
     end
   end
 
@@ -488,7 +494,7 @@ defmodule XmppBridge.TestServer do
   defp prepare(kind, backend, opts) do
     domain = Keyword.get(opts, :domain, "localhost")
     root = Keyword.get(opts, :dir_root, System.tmp_dir!())
-    dir = Path.join(root, "xmpp_bridge-#{kind}-#{random_id()}")
+    dir = Path.join(root, "xmpp_test_server-#{kind}-#{random_id()}")
 
     try do
       File.mkdir_p!(dir)

@@ -1,4 +1,4 @@
-defmodule XmppBridge.TestServer.OS do
+defmodule XmppTestServer.OS do
   @moduledoc false
   # Operating-system helpers of the test server harness: running commands
   # with a timeout, free loopback ports, process liveness by OS pid, the
@@ -243,7 +243,7 @@ defmodule XmppBridge.TestServer.OS do
     Port.open({:spawn_executable, "/bin/sh"}, [
       :binary,
       :hide,
-      args: ["-c", script, "xmpp_bridge-test-server-watchdog", marker, cleanup_dir || ""],
+      args: ["-c", script, "xmpp_test_server-watchdog", marker, cleanup_dir || ""],
       env: scrubbed_env()
     ])
   end

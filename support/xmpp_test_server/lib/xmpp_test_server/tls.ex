@@ -1,9 +1,9 @@
-defmodule XmppBridge.TestServer.TLS do
+defmodule XmppTestServer.TLS do
   @moduledoc false
   # A CA and a CA-signed server certificate generated with openssl for one
   # test server run (EC P-256 keys: the whole set takes ~30 ms).
 
-  alias XmppBridge.TestServer.OS
+  alias XmppTestServer.OS
 
   @days "30"
 
@@ -36,7 +36,7 @@ defmodule XmppBridge.TestServer.TLS do
       ["req", "-x509"] ++
         ec ++
         ["-keyout", p.("ca.key"), "-out", p.("ca.pem"), "-days", @days] ++
-        ["-subj", "/O=xmpp_bridge/CN=xmpp_bridge test CA #{label}"] ++
+        ["-subj", "/O=xmpp_test_server/CN=xmpp_test_server CA #{label}"] ++
         ["-addext", "basicConstraints=critical,CA:TRUE"] ++
         ["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
       ["req"] ++

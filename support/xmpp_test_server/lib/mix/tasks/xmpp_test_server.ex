@@ -1,15 +1,15 @@
-defmodule Mix.Tasks.XmppBridge.Server do
+defmodule Mix.Tasks.XmppTestServer do
   @shortdoc "Starts a private XMPP server (ejabberd or Prosody) and prints its ports and accounts"
 
   @moduledoc """
-  Starts a private XMPP server with `XmppBridge.TestServer` - the one the
+  Starts a private XMPP server with `XmppTestServer` - the one the
   integration tests use - prints where it listens and which accounts it has,
   and keeps it running until you press Enter (or Ctrl-C).
 
-      mix xmpp_bridge.server                      # ejabberd, accounts alice and bob
-      mix xmpp_bridge.server prosody
-      mix xmpp_bridge.server --account carol:pw --account dave:pw
-      mix xmpp_bridge.server --no-input           # run until killed (no stdin needed)
+      mix xmpp_test_server                      # ejabberd, accounts alice and bob
+      mix xmpp_test_server prosody
+      mix xmpp_test_server --account carol:pw --account dave:pw
+      mix xmpp_test_server --no-input           # run until killed (no stdin needed)
 
   ## Options
 
@@ -29,8 +29,6 @@ defmodule Mix.Tasks.XmppBridge.Server do
 
   use Mix.Task
 
-  alias XmppBridge.TestServer
-
   @switches [
     account: :keep,
     domain: :string,
@@ -46,7 +44,7 @@ defmodule Mix.Tasks.XmppBridge.Server do
     {opts, rest, invalid} = OptionParser.parse(args, strict: @switches)
 
     if invalid != [] do
-      Mix.raise("mix xmpp_bridge.server: invalid option(s) #{inspect(invalid)}")
+      Mix.raise("mix xmpp_test_server: invalid option(s) #{inspect(invalid)}")
     end
 
     kind =
@@ -61,7 +59,7 @@ defmodule Mix.Tasks.XmppBridge.Server do
           :prosody
 
         other ->
-          Mix.raise("mix xmpp_bridge.server: expected ejabberd or prosody, got #{inspect(other)}")
+          Mix.raise("mix xmpp_test_server: expected ejabberd or prosody, got #{inspect(other)}")
       end
 
     if Keyword.get(opts, :compile, true), do: Mix.Task.run("compile")
@@ -74,9 +72,9 @@ defmodule Mix.Tasks.XmppBridge.Server do
     Mix.shell().info("Starting #{kind}...")
 
     server =
-      case TestServer.start(kind, start_opts) do
+      case XmppTestServer.start(kind, start_opts) do
         {:ok, server} -> server
-        {:error, reason} -> Mix.raise(TestServer.format(reason))
+        {:error, reason} -> Mix.raise(XmppTestServer.format(reason))
       end
 
     Mix.shell().info(describe(server))
@@ -85,7 +83,7 @@ defmodule Mix.Tasks.XmppBridge.Server do
       Mix.shell().info("Press Enter to stop (Ctrl-C also stops it).")
       IO.gets("")
       Mix.shell().info("Stopping #{kind}...")
-      :ok = TestServer.stop(server)
+      :ok = XmppTestServer.stop(server)
       Mix.shell().info("Stopped.")
     else
       Mix.shell().info("Running until this VM is stopped (Ctrl-C).")
@@ -109,14 +107,14 @@ defmodule Mix.Tasks.XmppBridge.Server do
   end
 
   @doc false
-  def describe(%TestServer{} = s) do
+  def describe(%XmppTestServer{} = s) do
     node = if s.node, do: " (node #{s.node})", else: ""
 
     accounts =
       s.accounts
       |> Enum.sort()
       |> Enum.map_join("\n" <> String.duplicate(" ", 20), fn {user, pw} ->
-        "#{TestServer.jid(s, user)}  password #{pw}"
+        "#{XmppTestServer.jid(s, user)}  password #{pw}"
       end)
 
     """
