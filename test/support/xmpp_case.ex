@@ -275,7 +275,7 @@ defmodule XmppBridge.Test.XmppCase do
     spawn_link(fn ->
       session = open_session(server, user, opts)
       send(parent, {ref, :ready, session.jid})
-      {bodies, elapsed} = collect_bodies(session.id, count, idle, [], nil)
+      {bodies, elapsed} = collect_bodies(session.conn, count, idle, [], nil)
       send(parent, {ref, :bodies, bodies, elapsed})
       receive do: (:stop -> :ok)
     end)
@@ -287,22 +287,26 @@ defmodule XmppBridge.Test.XmppCase do
     end
   end
 
-  defp collect_bodies(_id, 0, _idle, acc, t0),
+  defp collect_bodies(_conn, 0, _idle, acc, t0),
     do: {Enum.reverse(acc), System.monotonic_time() - (t0 || System.monotonic_time())}
 
-  defp collect_bodies(id, left, idle, acc, t0) do
+  defp collect_bodies(%Connection{id: id} = conn, left, idle, acc, t0) do
     receive do
       {:xmpp_bridge, ^id, {:stanza, %Message{type: :chat} = msg}} ->
         collect_bodies(
-          id,
+          conn,
           left - 1,
           idle,
           [Message.body(msg) | acc],
           t0 || System.monotonic_time()
         )
 
+      {:xmpp_bridge, ^id, :passive} ->
+        rearm(conn)
+        collect_bodies(conn, left, idle, acc, t0)
+
       {:xmpp_bridge, ^id, _other} ->
-        collect_bodies(id, left, idle, acc, t0)
+        collect_bodies(conn, left, idle, acc, t0)
     after
       idle -> {Enum.reverse(acc), System.monotonic_time() - (t0 || System.monotonic_time())}
     end
@@ -362,16 +366,26 @@ defmodule XmppBridge.Test.XmppCase do
   end
 
   @doc "Takes the bodies of the chat messages the session received, until `idle` ms pass without one."
-  def drain_bodies(%Session{id: id}, idle), do: drain_bodies(id, idle, [])
+  def drain_bodies(%Session{conn: conn}, idle), do: drain_bodies(conn, idle, [])
 
-  defp drain_bodies(id, idle, acc) do
+  defp drain_bodies(%Connection{id: id} = conn, idle, acc) do
     receive do
       {:xmpp_bridge, ^id, {:stanza, %Message{type: :chat} = msg}} ->
-        drain_bodies(id, idle, [Message.body(msg) | acc])
+        drain_bodies(conn, idle, [Message.body(msg) | acc])
+
+      {:xmpp_bridge, ^id, :passive} ->
+        rearm(conn)
+        drain_bodies(conn, idle, acc)
     after
       idle -> Enum.reverse(acc)
     end
   end
+
+  @doc """
+  Grants a session that went passive its next 1000 stanzas (the default
+  `:active`): what an owner that keeps up with a burst does.
+  """
+  def rearm(%Connection{} = conn), do: :ok = Connection.set_active(conn, 1000)
 
   @doc "The messages waiting in the caller's mailbox (left there)."
   def mailbox do

@@ -58,6 +58,11 @@ defmodule XmppBridge.ClientTest do
     @impl true
     def handle_call(:echoed, _from, state), do: {:reply, state.echoed, state}
 
+    def handle_call({:busy, ms}, _from, state) do
+      Process.sleep(ms)
+      {:reply, :done, state}
+    end
+
     @impl true
     def terminate(reason, state), do: Kernel.send(state.test, {:bot, :terminate, reason})
 
@@ -218,6 +223,25 @@ defmodule XmppBridge.ClientTest do
 
     assert {:error, %Error{reason: {:bad_argument, _}}} =
              Client.iq(bot, %{request | type: :result})
+
+    Connection.close(alice)
+    Client.close(bot)
+  end
+
+  test "send/2 does not wait for a client that is busy in a callback", %{server: server} do
+    {bot, _jid} = start_bot(server)
+    alice = connect(server, "alice")
+    alice_jid = TestServer.jid(server, "alice")
+    busy = Task.async(fn -> GenServer.call(bot, {:busy, 2_000}, 5_000) end)
+    # The call is being handled (the bot is in its callback) ...
+    Process.sleep(100)
+
+    # ... and a send from here still goes out at once.
+    assert {:ok, seq} = Client.send(bot, chat_to(alice_jid, "while busy"))
+    assert is_integer(seq)
+    assert Task.yield(busy, 0) == nil, "the busy callback ended before the send returned"
+    assert Message.body(wait_for_chat(alice)) == "while busy"
+    assert Task.await(busy, 5_000) == :done
 
     Connection.close(alice)
     Client.close(bot)

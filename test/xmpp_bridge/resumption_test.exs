@@ -101,6 +101,10 @@ defmodule XmppBridge.ResumptionTest do
         {:xmpp_bridge, id, {:stanza, %Message{} = m}} when id == conn.id ->
           sam_bodies(conn, [Message.body(m) | got], n)
 
+        {:xmpp_bridge, id, :passive} when id == conn.id ->
+          :ok = Connection.set_active(conn, 1000)
+          sam_bodies(conn, got, n)
+
         {:xmpp_bridge, id, _} when id == conn.id ->
           sam_bodies(conn, got, n)
       after

@@ -20,12 +20,44 @@ thread_local! {
     /// How many more structs and elements this call may convert before it
     /// asks to be rescheduled on a dirty scheduler.
     static BUDGET: Cell<usize> = const { Cell::new(usize::MAX) };
+    /// Text used up the budget: the call is rescheduled once the struct or
+    /// element being read is done.
+    static OVER: Cell<bool> = const { Cell::new(false) };
 }
+
+/// Bytes of text that cost as much to write (escaped and copied) as one
+/// struct or element costs to convert: a 250 KB body is as much work as a
+/// big roster, and is handed to a dirty scheduler as one.
+const TEXT_BYTES_PER_UNIT: usize = 128;
 
 /// Sets the conversion budget of the current NIF call (`usize::MAX` on a
 /// dirty scheduler).
 pub fn set_budget(units: usize) {
     BUDGET.with(|b| b.set(units));
+    OVER.with(|o| o.set(false));
+}
+
+/// Charges `len` bytes of text against the budget.
+fn charge_text(len: usize) {
+    BUDGET.with(|b| match b.get().checked_sub(len / TEXT_BYTES_PER_UNIT) {
+        Some(left) => b.set(left),
+        None => OVER.with(|o| o.set(true)),
+    })
+}
+
+/// Charges `len` bytes of text that a caller converts itself (JSON
+/// strings); `Reschedule` once the budget is spent.
+pub(crate) fn spend_text(len: usize) -> NifResult<()> {
+    spend(len / TEXT_BYTES_PER_UNIT)
+}
+
+/// `Reschedule` when text used up the budget.
+fn check_text_budget() -> NifResult<()> {
+    if OVER.with(|o| o.get()) {
+        Err(NifError::Reschedule)
+    } else {
+        Ok(())
+    }
 }
 
 /// Takes `units` from the call's budget; `Reschedule` once it is spent.
@@ -51,7 +83,9 @@ fn is_nil(t: Term<'_>) -> bool {
 
 /// A binary read in place: no copy.
 fn text<'a>(t: Term<'a>) -> Option<Str<'a>> {
-    t.decode::<&'a str>().ok().map(Cow::Borrowed)
+    let s = t.decode::<&'a str>().ok()?;
+    charge_text(s.len());
+    Some(Cow::Borrowed(s))
 }
 
 /// `{lang | nil, text}` and `{name, value}` pairs.
@@ -183,7 +217,15 @@ fn struct_module(t: Term<'_>) -> Option<Atom> {
     t.map_get(atoms::__struct__()).ok()?.decode::<Atom>().ok()
 }
 
+/// A stanza struct -> the model; `Reschedule` when it is too much work
+/// for the call's budget (structs, elements and text together).
 pub fn stanza(t: Term<'_>) -> NifResult<Stanza<'_>> {
+    let stanza = stanza_fields(t)?;
+    check_text_budget()?;
+    Ok(stanza)
+}
+
+fn stanza_fields(t: Term<'_>) -> NifResult<Stanza<'_>> {
     let module = struct_module(t).ok_or_else(|| invalid(atoms::nil(), atoms::__struct__()))?;
     if module == atoms::message_mod() {
         let s = S::new(t, module)?;
@@ -422,6 +464,12 @@ pub fn payload(t: Term<'_>) -> NifResult<Payload<'_>> {
 /// `{:xmlel, name, attrs, children}` -> element, at most
 /// [`MAX_DEPTH_CEILING`] levels deep.
 pub fn element(t: Term<'_>, depth: usize) -> NifResult<Element<'_>> {
+    let el = element_at(t, depth)?;
+    check_text_budget()?;
+    Ok(el)
+}
+
+fn element_at(t: Term<'_>, depth: usize) -> NifResult<Element<'_>> {
     if depth > MAX_DEPTH_CEILING {
         return Err(Error::TooDeep(MAX_DEPTH_CEILING).into());
     }
@@ -442,7 +490,7 @@ pub fn element(t: Term<'_>, depth: usize) -> NifResult<Element<'_>> {
                 continue;
             }
         }
-        kids.push(Node::Element(element(c, depth + 1).map_err(
+        kids.push(Node::Element(element_at(c, depth + 1).map_err(
             |e| match e {
                 crate::error::NifError::InvalidField(m, f)
                     if m == atoms::xmlel() && f == atoms::__struct__() =>

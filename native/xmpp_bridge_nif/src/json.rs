@@ -47,10 +47,13 @@ fn to_value(t: Term<'_>, depth: usize) -> NifResult<Value> {
                 Ok(Value::String(t.atom_to_string().map_err(|_| bad("atom"))?))
             }
         }
-        TermType::Binary => t
-            .decode::<String>()
-            .map(Value::String)
-            .map_err(|_| bad("binary is not UTF-8")),
+        TermType::Binary => {
+            let s = t
+                .decode::<String>()
+                .map_err(|_| bad("binary is not UTF-8"))?;
+            crate::from_term::spend_text(s.len())?;
+            Ok(Value::String(s))
+        }
         TermType::Integer => {
             if let Ok(i) = t.decode::<i64>() {
                 Ok(Value::Number(i.into()))
