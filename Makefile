@@ -5,7 +5,7 @@
 #   make fmt          format Rust and Elixir sources
 #   make bench-codec  codec benchmark (bench/codec.exs), MIX_ENV=bench
 #   make bench-conn   connection benchmark (bench/conn.exs): bridge vs tokio-xmpp, MIX_ENV=bench
-#   make demo         codec demo, then the bus demo: a BEAM process and a Rust node over a private ejabberd
+#   make demo         codec demo, then a BEAM process and a Rust program over a private ejabberd
 #   make clean        remove build output (also `cargo clean` of CARGO_TARGET_DIR)
 #
 # Environment: CARGO_TARGET_DIR (default ./target), XMPP_BRIDGE_BUILD=debug for a
@@ -97,7 +97,7 @@ bench-conn: deps
 
 demo: deps
 	$(MIX) run demos/codec_demo.exs
-	$(MIX) run demos/bus_demo.exs
+	$(MIX) run demos/beam_rust_demo.exs
 
 clean:
 	$(MIX) clean

@@ -1,7 +1,7 @@
 # The codec demo (`make demo`): an XMPP stream arrives in arbitrary chunks,
 # is decoded in Rust into typed Elixir structs, answered, and encoded back.
-# It shows what the codec layer of xmpp_bridge does today; the bus demos
-# (BEAM and Rust nodes over a real server) build on it.
+# It shows what the codec layer of xmpp_bridge does today; the BEAM-Rust
+# demo (a BEAM process and a Rust program over a real server) builds on it.
 
 alias XmppBridge.{Iq, Message, Payload, Stanza, StreamParser}
 

@@ -1,5 +1,6 @@
-//! A Rust node on the bus: it logs in and answers every chat message with
-//! the same text upper-cased, until it is sent "bye".
+//! A Rust program on the same XMPP server as a BEAM process: it logs in
+//! and answers every chat message with the same text upper-cased, until it
+//! is sent "bye".
 //! `cargo run -p xmpp_bridge --example echo -- JID PASSWORD HOST PORT [plain|starttls] [CA_FILE]`
 use tokio::sync::mpsc;
 use xmpp_bridge::connection::{self, Config, Event, Handler, TlsMode};

@@ -1,5 +1,5 @@
-# The bus demo (`make demo`, after the codec demo): a BEAM process and a Rust
-# program talk over XMPP through a private ejabberd on loopback.
+# The BEAM-Rust demo (`make demo`, after the codec demo): a BEAM process and a
+# Rust program talk over XMPP through a private ejabberd on loopback.
 #
 #   - XmppTestServer starts ejabberd with a CA made for the run;
 #   - the Rust node (native/xmpp_bridge/examples/echo.rs, the pure Rust
@@ -9,7 +9,7 @@
 
 alias XmppBridge.{Connection, Message}
 
-defmodule BusDemo do
+defmodule BeamRustDemo do
   def await(conn, fun, what, timeout \\ 15_000) do
     receive do
       {:xmpp_bridge, id, event} when id == conn.id ->
@@ -74,7 +74,7 @@ IO.puts("== The BEAM side logs in through the NIF (STARTTLS, the run's CA)")
   )
 
 %{jid: jid} =
-  BusDemo.await(
+  BeamRustDemo.await(
     conn,
     fn
       {:online, info} -> info
@@ -87,12 +87,12 @@ IO.puts("   online as #{jid}")
 
 rust_jid = "rust@#{srv.domain}/node"
 
-for text <- ["hello from the BEAM", "ünïcödé ✓", "erlang and rust, one bus"] do
+for text <- ["hello from the BEAM", "ünïcödé ✓", "erlang and rust, one server"] do
   t0 = System.monotonic_time(:microsecond)
   {:ok, _seq} = Connection.send(conn, Message.chat(rust_jid, text))
 
   answer =
-    BusDemo.await(
+    BeamRustDemo.await(
       conn,
       fn
         {:stanza, %Message{from: ^rust_jid} = m} -> Message.body(m)
@@ -109,7 +109,7 @@ end
 wait_line.(wait_line, "closed")
 Connection.close(conn)
 
-BusDemo.await(
+BeamRustDemo.await(
   conn,
   fn
     {:closed, reason} -> reason
