@@ -22,7 +22,7 @@ defmodule XmppBridge.MixProject do
       name: "XmppBridge",
       description:
         "XMPP as the message bus of mixed BEAM/Rust distributed applications: " <>
-          "a Rust core (codec, connections, bus) loaded as a NIF.",
+          "a Rust core (codec and connections today; the bus is next) loaded as a NIF.",
       docs: docs(),
       package: package()
     ]
