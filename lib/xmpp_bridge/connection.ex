@@ -58,7 +58,8 @@ defmodule XmppBridge.Connection do
   their callers. While passive the session still sends, and sends no
   keepalive probes (what it does not read, it cannot wait for). The
   mailbox holds at most `:active` stanzas then, each at most
-  `:max_stanza_bytes` of XML.
+  `:max_stanza_bytes` of XML (plus, once, those a server sent before the
+  session was online: at most 1000, delivered with `{:online, _}`).
 
   ## Delivery
 

@@ -418,7 +418,9 @@ impl Flow {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
                 (c != Self::UNLIMITED).then(|| c.saturating_sub(n as u64))
             });
-        matches!(before, Ok(c) if c <= n as u64)
+        // From some credit to none: the owner set it to zero itself
+        // (`Active::Off`) gets no notice.
+        matches!(before, Ok(c) if c > 0 && c <= n as u64)
     }
 
     /// Completes when the owner changes the credit (at once if it did
@@ -515,5 +517,65 @@ pub fn spawn<H: Handler>(runtime: &tokio::runtime::Handle, config: Config, handl
         seq: std::sync::Arc::new(AtomicU64::new(1)),
         close,
         flow,
+    }
+}
+
+#[cfg(test)]
+mod flow_tests {
+    use super::{Active, Flow};
+
+    #[test]
+    fn credit_is_granted_and_taken_as_gen_tcp_counts_active_n() {
+        let flow = Flow::new(Active::More(3));
+        assert_eq!(flow.available(), 3);
+        assert!(!flow.take(2), "one left: not passive yet");
+        flow.set(Active::More(10));
+        assert_eq!(flow.available(), 11, "More adds to what is left");
+        assert!(flow.take(11), "used up: passive");
+        assert_eq!(flow.available(), 0);
+        assert!(!flow.take(0));
+        flow.set(Active::Once);
+        assert_eq!(flow.available(), 1);
+        flow.set(Active::More(5));
+        flow.set(Active::Once);
+        assert_eq!(flow.available(), 1, "Once leaves exactly one");
+        flow.set(Active::Off);
+        assert!(!flow.take(1), "stopped by the owner: no passive notice");
+    }
+
+    #[test]
+    fn unlimited_credit_is_never_used_up() {
+        let flow = Flow::new(Active::Unlimited);
+        assert_eq!(flow.available(), usize::MAX);
+        assert!(!flow.take(1_000_000));
+        flow.set(Active::More(5));
+        assert_eq!(
+            flow.available(),
+            usize::MAX,
+            "More on top of unlimited stays unlimited"
+        );
+        flow.set(Active::More(u32::MAX));
+        flow.set(Active::Off);
+        flow.set(Active::More(u32::MAX));
+        flow.set(Active::More(u32::MAX));
+        assert_eq!(flow.available(), 2 * u32::MAX as usize);
+    }
+
+    #[tokio::test]
+    async fn a_grant_wakes_a_waiting_session() {
+        let flow = std::sync::Arc::new(Flow::new(Active::More(1)));
+        assert!(flow.take(1));
+        let waiter = {
+            let flow = flow.clone();
+            tokio::spawn(async move {
+                while flow.available() == 0 {
+                    flow.changed().await;
+                }
+                flow.available()
+            })
+        };
+        tokio::task::yield_now().await;
+        flow.set(Active::More(7));
+        assert_eq!(waiter.await.unwrap(), 7);
     }
 }
