@@ -1065,10 +1065,14 @@ defmodule XmppBridge.Bench.Conn do
   defp mfa({m, f, a}), do: "#{inspect(m)}.#{f}/#{a}"
   defp mfa(other), do: inspect(other)
 
-  # A long_schedule whose process went in or out at one of our NIFs.
+  # A long_schedule whose process went in or out at one of our NIFs, or at
+  # XmppBridge.Limits.retry_dirty/2, which every budgeted NIF call returns
+  # into: a process that a NIF's time slice accounting preempts is
+  # scheduled out at that next call.
   defp at_nif?({_phase, :long_schedule, _who, info}) when is_list(info) do
     Enum.any?([info[:in], info[:out]], fn
       {XmppBridge.Native, _, _} -> true
+      {XmppBridge.Limits, :retry_dirty, 2} -> true
       _ -> false
     end)
   end
@@ -1237,7 +1241,8 @@ defmodule XmppBridge.Bench.Conn do
 
     A long_schedule whose `in` and `out` are both plain BEAM code (no NIF) means the
     scheduler thread itself lost its CPU (other OS processes on a busy machine) or a
-    long GC (see long_gc); one that goes in or out at `XmppBridge.Native` points at a NIF.
+    long GC (see long_gc); one that goes in or out at `XmppBridge.Native` (or at
+    `XmppBridge.Limits.retry_dirty/2`, where budgeted NIF calls return) points at a NIF.
     The "Longest NIF call" row times every NIF call of the bench by the wall clock
     (so it also includes such preemption).
 
