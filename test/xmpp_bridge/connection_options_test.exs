@@ -4,6 +4,8 @@ defmodule XmppBridge.ConnectionOptionsTest do
 
   alias XmppBridge.{Connection, Error}
 
+  doctest XmppBridge.Connection
+
   @base [jid: "alice@localhost", password: "pw", host: "127.0.0.1", tls: :plain]
 
   describe "bad options are refused with {:bad_option, {key, value}}" do
