@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use crate::jid::normalize_jid;
 use crate::ns;
-use crate::xml::{self, close_tag, escape_text, write_attr, Element, Node, Str};
+use crate::xml::{self, close_tag, escape_text, write_text_el, Element, Node, Str, Tag};
 use base64::Engine;
 use std::borrow::Cow;
 
@@ -962,58 +962,6 @@ fn decode_disco_items<'a>(el: &Element<'a>) -> Option<DiscoItems<'a>> {
 }
 
 // ---------------------------------------------------------------- encoding
-
-struct Tag<'a> {
-    out: &'a mut Vec<u8>,
-}
-
-impl<'a> Tag<'a> {
-    fn open(out: &'a mut Vec<u8>, name: &str) -> Self {
-        out.push(b'<');
-        out.extend_from_slice(name.as_bytes());
-        Tag { out }
-    }
-
-    fn attr(&mut self, name: &str, value: &str) -> Result<&mut Self> {
-        write_attr(self.out, name, value)?;
-        Ok(self)
-    }
-
-    fn opt(&mut self, name: &str, value: Option<&str>) -> Result<&mut Self> {
-        if let Some(v) = value {
-            write_attr(self.out, name, v)?;
-        }
-        Ok(self)
-    }
-
-    fn empty(&mut self) {
-        self.out.extend_from_slice(b"/>");
-    }
-
-    fn body(&mut self) -> &mut Vec<u8> {
-        self.out.push(b'>');
-        self.out
-    }
-}
-
-fn write_text_el(
-    out: &mut Vec<u8>,
-    name: &str,
-    attrs: &[(&str, Option<&str>)],
-    text: &str,
-) -> Result<()> {
-    let mut t = Tag::open(out, name);
-    for (n, v) in attrs {
-        t.opt(n, *v)?;
-    }
-    if text.is_empty() {
-        t.empty();
-    } else {
-        escape_text(t.body(), text)?;
-        close_tag(out, name);
-    }
-    Ok(())
-}
 
 fn write_lang_texts(out: &mut Vec<u8>, name: &str, texts: &[LangText]) -> Result<()> {
     for (lang, text) in texts {
