@@ -6,7 +6,7 @@ use std::time::Instant;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use xmpp_bridge::{stanza, xml, Limits};
+use xmpp_bridge::{jid, stanza, xml, Limits};
 
 fn main() {
     let doc = "<message xmlns='jabber:client' from='juliet@example.com/balcony' to='romeo@example.net/orchard' type='chat' id='ktx72v49' xml:lang='en'><body>Art thou not Romeo, and a Montague?</body><thread>e0ffe42b28561960c6b12b944a092794b9683a38</thread><active xmlns='http://jabber.org/protocol/chatstates'/><request xmlns='urn:xmpp:receipts'/></message>";
@@ -38,7 +38,7 @@ fn main() {
     );
     let t = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(stanza::normalize_jid("juliet@example.com/balcony").unwrap());
+        std::hint::black_box(jid::normalize_jid("juliet@example.com/balcony").unwrap());
     }
     println!(
         "normalize_jid   {:.3} us",

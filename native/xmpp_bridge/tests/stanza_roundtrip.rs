@@ -237,7 +237,7 @@ fn jids_are_normalised_and_the_fast_path_agrees_with_the_jid_crate() {
         "a@b..c",
         "a@b/c/d",
     ] {
-        let ours = stanza::normalize_jid(j).map(|c| c.into_owned());
+        let ours = xmpp_bridge::jid::normalize_jid(j).map(|c| c.into_owned());
         let crate_says = jid::Jid::new(j).map(|x| x.into_inner()).map_err(|_| ());
         assert_eq!(ours.map_err(|_| ()), crate_says, "{j}");
     }
