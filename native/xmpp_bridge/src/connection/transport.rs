@@ -16,6 +16,10 @@ pub enum Transport {
     Tls(Box<TlsStream<TcpStream>>),
     /// Nothing: stands in while the socket is moved into TLS.
     Detached,
+    /// One end of an in-memory pipe: the session's unit tests play the
+    /// server on the other end, with no socket.
+    #[cfg(test)]
+    Memory(tokio::io::DuplexStream),
 }
 
 fn detached() -> io::Error {
@@ -34,6 +38,10 @@ impl Transport {
             Transport::Plain(tcp) => tcp,
             tls @ Transport::Tls(_) => return Ok(tls),
             Transport::Detached => return Err(ConnError::Io(detached().to_string())),
+            #[cfg(test)]
+            Transport::Memory(_) => {
+                return Err(ConnError::Tls("an in-memory pipe has no TLS".into()))
+            }
         };
         let config = tls_config(ca_file)?;
         let server_name = ServerName::try_from(name.to_owned())
@@ -102,6 +110,8 @@ impl AsyncRead for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(test)]
+            Transport::Memory(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Detached => Poll::Ready(Err(detached())),
         }
     }
@@ -116,6 +126,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_write(cx, data),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, data),
+            #[cfg(test)]
+            Transport::Memory(s) => Pin::new(s).poll_write(cx, data),
             Transport::Detached => Poll::Ready(Err(detached())),
         }
     }
@@ -124,6 +136,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_flush(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(test)]
+            Transport::Memory(s) => Pin::new(s).poll_flush(cx),
             Transport::Detached => Poll::Ready(Err(detached())),
         }
     }
@@ -132,6 +146,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(test)]
+            Transport::Memory(s) => Pin::new(s).poll_shutdown(cx),
             Transport::Detached => Poll::Ready(Ok(())),
         }
     }

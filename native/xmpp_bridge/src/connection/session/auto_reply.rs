@@ -4,14 +4,10 @@
 use crate::ns;
 use crate::xml::{close_tag, write_attr, Element};
 
-/// Features answered by disco#info on our behalf.
-const FEATURES: &[&str] = &[
-    ns::DISCO_INFO,
-    ns::PING,
-    "urn:xmpp:receipts",
-    "urn:xmpp:json:0",
-    ns::TERM,
-];
+/// Features answered by disco#info on our behalf: what the session does
+/// by itself, nothing more. Receipts and payload formats are the owner's
+/// to handle; whatever layer handles them advertises them.
+const FEATURES: &[&str] = &[ns::DISCO_INFO, ns::PING];
 
 /// The answer to the IQ get `el` when it is a ping or a disco#info
 /// request, on a stream whose default namespace is `stream_ns` (a
@@ -49,4 +45,81 @@ pub(super) fn auto_reply(el: &Element<'_>, stream_ns: &str) -> Option<Vec<u8>> {
         _ => return None,
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::{Event, StreamParser};
+    use crate::xml::Limits;
+
+    /// The IQ in `xml`, as the stream parser hands it over.
+    fn reply_to(xml: &str, stream_ns: &str) -> Option<String> {
+        let mut parser = StreamParser::new(Limits::default());
+        let doc = format!("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{xml}");
+        let mut events = Vec::new();
+        parser.feed(doc.as_bytes(), &mut events).unwrap();
+        let el = events
+            .into_iter()
+            .find_map(|e| match e {
+                Event::Element(el) => Some(el),
+                _ => None,
+            })
+            .expect("an element");
+        auto_reply(&el, stream_ns).map(|b| String::from_utf8(b).unwrap())
+    }
+
+    #[test]
+    fn a_ping_is_answered_to_its_sender() {
+        let reply = reply_to(
+            "<iq type='get' id='p1' from='example.com' to='a@example.com/r'><ping xmlns='urn:xmpp:ping'/></iq>",
+            ns::CLIENT,
+        );
+        assert_eq!(
+            reply.as_deref(),
+            Some("<iq type='result' id='p1' to='example.com' from='a@example.com/r'/>")
+        );
+    }
+
+    #[test]
+    fn disco_info_names_only_what_the_session_answers() {
+        let reply = reply_to(
+            "<iq type='get' id='d1' from='b@example.com/x'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+            ns::CLIENT,
+        )
+        .expect("an answer");
+        assert!(reply.contains("<identity category='client' type='bot' name='xmpp_bridge'/>"));
+        let features: Vec<&str> = reply
+            .split("<feature var='")
+            .skip(1)
+            .map(|f| f.split('\'').next().unwrap())
+            .collect();
+        // Nothing a session does not do itself: no receipts, no payload
+        // formats (the bus advertises its own features when it exists).
+        assert_eq!(features, vec![ns::DISCO_INFO, ns::PING]);
+    }
+
+    #[test]
+    fn a_component_describes_itself_as_one() {
+        let reply = reply_to(
+            "<iq type='get' id='d2' from='b@example.com/x' to='bridge.example.com'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+            ns::COMPONENT,
+        )
+        .expect("an answer");
+        assert!(reply.contains("<identity category='component' type='generic'"));
+        assert!(reply.contains("from='bridge.example.com'"));
+    }
+
+    #[test]
+    fn other_requests_are_left_to_the_owner() {
+        for xml in [
+            "<iq type='get' id='n'><query xmlns='http://jabber.org/protocol/disco#info' node='x'/></iq>",
+            "<iq type='get' id='i'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+            "<iq type='get' id='v'><query xmlns='jabber:iq:version'/></iq>",
+            "<iq type='get' id='e'/>",
+            "<iq type='get' id='p'><ping/></iq>",
+        ] {
+            assert_eq!(reply_to(xml, ns::CLIENT), None, "{xml}");
+        }
+    }
 }

@@ -22,6 +22,8 @@ mod keepalive;
 mod negotiate;
 mod serve;
 mod sm;
+#[cfg(test)]
+mod tests;
 
 use super::{CloseSignal, Command, Config, ConnError, Event, Flow, Handler, Mode, TlsMode};
 use conn::Conn;

@@ -177,3 +177,137 @@ impl AckRequests {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger_with(seqs: &[u64]) -> Ledger {
+        let mut l = Ledger::default();
+        for &s in seqs {
+            l.sent(s, format!("<message id='{s}'/>").into_bytes());
+        }
+        l
+    }
+
+    #[test]
+    fn an_ack_confirms_the_oldest_stanzas_and_hides_the_sessions_own() {
+        // 0 is the session's own stanza (the initial presence, say).
+        let mut l = ledger_with(&[0, 1, 2, 3]);
+        assert_eq!(l.ack(2).unwrap(), vec![1]);
+        assert_eq!(l.acked_h(), 2);
+        // The same h again confirms nothing more.
+        assert_eq!(l.ack(2).unwrap(), Vec::<u64>::new());
+        let left: Vec<&[u8]> = l.unacked_bytes().collect();
+        assert_eq!(left, vec![&b"<message id='2'/>"[..], b"<message id='3'/>"]);
+        assert_eq!(l.ack(4).unwrap(), vec![2, 3]);
+        assert!(!l.has_unacked());
+    }
+
+    #[test]
+    fn a_server_that_acks_more_than_was_sent_is_a_protocol_error() {
+        let mut l = ledger_with(&[1, 2]);
+        let err = l.ack(3).unwrap_err();
+        assert_eq!(
+            err,
+            ConnError::Protocol("server acknowledged 3 stanzas, only 2 were sent".into())
+        );
+        // Nothing was confirmed by the bad answer.
+        assert_eq!(l.acked_h(), 0);
+        assert_eq!(l.unacked_bytes().count(), 2);
+    }
+
+    #[test]
+    fn h_wraps_around_at_2_pow_32() {
+        // As if 2^32 - 2 stanzas had been confirmed before.
+        let mut l = Ledger {
+            acked_h: u32::MAX - 1,
+            ..Ledger::default()
+        };
+        for s in 10..14 {
+            l.sent(s, Vec::new());
+        }
+        assert_eq!(l.ack(u32::MAX).unwrap(), vec![10]);
+        assert_eq!(l.ack(1).unwrap(), vec![11, 12]);
+        assert_eq!(l.acked_h(), 1);
+        // Our own count wraps the same way.
+        l.h_in = u32::MAX;
+        l.received();
+        assert_eq!(l.handled(), 0);
+    }
+
+    #[test]
+    fn restart_zeroes_both_counts_and_take_unacked_empties_the_queue() {
+        let mut l = ledger_with(&[0, 5, 6]);
+        l.received();
+        l.ack(1).unwrap();
+        l.restart();
+        assert_eq!((l.handled(), l.acked_h()), (0, 0));
+        // Still waiting: what a refused resumption reports failed.
+        assert_eq!(l.take_unacked(), vec![5, 6]);
+        assert!(!l.has_unacked());
+        assert_eq!(l.take_unacked(), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn the_answer_names_our_count() {
+        assert_eq!(answer(42), "<a xmlns='urn:xmpp:sm:3' h='42'/>");
+    }
+
+    #[test]
+    fn nothing_written_nothing_requested() {
+        let now = Instant::now();
+        let mut a = AckRequests::default();
+        assert!(!a.plan(now));
+        assert_eq!(a.due(), None);
+        assert!(!a.request(now));
+    }
+
+    #[test]
+    fn a_pause_of_ack_delay_brings_the_request() {
+        let t0 = Instant::now();
+        let mut a = AckRequests::default();
+        a.written(3);
+        assert!(!a.plan(t0));
+        assert_eq!(a.due(), Some(t0 + ACK_DELAY));
+        // More writes do not push the request back.
+        a.written(1);
+        assert!(!a.plan(t0 + ACK_DELAY / 2));
+        assert_eq!(a.due(), Some(t0 + ACK_DELAY));
+        assert!(a.plan(t0 + ACK_DELAY));
+        assert_eq!(a.due(), None);
+    }
+
+    #[test]
+    fn ack_every_stanzas_bring_the_request_at_once() {
+        let t0 = Instant::now();
+        let mut a = AckRequests::default();
+        a.written(ACK_EVERY - 1);
+        assert!(!a.plan(t0));
+        a.written(1);
+        assert!(a.plan(t0));
+        // Answered or not, nothing new was written: no request.
+        assert!(!a.plan(t0));
+    }
+
+    #[test]
+    fn one_request_at_a_time_until_answered_or_too_long_unanswered() {
+        let t0 = Instant::now();
+        let mut a = AckRequests::default();
+        a.written(ACK_EVERY);
+        assert!(a.plan(t0));
+        // A burst goes on while the request waits for its answer.
+        a.written(ACK_EVERY * 3);
+        assert!(!a.plan(t0 + Duration::from_millis(1)));
+        assert_eq!(a.due(), Some(t0 + ACK_ANSWER_WAIT));
+        // Answered: the next request goes at once.
+        a.answered();
+        assert!(a.plan(t0 + Duration::from_millis(2)));
+
+        // Unanswered: the next goes ACK_ANSWER_WAIT after the last.
+        let t1 = t0 + Duration::from_millis(2);
+        a.written(ACK_EVERY);
+        assert!(!a.plan(t1 + ACK_ANSWER_WAIT - Duration::from_millis(1)));
+        assert!(a.plan(t1 + ACK_ANSWER_WAIT));
+    }
+}
