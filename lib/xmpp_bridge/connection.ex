@@ -56,7 +56,9 @@ defmodule XmppBridge.Connection do
   `{:invalid_stanza, _, _}` count against the credit; the other events
   (acks, failures, `:online`, ...) do not, and answers to `iq/3` go to
   their callers. While passive the session still sends, and sends no
-  keepalive probes (what it does not read, it cannot wait for). The
+  keepalive probes (what it does not read, it cannot wait for); a lost
+  connection shows (`{:disconnected, _}`, then a reconnect) once it reads
+  again, as a passive `gen_tcp` socket reports `closed` only to `recv`. The
   mailbox holds at most `:active` stanzas then, each at most
   `:max_stanza_bytes` of XML (plus, once, those a server sent before the
   session was online: at most 1000, delivered with `{:online, _}`).

@@ -345,13 +345,17 @@ defmodule XmppBridge.Test.XmppCase do
   Takes the session's lifecycle events (`:online`, `:disconnected`,
   `:reconnecting`, `:closed`) in the order they came, until one for which
   `done?` is true; returns them all. Flunks after `timeout` ms.
+
+  Stanzas stay in the mailbox, but a `:passive` notice is answered with more
+  credit: a passive session reads nothing, so it would not notice a lost
+  connection, and the lifecycle event waited for would never come.
   """
-  def await_lifecycle(%Session{id: id}, done?, timeout) do
+  def await_lifecycle(%Session{conn: conn}, done?, timeout) do
     deadline = System.monotonic_time(:millisecond) + timeout
-    take_lifecycle(id, done?, deadline, [])
+    take_lifecycle(conn, done?, deadline, [])
   end
 
-  defp take_lifecycle(id, done?, deadline, acc) do
+  defp take_lifecycle(%Connection{id: id} = conn, done?, deadline, acc) do
     left = max(deadline - System.monotonic_time(:millisecond), 0)
 
     receive do
@@ -359,7 +363,11 @@ defmodule XmppBridge.Test.XmppCase do
       when tag in [:online, :disconnected, :reconnecting, :closed] ->
         if done?.(event),
           do: Enum.reverse([event | acc]),
-          else: take_lifecycle(id, done?, deadline, [event | acc])
+          else: take_lifecycle(conn, done?, deadline, [event | acc])
+
+      {:xmpp_bridge, ^id, :passive} ->
+        rearm(conn)
+        take_lifecycle(conn, done?, deadline, acc)
     after
       left -> flunk("lifecycle so far: #{inspect(Enum.reverse(acc))}; #{mailbox_summary(id)}")
     end

@@ -5,8 +5,8 @@
 //!   (no DTDs, comments or processing instructions; size and depth limits).
 //! - [`stream`]: an incremental parser for XMPP streams fed with chunks split
 //!   anywhere.
-//! - [`stanza`]: typed messages, presences and IQs with the payloads the bus
-//!   uses (delay, chat states, receipts, MUC, roster, disco, ping, stanza
+//! - [`stanza`]: typed messages, presences and IQs with the payloads
+//!   supported (delay, chat states, receipts, MUC, roster, disco, ping, stanza
 //!   errors, stanza-id/origin-id, XEP-0335 JSON, the term payload); anything
 //!   else survives as a generic [`xml::Element`].
 //! - [`jid`]: JID parsing and normalisation (RFC 7622) through the `jid` crate.

@@ -27,7 +27,7 @@ pub(super) fn auto_reply(el: &Element<'_>, stream_ns: &str) -> Option<Vec<u8>> {
     match (payload.name.as_ref(), payload_ns) {
         ("ping", ns::PING) => out.extend_from_slice(b"/>"),
         ("query", ns::DISCO_INFO) if payload.attr("node").is_none() => {
-            out.extend_from_slice(b"><query xmlns='http://jabber.org/protocol/disco#info'>");
+            out.extend_from_slice(format!("><query xmlns='{}'>", ns::DISCO_INFO).as_bytes());
             let category = if stream_ns == ns::COMPONENT {
                 "component' type='generic"
             } else {

@@ -137,7 +137,7 @@ impl Conn {
         if !has_child(features, "starttls", ns::TLS) {
             return Err(ConnError::Tls("the server does not offer STARTTLS".into()));
         }
-        self.send_now(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        self.send_now(format!("<starttls xmlns='{}'/>", ns::TLS).as_bytes())
             .await?;
         let answer = self.next_element().await?;
         if answer.name != "proceed" {
@@ -256,7 +256,8 @@ impl Conn {
         handler: &mut H,
     ) -> Result<bool, ConnError> {
         let mut req = Vec::new();
-        req.extend_from_slice(b"<resume xmlns='urn:xmpp:sm:3'");
+        req.extend_from_slice(b"<resume");
+        write_attr(&mut req, "xmlns", ns::SM).expect("static text");
         write_attr(&mut req, "h", &d.sm.handled().to_string()).expect("digits");
         write_attr(&mut req, "previd", previd).map_err(|e| ConnError::Protocol(e.to_string()))?;
         req.extend_from_slice(b"/>");
@@ -318,7 +319,7 @@ impl Conn {
         }
         let sid = id("sess", &mut self.next_id);
         let mut req = format!("<iq type='set' id='{sid}'>").into_bytes();
-        req.extend_from_slice(b"<session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+        req.extend_from_slice(format!("<session xmlns='{}'/></iq>", ns::SESSION).as_bytes());
         self.send_now(&req).await?;
         self.await_iq_result(&sid).await?;
         Ok(())
@@ -328,7 +329,7 @@ impl Conn {
     /// (`<failed/>`) leaves it off; stanzas that come meanwhile are kept
     /// for later.
     async fn enable_sm(&mut self, d: &mut Durable) -> Result<(), ConnError> {
-        self.send_now(b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+        self.send_now(format!("<enable xmlns='{}' resume='true'/>", ns::SM).as_bytes())
             .await?;
         loop {
             let el = self.next_element().await?;

@@ -18,7 +18,7 @@ pub(super) const ACK_DELAY: Duration = Duration::from_millis(5);
 /// goes anyway.
 pub(super) const ACK_ANSWER_WAIT: Duration = Duration::from_secs(1);
 
-/// An ack request.
+/// An ack request (in [`ns::SM`], checked by a test).
 pub(super) const REQUEST: &[u8] = b"<r xmlns='urn:xmpp:sm:3'/>";
 
 /// The answer to an ack request: we handled `h` stanzas.
@@ -247,6 +247,12 @@ mod tests {
         assert_eq!(l.take_unacked(), vec![5, 6]);
         assert!(!l.has_unacked());
         assert_eq!(l.take_unacked(), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn the_request_is_in_the_sm_namespace() {
+        // A byte literal for the hot path; ns::SM stays the one source.
+        assert_eq!(REQUEST, format!("<r xmlns='{}'/>", ns::SM).as_bytes());
     }
 
     #[test]
