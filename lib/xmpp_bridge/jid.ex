@@ -1,21 +1,28 @@
 defmodule XmppBridge.Jid do
   @moduledoc """
-  JIDs (RFC 7622): parsed, validated and normalised in Rust by the `jid`
-  crate, which applies the RFC 6122 stringprep profiles (nodeprep, nameprep,
-  resourceprep: case folding of the local and domain parts); they agree
-  with RFC 7622's PRECIS profiles except in corner cases (a final sigma is
-  folded).
+  JIDs as RFC 7622 defines them, parsed, validated and normalised in Rust
+  with the PRECIS profiles the RFC names: UsernameCaseMapped (RFC 8265) for
+  the localpart (lower case, width mapping, NFC; not `"&'/:<>@`), UTS #46
+  (IDNA2008) for the domainpart (lower case, U-labels, one trailing dot
+  dropped; or an IP literal), OpaqueString (RFC 8265) for the resourcepart
+  (case and spaces kept, NFC). Each part is 1 to 1023 bytes. Emoji and
+  other characters assigned after Unicode 3.2 are fine in resources and MUC
+  nicknames (`coven@chat.shakespeare.lit/Café ☕`); docs/PROTOCOL.md §1 says
+  where this differs from RFC 6122's stringprep.
 
   Stanza fields hold JIDs as normalised binaries; this module turns them into
-  parts and back.
+  parts and back. An invalid JID is `{:invalid_jid, jid, part}`, naming the
+  part at fault.
 
       iex> {:ok, jid} = XmppBridge.Jid.parse("Alice@Example.COM/Phone")
       iex> jid
       %XmppBridge.Jid{node: "alice", domain: "example.com", resource: "Phone"}
       iex> XmppBridge.Jid.to_string(XmppBridge.Jid.bare(jid))
       "alice@example.com"
+      iex> XmppBridge.Jid.normalize("ΣΟΦΙΑ@example.com/📱 Phone")
+      {:ok, "σοφια@example.com/📱 Phone"}
       iex> XmppBridge.Jid.normalize("a@b@c")
-      {:error, %XmppBridge.Error{reason: {:invalid_jid, "a@b@c"}}}
+      {:error, %XmppBridge.Error{reason: {:invalid_jid, "a@b@c", :domainpart}}}
   """
 
   alias XmppBridge.{Error, Native, Stanza}

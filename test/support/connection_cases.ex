@@ -18,7 +18,7 @@ defmodule XmppBridge.Test.ConnectionCases do
   # measured without other suites competing for the two cores, and the
   # owner-death story counts every session of the VM.
 
-  @accounts ~w(alice bob carol dave erin frank ivan judy kate leo)
+  @accounts ~w(alice bob carol dave erin frank ivan judy kate leo oscar peggy)
 
   def accounts, do: Enum.map(@accounts, &{&1, "#{&1}-pw"})
 
@@ -333,6 +333,77 @@ defmodule XmppBridge.Test.ConnectionCases do
           )
         end
       end
+
+      describe "JIDs with an emoji resource" do
+        # RFC 7622 lets a resource carry emoji; servers that still use RFC
+        # 6122's stringprep see it otherwise. What each server does is
+        # pinned below (so that a change shows), and so is what the library
+        # must do whatever the server does: report the outcome, lose nothing
+        # silently, decode what arrives (emoji JIDs included) to typed structs.
+        test "binding one, and a message to one, through the server", %{server: server} do
+          resource = "📱 Phone"
+          opts = session_opts(server, "oscar", resource: resource, reconnect: false)
+          conn = Connection.open!(opts)
+          id = conn.id
+
+          bound =
+            receive do
+              {:xmpp_bridge, ^id, {:online, %{jid: jid}}} -> {:online, jid}
+              {:xmpp_bridge, ^id, {:closed, reason}} -> {:closed, reason}
+            after
+              10_000 -> flunk("neither online nor closed; #{inspect(mailbox())}")
+            end
+
+          report(server, "emoji resource", "bind #{inspect(resource)}: #{inspect(bound)}")
+
+          case {@server, bound} do
+            # ejabberd's resourceprep refuses the emoji: the bind fails.
+            {:ejabberd, {:closed, reason}} ->
+              assert reason == {:protocol_error, "request bind1 failed: bad-request"}
+
+            # Prosody binds a resource of its own choosing instead.
+            {:prosody, {:online, jid}} ->
+              assert "oscar@localhost/" <> chosen = jid
+              assert chosen != resource
+              :ok = Connection.close(conn)
+
+            other ->
+              flunk("unexpected outcome for #{@server}: #{inspect(other)}")
+          end
+
+          # A message to an emoji resource of an account that is online.
+          oscar = open_session(server, "oscar")
+          peggy = open_session(server, "peggy")
+          to = TestServer.jid(server, "oscar") <> "/" <> resource
+          send_stanza(peggy, chat_to(to, "to an emoji resource"))
+
+          seen =
+            receive do
+              {:xmpp_bridge, pid, {:stanza, %Message{} = m}} when pid == oscar.id ->
+                {:oscar, m.to, m.type}
+
+              {:xmpp_bridge, pid, {:stanza, %Message{} = m}} when pid == peggy.id ->
+                {:peggy, m.from, m.type, m.error && m.error.condition}
+
+              {:xmpp_bridge, _, {:invalid_stanza, reason, _}} ->
+                {:invalid_stanza, reason}
+            after
+              5_000 -> :nothing
+            end
+
+          report(server, "emoji resource", "chat to #{inspect(to)}: #{inspect(seen)}")
+          assert seen == expected_emoji_delivery(@server, to)
+          close_session(oscar)
+          close_session(peggy)
+        end
+      end
+
+      # ejabberd bounces a message to a JID its stringprep refuses (bad-request,
+      # from the emoji JID, which PRECIS reads); Prosody
+      # hands it to the account's online resource (a message to an unknown
+      # full JID goes to the bare JID, RFC 6121 §8.5.3.2.1).
+      defp expected_emoji_delivery(:ejabberd, to), do: {:peggy, to, :error, :bad_request}
+      defp expected_emoji_delivery(:prosody, to), do: {:oscar, to, :chat}
 
       describe "a server that is down" do
         test "send/2 accepts no more than queue_limit stanzas, and those are delivered once it is back",

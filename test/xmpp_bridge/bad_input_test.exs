@@ -78,7 +78,7 @@ defmodule XmppBridge.BadInputTest do
   defp assert_message(%Error{reason: reason} = error) do
     message = Exception.message(error)
     assert is_binary(message) and String.length(message) > 5
-    {tag, _} = reason
+    tag = elem(reason, 0)
     assert message =~ Map.fetch!(@keywords, tag), "message for #{inspect(reason)}: #{message}"
   end
 
@@ -182,10 +182,15 @@ defmodule XmppBridge.BadInputTest do
     end
 
     test "invalid JID in from or to" do
-      for {attr, jid} <- [{"from", "a@b@c"}, {"to", "@example.com"}, {"to", "a@b/"}, {"from", ""}] do
+      for {attr, jid, part} <- [
+            {"from", "a@b@c", :domainpart},
+            {"to", "@example.com", :localpart},
+            {"to", "a@b/", :resourcepart},
+            {"from", "", :domainpart}
+          ] do
         xml = "<message #{attr}='#{jid}'><body>x</body></message>"
-        assert decode_error(xml) == {:invalid_jid, jid}
-        assert invalid_stanza(xml) == {:invalid_jid, jid}
+        assert decode_error(xml) == {:invalid_jid, jid, part}
+        assert invalid_stanza(xml) == {:invalid_jid, jid, part}
       end
     end
 

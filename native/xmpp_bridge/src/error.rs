@@ -42,8 +42,13 @@ pub enum Error {
     UnknownElement(String),
     #[error("bad namespace {0:?}")]
     BadNamespace(String),
-    #[error("invalid JID {0:?}")]
-    InvalidJid(String),
+    /// Not a JID (RFC 7622): `part` is empty, too long, or holds what its
+    /// profile refuses.
+    #[error("invalid JID {jid:?}: bad {part}")]
+    InvalidJid {
+        jid: String,
+        part: crate::jid::JidPart,
+    },
     #[error("invalid value {value:?} for attribute {attribute} of <{element}>")]
     InvalidValue {
         element: String,

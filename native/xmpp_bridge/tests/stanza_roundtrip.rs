@@ -190,7 +190,10 @@ fn stanza_level_errors_name_the_problem() {
     );
     assert_eq!(
         d("<message to='a@b@c'/>"),
-        Err(Error::InvalidJid("a@b@c".into()))
+        Err(Error::InvalidJid {
+            jid: "a@b@c".into(),
+            part: xmpp_bridge::jid::JidPart::Domainpart
+        })
     );
     assert!(matches!(
         d("<message type='bogus'/>"),
@@ -223,7 +226,7 @@ fn stanza_level_errors_name_the_problem() {
 }
 
 #[test]
-fn jids_are_normalised_and_the_fast_path_agrees_with_the_jid_crate() {
+fn jids_are_normalised_and_the_fast_path_agrees_with_the_profiles() {
     for j in [
         "juliet@example.com/balcony",
         "Juliet@Example.COM/Balcony",
@@ -232,13 +235,32 @@ fn jids_are_normalised_and_the_fast_path_agrees_with_the_jid_crate() {
         "xn--bcher-kva.example",
         "bücher.example",
         "ROOM@conference.example.com/Nick Name",
+        "coven@chat.shakespeare.lit/Café ☕",
         "a@-bad.example",
         "a@bad-.example",
         "a@b..c",
         "a@b/c/d",
     ] {
         let ours = xmpp_bridge::jid::normalize_jid(j).map(|c| c.into_owned());
-        let crate_says = jid::Jid::new(j).map(|x| x.into_inner()).map_err(|_| ());
-        assert_eq!(ours.map_err(|_| ()), crate_says, "{j}");
+        let slow = xmpp_bridge::jid::normalize_with_profiles(j);
+        assert_eq!(ours, slow, "{j}");
     }
+}
+
+#[test]
+fn a_stanza_from_an_emoji_resource_decodes_to_a_typed_struct_and_back() {
+    let xml = "<message xmlns='jabber:client' from='coven@chat.shakespeare.lit/Café ☕' \
+               to='Juliet@Example.COM/📱 Phone' type='groupchat'><body>hi</body></message>";
+    let s = stanza::decode_bytes(xml.as_bytes(), Limits::default()).expect("decodes");
+    let Stanza::Message(m) = &s else {
+        panic!("not a message: {s:?}")
+    };
+    assert_eq!(
+        m.from.as_deref(),
+        Some("coven@chat.shakespeare.lit/Café ☕")
+    );
+    assert_eq!(m.to.as_deref(), Some("juliet@example.com/📱 Phone"));
+    let out = s.to_bytes().expect("encodes");
+    let again = stanza::decode_bytes(&out, Limits::default()).expect("decodes again");
+    assert_eq!(again, s);
 }

@@ -46,4 +46,5 @@ rustler::atoms! {
     malformed_xml, invalid_utf8, forbidden_xml, undefined_entity, too_deep, too_large,
     unknown_element, bad_namespace, invalid_jid, invalid_value, missing_attribute,
     invalid_iq, invalid_xml_char, parser_failed, invalid_field, invalid_json,
+    localpart, domainpart, resourcepart,
 }

@@ -1,7 +1,9 @@
-//! Error reasons as terms: an atom or `{atom, detail}`.
+//! Error reasons as terms: an atom, `{atom, detail}`, or for an invalid JID
+//! `{:invalid_jid, jid, part}`.
 
 use crate::atoms;
 use rustler::{Atom, Encoder, Env, Term};
+use xmpp_bridge::jid::JidPart;
 use xmpp_bridge::Error;
 
 /// An error of the codec, or a term that does not have the expected shape.
@@ -53,7 +55,14 @@ fn codec_reason<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
         Error::TooLarge(n) => (atoms::too_large(), *n).encode(env),
         Error::UnknownElement(n) => (atoms::unknown_element(), n.as_str()).encode(env),
         Error::BadNamespace(n) => (atoms::bad_namespace(), n.as_str()).encode(env),
-        Error::InvalidJid(j) => (atoms::invalid_jid(), j.as_str()).encode(env),
+        Error::InvalidJid { jid, part } => {
+            let part = match part {
+                JidPart::Localpart => atoms::localpart(),
+                JidPart::Domainpart => atoms::domainpart(),
+                JidPart::Resourcepart => atoms::resourcepart(),
+            };
+            (atoms::invalid_jid(), jid.as_str(), part).encode(env)
+        }
         Error::InvalidValue {
             element,
             attribute,

@@ -307,6 +307,7 @@ impl<'a> Parser<'a> {
                     // quote and notes any '&', cheaper than two SIMD scans.
                     let mut vlen = 0;
                     let mut has_ref = false;
+                    let mut has_ws = false;
                     loop {
                         match self.b.get(vstart + vlen) {
                             None => return Err(self.eof(&format!("in the start tag <{name}>"))),
@@ -317,6 +318,7 @@ impl<'a> Parser<'a> {
                                 )))
                             }
                             Some(b'&') => has_ref = true,
+                            Some(b'\t' | b'\n' | b'\r') => has_ws = true,
                             Some(_) => {}
                         }
                         vlen += 1;
@@ -327,11 +329,7 @@ impl<'a> Parser<'a> {
                         )));
                     }
                     let raw = &self.s[vstart..vstart + vlen];
-                    let value = if has_ref {
-                        unescape(raw)?
-                    } else {
-                        Cow::Borrowed(raw)
-                    };
+                    let value = attr_value(raw, has_ref, has_ws)?;
                     attrs.push((Cow::Borrowed(aname), value));
                     self.pos = vstart + vlen + 1;
                 }
@@ -361,6 +359,38 @@ fn attach<'a>(stack: &mut [Element<'a>], el: Element<'a>) -> Option<Element<'a>>
 
 fn is_xml_char(c: u32) -> bool {
     matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
+}
+
+/// An attribute value as XML 1.0 reads it (§3.3.3, attributes of type
+/// CDATA, which is what a parser without a DTD assumes): every literal tab,
+/// LF or CR is a space, a CR LF pair one space (line ends are joined first,
+/// §2.11); references are replaced after that, so `&#9;`, `&#10;` and
+/// `&#13;` keep their characters. Borrows when nothing changes.
+fn attr_value(raw: &str, has_ref: bool, has_ws: bool) -> Result<Str<'_>> {
+    if !has_ws {
+        return if has_ref {
+            unescape(raw)
+        } else {
+            Ok(Cow::Borrowed(raw))
+        };
+    }
+    let mut spaced = String::with_capacity(raw.len());
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                chars.next_if_eq(&'\n');
+                spaced.push(' ');
+            }
+            '\t' | '\n' => spaced.push(' '),
+            c => spaced.push(c),
+        }
+    }
+    if has_ref {
+        Ok(Cow::Owned(unescape(&spaced)?.into_owned()))
+    } else {
+        Ok(Cow::Owned(spaced))
+    }
 }
 
 /// Replaces entity and character references; borrows when there are none.
@@ -436,6 +466,21 @@ mod tests {
         assert_eq!(el.children.len(), 3);
         assert_eq!(el.children[1], Node::Text("t&u<raw>".into()));
         assert_eq!(el.elements().nth(1).unwrap().text(), "AB");
+    }
+
+    #[test]
+    fn attribute_whitespace_is_normalised_as_xml_1_0_says() {
+        let el =
+            p("<a x='a\tb\nc\r\nd\re  f' y='&#9;&#10;&#13;' z='&#x9;\t&amp;\n&lt;'/>").unwrap();
+        // Literal tab, LF, CR: a space each; CR LF: one space; spaces kept.
+        assert_eq!(el.attr("x"), Some("a b c d e  f"));
+        // Character references keep their characters.
+        assert_eq!(el.attr("y"), Some("\t\n\r"));
+        assert_eq!(el.attr("z"), Some("\t & <"));
+        // Written back so that a parser reads the same value again.
+        let out = el.to_bytes().unwrap();
+        let again = p(std::str::from_utf8(&out).unwrap()).unwrap();
+        assert_eq!(again.attrs, el.attrs);
     }
 
     #[test]
