@@ -309,17 +309,23 @@ impl<'a> Parser<'a> {
                     let mut has_ref = false;
                     let mut has_ws = false;
                     loop {
-                        match self.b.get(vstart + vlen) {
-                            None => return Err(self.eof(&format!("in the start tag <{name}>"))),
-                            Some(&b) if b == quote => break,
-                            Some(b'<') => {
-                                return Err(Error::malformed(format!(
-                                    "'<' in the value of attribute {aname} of <{name}>"
-                                )))
+                        let Some(&b) = self.b.get(vstart + vlen) else {
+                            return Err(self.eof(&format!("in the start tag <{name}>")));
+                        };
+                        // One table look-up for the common byte.
+                        if ATTR_VALUE_SPECIAL[usize::from(b)] {
+                            match b {
+                                b if b == quote => break,
+                                b'<' => {
+                                    return Err(Error::malformed(format!(
+                                        "'<' in the value of attribute {aname} of <{name}>"
+                                    )))
+                                }
+                                b'&' => has_ref = true,
+                                b'\t' | b'\n' | b'\r' => has_ws = true,
+                                // The other quote character.
+                                _ => {}
                             }
-                            Some(b'&') => has_ref = true,
-                            Some(b'\t' | b'\n' | b'\r') => has_ws = true,
-                            Some(_) => {}
                         }
                         vlen += 1;
                     }
@@ -337,6 +343,19 @@ impl<'a> Parser<'a> {
         }
     }
 }
+
+/// Bytes an attribute value's scan must look at: the quotes, `<`, `&`,
+/// and the whitespace XML 1.0 §3.3.3 turns into spaces.
+static ATTR_VALUE_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    let special = *b"'\"<&\t\n\r";
+    while i < special.len() {
+        t[special[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 fn push_text<'a>(el: &mut Element<'a>, text: Str<'a>) {
     if let Some(Node::Text(prev)) = el.children.last_mut() {
