@@ -356,7 +356,7 @@ defmodule XmppBridge.Test.ConnectionCases do
 
           report(server, "emoji resource", "bind #{inspect(resource)}: #{inspect(bound)}")
 
-          case {@server, bound} do
+          case {server.kind, bound} do
             # ejabberd's resourceprep refuses the emoji: the bind fails.
             {:ejabberd, {:closed, reason}} ->
               assert reason == {:protocol_error, "request bind1 failed: bad-request"}
@@ -368,7 +368,7 @@ defmodule XmppBridge.Test.ConnectionCases do
               :ok = Connection.close(conn)
 
             other ->
-              flunk("unexpected outcome for #{@server}: #{inspect(other)}")
+              flunk("unexpected outcome for #{server.kind}: #{inspect(other)}")
           end
 
           # A message to an emoji resource of an account that is online.
