@@ -118,7 +118,7 @@
     | {too_large, pos_integer()}
     | {unknown_element, binary()}
     | {bad_namespace, binary()}
-    | {invalid_jid, binary(), localpart | domainpart | resourcepart}
+    | {invalid_jid, {binary(), localpart | domainpart | resourcepart}}
     | {invalid_value, {binary(), binary(), binary()}}
     | {missing_attribute, {binary(), binary()}}
     | {invalid_iq, binary()}

@@ -38,9 +38,9 @@ defmodule XmppBridge.Error do
       `presence` or `iq`.
     * `{:bad_namespace, ns}` - an element in a namespace not allowed where it
       stands (e.g. a stanza outside `jabber:client` and `jabber:server`).
-    * `{:invalid_jid, text, part}` - an address that is not a valid JID (RFC
-      7622); `part` (`:localpart`, `:domainpart` or `:resourcepart`) says
-      which part is empty, too long, or holds what its profile refuses.
+    * `{:invalid_jid, {text, part}}` - an address that is not a valid JID
+      (RFC 7622); `part` (`:localpart`, `:domainpart` or `:resourcepart`)
+      says which part is empty, too long, or holds what its profile refuses.
     * `{:invalid_value, {element, attribute, value}}` - an attribute value
       outside what the specification allows.
     * `{:missing_attribute, {element, attribute}}` - a required attribute is
@@ -86,7 +86,7 @@ defmodule XmppBridge.Error do
           | {:too_large, pos_integer()}
           | {:unknown_element, String.t()}
           | {:bad_namespace, String.t()}
-          | {:invalid_jid, String.t(), :localpart | :domainpart | :resourcepart}
+          | {:invalid_jid, {String.t(), :localpart | :domainpart | :resourcepart}}
           | {:invalid_value,
              {element :: String.t(), attribute :: String.t(), value :: String.t()}}
           | {:missing_attribute, {element :: String.t(), attribute :: String.t()}}
@@ -167,7 +167,7 @@ defmodule XmppBridge.Error do
 
   def format({:bad_namespace, ns}), do: "unexpected namespace #{inspect(ns)}"
 
-  def format({:invalid_jid, jid, part}) when is_atom(part),
+  def format({:invalid_jid, {jid, part}}) when is_atom(part),
     do: "invalid JID #{inspect(jid)}: bad #{part}"
 
   def format({:invalid_value, {element, attribute, value}}) when attribute in [nil, ""],

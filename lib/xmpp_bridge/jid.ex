@@ -11,7 +11,7 @@ defmodule XmppBridge.Jid do
   where this differs from RFC 6122's stringprep.
 
   Stanza fields hold JIDs as normalised binaries; this module turns them into
-  parts and back. An invalid JID is `{:invalid_jid, jid, part}`, naming the
+  parts and back. An invalid JID is `{:invalid_jid, {jid, part}}`, naming the
   part at fault.
 
       iex> {:ok, jid} = XmppBridge.Jid.parse("Alice@Example.COM/Phone")
@@ -22,7 +22,7 @@ defmodule XmppBridge.Jid do
       iex> XmppBridge.Jid.normalize("ΣΟΦΙΑ@example.com/📱 Phone")
       {:ok, "σοφια@example.com/📱 Phone"}
       iex> XmppBridge.Jid.normalize("a@b@c")
-      {:error, %XmppBridge.Error{reason: {:invalid_jid, "a@b@c", :domainpart}}}
+      {:error, %XmppBridge.Error{reason: {:invalid_jid, {"a@b@c", :domainpart}}}}
   """
 
   alias XmppBridge.{Error, Native, Stanza}

@@ -78,7 +78,7 @@ defmodule XmppBridge.BadInputTest do
   defp assert_message(%Error{reason: reason} = error) do
     message = Exception.message(error)
     assert is_binary(message) and String.length(message) > 5
-    tag = elem(reason, 0)
+    {tag, _} = reason
     assert message =~ Map.fetch!(@keywords, tag), "message for #{inspect(reason)}: #{message}"
   end
 
@@ -189,8 +189,8 @@ defmodule XmppBridge.BadInputTest do
             {"from", "", :domainpart}
           ] do
         xml = "<message #{attr}='#{jid}'><body>x</body></message>"
-        assert decode_error(xml) == {:invalid_jid, jid, part}
-        assert invalid_stanza(xml) == {:invalid_jid, jid, part}
+        assert decode_error(xml) == {:invalid_jid, {jid, part}}
+        assert invalid_stanza(xml) == {:invalid_jid, {jid, part}}
       end
     end
 

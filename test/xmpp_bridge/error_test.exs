@@ -47,9 +47,9 @@ defmodule XmppBridge.ErrorTest do
       assert message({:bad_namespace, "jabber:x:nope"}) ==
                ~s(unexpected namespace "jabber:x:nope")
 
-      assert message({:invalid_jid, "", :domainpart}) == ~s(invalid JID "": bad domainpart)
+      assert message({:invalid_jid, {"", :domainpart}}) == ~s(invalid JID "": bad domainpart)
 
-      assert message({:invalid_jid, "a@b@c", :domainpart}) ==
+      assert message({:invalid_jid, {"a@b@c", :domainpart}}) ==
                ~s(invalid JID "a@b@c": bad domainpart)
     end
 
@@ -105,7 +105,7 @@ defmodule XmppBridge.ErrorTest do
 
   describe "format/1" do
     test "is what message/1 returns" do
-      reason = {:invalid_jid, "@example.com", :localpart}
+      reason = {:invalid_jid, {"@example.com", :localpart}}
       assert Error.format(reason) == Exception.message(%Error{reason: reason})
     end
 
@@ -130,7 +130,7 @@ defmodule XmppBridge.ErrorTest do
             {:too_large, 1},
             {:unknown_element, "x"},
             {:bad_namespace, "x"},
-            {:invalid_jid, "x", :localpart},
+            {:invalid_jid, {"x", :localpart}},
             {:invalid_value, {"a", "b", "c"}},
             {:missing_attribute, {"a", "b"}},
             {:invalid_iq, "x"},
@@ -148,7 +148,7 @@ defmodule XmppBridge.ErrorTest do
 
   test "can be raised with a reason and rescued by it" do
     assert_raise Error, "invalid JID \"\": bad domainpart", fn ->
-      raise Error, reason: {:invalid_jid, "", :domainpart}
+      raise Error, reason: {:invalid_jid, {"", :domainpart}}
     end
 
     try do

@@ -47,7 +47,7 @@ defmodule XmppBridge.JidRfc7622Test do
 
     test "the invalid examples are refused, naming the part" do
       for {jid, part} <- @invalid do
-        want = {:error, %Error{reason: {:invalid_jid, jid, part}}}
+        want = {:error, %Error{reason: {:invalid_jid, {jid, part}}}}
         assert Jid.normalize(jid) == want, inspect(jid)
         assert Jid.parse(jid) == want, inspect(jid)
       end
@@ -91,7 +91,8 @@ defmodule XmppBridge.JidRfc7622Test do
 
     test "what PRECIS refuses in emoji: variation selectors and joiners" do
       for jid <- ["room@muc.example.com/❤\uFE0F", "room@muc.example.com/🏳\uFE0F\u200D🌈"] do
-        assert {:error, %Error{reason: {:invalid_jid, ^jid, :resourcepart}}} = Jid.normalize(jid)
+        assert {:error, %Error{reason: {:invalid_jid, {^jid, :resourcepart}}}} =
+                 Jid.normalize(jid)
       end
     end
 
@@ -111,7 +112,7 @@ defmodule XmppBridge.JidRfc7622Test do
       jid = "room@muc.example.com/❤\uFE0F"
       xml = "<message from='#{jid}'><body>x</body></message>"
 
-      assert {:error, %Error{reason: {:invalid_jid, ^jid, :resourcepart}}} = Stanza.decode(xml)
+      assert {:error, %Error{reason: {:invalid_jid, {^jid, :resourcepart}}}} = Stanza.decode(xml)
     end
   end
 

@@ -72,7 +72,7 @@ defmodule XmppBridge.JidTest do
             {"a@" <> String.duplicate("d", 1024), :domainpart},
             {"a@example.com/" <> String.duplicate("r", 1024), :resourcepart}
           ] do
-        want = {:error, %Error{reason: {:invalid_jid, bad, part}}}
+        want = {:error, %Error{reason: {:invalid_jid, {bad, part}}}}
         assert Jid.normalize(bad) == want, inspect(bad)
         assert Jid.parse(bad) == want, inspect(bad)
       end

@@ -747,7 +747,7 @@ defmodule XmppBridge.StanzaTest do
 
     test "encode checks from and to" do
       assert Stanza.encode(%Message{to: "a@b@c"}) ==
-               {:error, %XmppBridge.Error{reason: {:invalid_jid, "a@b@c", :domainpart}}}
+               {:error, %XmppBridge.Error{reason: {:invalid_jid, {"a@b@c", :domainpart}}}}
     end
   end
 

@@ -148,7 +148,7 @@ defmodule XmppBridge.StreamParserTest do
     assert StreamParser.feed(parser, "<message to='a@b@c'><body>x</body></message><presence/>") ==
              {:ok,
               [
-                {:invalid_stanza, {:invalid_jid, "a@b@c", :domainpart},
+                {:invalid_stanza, {:invalid_jid, {"a@b@c", :domainpart}},
                  {:xmlel, "message", [{"to", "a@b@c"}],
                   [{:xmlel, "body", [], [{:xmlcdata, "x"}]}]}},
                 %Presence{}

@@ -1,5 +1,5 @@
-//! Error reasons as terms: an atom, `{atom, detail}`, or for an invalid JID
-//! `{:invalid_jid, jid, part}`.
+//! Error reasons as terms: an atom or `{atom, detail}` (for an invalid JID
+//! `{:invalid_jid, {jid, part}}`).
 
 use crate::atoms;
 use rustler::{Atom, Encoder, Env, Term};
@@ -61,7 +61,7 @@ fn codec_reason<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
                 JidPart::Domainpart => atoms::domainpart(),
                 JidPart::Resourcepart => atoms::resourcepart(),
             };
-            (atoms::invalid_jid(), jid.as_str(), part).encode(env)
+            (atoms::invalid_jid(), (jid.as_str(), part)).encode(env)
         }
         Error::InvalidValue {
             element,
