@@ -141,6 +141,20 @@ fn domainpart(s: &str) -> std::result::Result<Cow<'_, str>, JidPart> {
     if result.is_err() || out.split('.').any(str::is_empty) {
         return Err(JidPart::Domainpart);
     }
+    // What comes out must come out again unchanged: an A-label can decode
+    // to a label that is not valid input (`xn--xn--...` gives a U-label
+    // that starts with `xn--`). Only a non-ASCII result or one that still
+    // has an A-label can be unstable.
+    if !out.is_ascii() || out.contains("xn--") {
+        let (again, result) = idna::uts46::Uts46::new().to_unicode(
+            out.as_bytes(),
+            idna::uts46::AsciiDenyList::STD3,
+            idna::uts46::Hyphens::CheckFirstLast,
+        );
+        if result.is_err() || again != out {
+            return Err(JidPart::Domainpart);
+        }
+    }
     check_len(out, JidPart::Domainpart)
 }
 
@@ -432,6 +446,11 @@ mod tests {
         bad("a@-example.com", JidPart::Domainpart);
         bad("a@[::1", JidPart::Domainpart);
         bad("a@[nope]", JidPart::Domainpart);
+        // Found by the fuzzer: an A-label whose U-label is not valid input.
+        bad(
+            "xn--xn--tlperrolorxamelolperttxn-loxae",
+            JidPart::Domainpart,
+        );
     }
 
     #[test]
