@@ -9,7 +9,9 @@
 //!   supported (delay, chat states, receipts, MUC, roster, disco, ping, stanza
 //!   errors, stanza-id/origin-id, XEP-0335 JSON, the term payload); anything
 //!   else survives as a generic [`xml::Element`].
-//! - [`jid`]: JID parsing and normalisation (RFC 7622) through the `jid` crate.
+//! - [`jid`]: JID parsing and normalisation (RFC 7622, PRECIS).
+//! - [`etf`]: Erlang's External Term Format, read defensively (no pids,
+//!   refs, funs; sizes checked before allocating).
 //! - `connection` (feature `net`, on by default): XMPP connections on tokio,
 //!   client sessions (c2s) and XEP-0114 external components.
 //!
@@ -40,6 +42,7 @@
 #[cfg(feature = "net")]
 pub mod connection;
 pub mod error;
+pub mod etf;
 pub mod jid;
 pub mod ns;
 pub mod stanza;
