@@ -68,10 +68,16 @@ impl Peer {
         self.io.write_all(xml.as_bytes()).await.expect("pipe write");
     }
 
+    /// Waits for the client's stream header, then answers with ours and
+    /// `features`.
+    async fn open(&mut self, features: &str) {
+        self.expect("xml:lang='en'>").await;
+        self.say(&format!("{HEADER}{features}")).await;
+    }
+
     /// Plays a server's part up to and including SASL PLAIN success.
     async fn authenticate_plain(&mut self) {
-        self.expect("xml:lang='en'>").await;
-        self.say(&format!("{HEADER}{PLAIN_ONLY}")).await;
+        self.open(PLAIN_ONLY).await;
         let auth = self.expect("</auth>").await;
         let plain = B64.encode(b"\0alice\0secret");
         assert!(
@@ -310,8 +316,7 @@ async fn a_bind_error_names_its_condition() {
 async fn refused_credentials_are_reported_with_the_condition() {
     let cfg = client_config();
     let (result, _, _) = negotiate_with(&cfg, &mut Durable::default(), |mut peer| async move {
-        peer.expect("xml:lang='en'>").await;
-        peer.say(&format!("{HEADER}{PLAIN_ONLY}")).await;
+        peer.open(PLAIN_ONLY).await;
         peer.expect("</auth>").await;
         peer.say("<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>")
             .await;
@@ -325,11 +330,10 @@ async fn refused_credentials_are_reported_with_the_condition() {
 async fn a_stream_error_during_negotiation_ends_it_with_its_condition() {
     let cfg = client_config();
     let (result, _, _) = negotiate_with(&cfg, &mut Durable::default(), |mut peer| async move {
-        peer.expect("xml:lang='en'>").await;
-        peer.say(&format!(
-            "{HEADER}<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
-             <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>no such host</text></stream:error>"
-        ))
+        peer.open(
+            "<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>no such host</text></stream:error>",
+        )
         .await;
         peer
     })
@@ -347,11 +351,9 @@ async fn a_stream_error_during_negotiation_ends_it_with_its_condition() {
 async fn a_dtd_after_the_header_is_refused_at_once() {
     let cfg = client_config();
     let (result, _, _) = negotiate_with(&cfg, &mut Durable::default(), |mut peer| async move {
-        peer.expect("xml:lang='en'>").await;
         // The header and the DTD in one packet: the parse error comes with
         // the header's event and must not wait for more input.
-        peer.say(&format!("{HEADER}<!DOCTYPE lol [<!ENTITY lol 'lol'>]>"))
-            .await;
+        peer.open("<!DOCTYPE lol [<!ENTITY lol 'lol'>]>").await;
         peer
     })
     .await;
@@ -366,11 +368,10 @@ async fn a_scram_iteration_bomb_is_refused_without_deriving_a_key() {
     let cfg = client_config();
     let started = std::time::Instant::now();
     let (result, _, _) = negotiate_with(&cfg, &mut Durable::default(), |mut peer| async move {
-        peer.expect("xml:lang='en'>").await;
-        peer.say(&format!(
-            "{HEADER}<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>\
-             <mechanism>SCRAM-SHA-1</mechanism></mechanisms></stream:features>"
-        ))
+        peer.open(
+            "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>\
+             <mechanism>SCRAM-SHA-1</mechanism></mechanisms></stream:features>",
+        )
         .await;
         let auth = peer.expect("</auth>").await;
         assert!(auth.contains("mechanism='SCRAM-SHA-1'"), "{auth}");
@@ -427,9 +428,8 @@ fn starttls_config() -> Config {
 async fn a_server_that_strips_starttls_is_refused() {
     let cfg = starttls_config();
     let (result, _, _) = negotiate_with(&cfg, &mut Durable::default(), |mut peer| async move {
-        peer.expect("xml:lang='en'>").await;
         // As a man in the middle would: features without <starttls/>.
-        peer.say(&format!("{HEADER}{PLAIN_ONLY}")).await;
+        peer.open(PLAIN_ONLY).await;
         peer
     })
     .await;
@@ -443,11 +443,10 @@ async fn a_server_that_strips_starttls_is_refused() {
 async fn cleartext_after_proceed_is_refused_not_taken_into_the_tls_stream() {
     let cfg = starttls_config();
     let (result, _, _) = negotiate_with(&cfg, &mut Durable::default(), |mut peer| async move {
-        peer.expect("xml:lang='en'>").await;
-        peer.say(&format!(
-            "{HEADER}<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>\
-             <required/></starttls></stream:features>"
-        ))
+        peer.open(
+            "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>\
+             <required/></starttls></stream:features>",
+        )
         .await;
         peer.expect("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
             .await;
@@ -473,11 +472,10 @@ async fn cleartext_after_proceed_is_refused_not_taken_into_the_tls_stream() {
 async fn a_refused_starttls_names_the_answer() {
     let cfg = starttls_config();
     let (result, _, _) = negotiate_with(&cfg, &mut Durable::default(), |mut peer| async move {
-        peer.expect("xml:lang='en'>").await;
-        peer.say(&format!(
-            "{HEADER}<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\
-             </stream:features>"
-        ))
+        peer.open(
+            "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\
+             </stream:features>",
+        )
         .await;
         peer.expect("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
             .await;
