@@ -243,21 +243,13 @@ impl<'a> Reader<'a> {
                 }
                 Term::Float(f)
             }
-            ATOM => {
-                let n = self.u16()?;
-                self.atom(n, true)?
-            }
-            SMALL_ATOM => {
-                let n = usize::from(self.u8()?);
-                self.atom(n, true)?
-            }
-            ATOM_UTF8 => {
-                let n = self.u16()?;
-                self.atom(n, false)?
-            }
-            SMALL_ATOM_UTF8 => {
-                let n = usize::from(self.u8()?);
-                self.atom(n, false)?
+            ATOM | SMALL_ATOM | ATOM_UTF8 | SMALL_ATOM_UTF8 => {
+                let n = if matches!(tag, SMALL_ATOM | SMALL_ATOM_UTF8) {
+                    usize::from(self.u8()?)
+                } else {
+                    self.u16()?
+                };
+                self.atom(n, matches!(tag, ATOM | SMALL_ATOM))?
             }
             SMALL_TUPLE => {
                 let n = usize::from(self.u8()?);

@@ -123,6 +123,15 @@ fn localpart(s: &str) -> std::result::Result<Cow<'_, str>, JidPart> {
     check_len(out, JidPart::Localpart)
 }
 
+/// UTS #46 ToUnicode with the STD3 ASCII rules and hyphen checks.
+fn uts46(s: &str) -> (Cow<'_, str>, std::result::Result<(), idna::Errors>) {
+    idna::uts46::Uts46::new().to_unicode(
+        s.as_bytes(),
+        idna::uts46::AsciiDenyList::STD3,
+        idna::uts46::Hyphens::CheckFirstLast,
+    )
+}
+
 fn domainpart(s: &str) -> std::result::Result<Cow<'_, str>, JidPart> {
     // An IPv6 literal in brackets, as in a URI; kept as written (RFC 7622
     // §3.2 does not map it).
@@ -132,11 +141,7 @@ fn domainpart(s: &str) -> std::result::Result<Cow<'_, str>, JidPart> {
             _ => Err(JidPart::Domainpart),
         };
     }
-    let (out, result) = idna::uts46::Uts46::new().to_unicode(
-        s.as_bytes(),
-        idna::uts46::AsciiDenyList::STD3,
-        idna::uts46::Hyphens::CheckFirstLast,
-    );
+    let (out, result) = uts46(s);
     // UTS #46 lets empty labels through; a JID domain has none.
     if result.is_err() || out.split('.').any(str::is_empty) {
         return Err(JidPart::Domainpart);
@@ -146,11 +151,7 @@ fn domainpart(s: &str) -> std::result::Result<Cow<'_, str>, JidPart> {
     // that starts with `xn--`). Only a non-ASCII result or one that still
     // has an A-label can be unstable.
     if !out.is_ascii() || out.contains("xn--") {
-        let (again, result) = idna::uts46::Uts46::new().to_unicode(
-            out.as_bytes(),
-            idna::uts46::AsciiDenyList::STD3,
-            idna::uts46::Hyphens::CheckFirstLast,
-        );
+        let (again, result) = uts46(&out);
         if result.is_err() || again != out {
             return Err(JidPart::Domainpart);
         }
