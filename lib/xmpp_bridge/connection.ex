@@ -196,6 +196,7 @@ defmodule XmppBridge.Connection do
     max_stanza_bytes: 262_144,
     batch_delay: 5,
     active: 1000,
+    bus_incarnation: nil,
     owner: nil
   ]
 
@@ -248,6 +249,10 @@ defmodule XmppBridge.Connection do
       or `true` (no limit: the owner's mailbox may then grow as fast as the
       server sends). See "Flow control".
     * `:owner` - the owning pid (default `self()`).
+    * `:bus_incarnation` - set by `XmppBridge.Bus`: a short ASCII token
+      that ping results carry (`<node xmlns='urn:xmpp-bridge:bus:0'
+      incarnation='...'/>`) and that adds the bus feature to disco#info
+      (default `nil`: plain XEP-0199 and XEP-0030 answers).
   """
   @spec open(keyword()) :: {:ok, t()} | {:error, Error.t()}
   def open(opts) when is_list(opts) do
@@ -508,6 +513,7 @@ defmodule XmppBridge.Connection do
       max_stanza_bytes: pos?(opts[:max_stanza_bytes]),
       batch_delay: is_integer(opts[:batch_delay]) and opts[:batch_delay] in 0..1000,
       active: active?(opts[:active]),
+      bus_incarnation: opts[:bus_incarnation] == nil or token?(opts[:bus_incarnation]),
       owner: opts[:owner] == nil or is_pid(opts[:owner])
     ]
 
@@ -516,6 +522,8 @@ defmodule XmppBridge.Connection do
       {key, false} -> {:error, %Error{reason: {:bad_option, {key, opts[key]}}}}
     end
   end
+
+  defp token?(t), do: is_binary(t) and byte_size(t) in 1..64 and t =~ ~r/^[A-Za-z0-9._-]+$/
 
   defimpl Inspect do
     def inspect(%{id: id}, _opts), do: "#XmppBridge.Connection<#{id}>"

@@ -18,6 +18,8 @@ pub const SID: &str = "urn:xmpp:sid:0";
 pub const JSON: &str = "urn:xmpp:json:0";
 /// xmpp_bridge's own term payload (docs/PROTOCOL.md).
 pub const TERM: &str = "urn:xmpp-bridge:term:0";
+/// The bus's own elements: calls, results, node identity (docs/PROTOCOL.md §5).
+pub const BUS: &str = "urn:xmpp-bridge:bus:0";
 
 // --- Stream negotiation and session upkeep (connection::session) ---
 // (jabber:client, jabber:component:accept, ping and disco#info are above.)

@@ -380,6 +380,7 @@ fn config(opts: Term<'_>) -> Result<Config, &'static str> {
             .map_err(|_| "max_stanza_bytes")?,
         batch_delay: ms("batch_delay")?,
         active,
+        bus_incarnation: opt_string("bus_incarnation")?,
     })
 }
 

@@ -126,6 +126,11 @@ pub struct Config {
     /// handler that does its work in its callback already holds the
     /// session back and can leave this at [`Active::Unlimited`].
     pub active: Active,
+    /// Set by a bus node: ping results carry
+    /// `<node xmlns='urn:xmpp-bridge:bus:0' incarnation='...'/>` (so a
+    /// heartbeat tells a restarted peer from the one it watched), and
+    /// disco#info lists the bus feature.
+    pub bus_incarnation: Option<String>,
 }
 
 /// The incoming flow the owner grants a session (in the manner of
@@ -166,6 +171,7 @@ impl Config {
             max_stanza_bytes: crate::xml::DEFAULT_MAX_BYTES,
             batch_delay: Duration::from_millis(5),
             active: Active::Unlimited,
+            bus_incarnation: None,
         }
     }
 

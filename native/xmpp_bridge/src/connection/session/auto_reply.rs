@@ -11,8 +11,13 @@ const FEATURES: &[&str] = &[ns::DISCO_INFO, ns::PING];
 
 /// The answer to the IQ get `el` when it is a ping or a disco#info
 /// request, on a stream whose default namespace is `stream_ns` (a
-/// component describes itself as one, a client as a bot).
-pub(super) fn auto_reply(el: &Element<'_>, stream_ns: &str) -> Option<Vec<u8>> {
+/// component describes itself as one, a client as a bot). A bus node's
+/// `incarnation` goes into ping results, and adds the bus feature.
+pub(super) fn auto_reply(
+    el: &Element<'_>,
+    stream_ns: &str,
+    incarnation: Option<&str>,
+) -> Option<Vec<u8>> {
     let payload = el.elements().next()?;
     let payload_ns = payload.attr("xmlns")?;
     let mut out = Vec::with_capacity(256);
@@ -25,7 +30,15 @@ pub(super) fn auto_reply(el: &Element<'_>, stream_ns: &str) -> Option<Vec<u8>> {
         write_attr(&mut out, "from", to).ok()?;
     }
     match (payload.name.as_ref(), payload_ns) {
-        ("ping", ns::PING) => out.extend_from_slice(b"/>"),
+        ("ping", ns::PING) => match incarnation {
+            None => out.extend_from_slice(b"/>"),
+            Some(inc) => {
+                out.extend_from_slice(format!("><node xmlns='{}'", ns::BUS).as_bytes());
+                write_attr(&mut out, "incarnation", inc).ok()?;
+                out.extend_from_slice(b"/>");
+                close_tag(&mut out, "iq");
+            }
+        },
         ("query", ns::DISCO_INFO) if payload.attr("node").is_none() => {
             out.extend_from_slice(format!("><query xmlns='{}'>", ns::DISCO_INFO).as_bytes());
             let category = if stream_ns == ns::COMPONENT {
@@ -36,7 +49,8 @@ pub(super) fn auto_reply(el: &Element<'_>, stream_ns: &str) -> Option<Vec<u8>> {
             out.extend_from_slice(
                 format!("<identity category='{category}' name='xmpp_bridge'/>").as_bytes(),
             );
-            for f in FEATURES {
+            let bus = incarnation.map(|_| ns::BUS);
+            for f in FEATURES.iter().copied().chain(bus) {
                 out.extend_from_slice(format!("<feature var='{f}'/>").as_bytes());
             }
             out.extend_from_slice(b"</query>");
@@ -55,6 +69,10 @@ mod tests {
 
     /// The IQ in `xml`, as the stream parser hands it over.
     fn reply_to(xml: &str, stream_ns: &str) -> Option<String> {
+        reply_as(xml, stream_ns, None)
+    }
+
+    fn reply_as(xml: &str, stream_ns: &str, incarnation: Option<&str>) -> Option<String> {
         let mut parser = StreamParser::new(Limits::default());
         let doc = format!("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>{xml}");
         let mut events = Vec::new();
@@ -66,7 +84,7 @@ mod tests {
                 _ => None,
             })
             .expect("an element");
-        auto_reply(&el, stream_ns).map(|b| String::from_utf8(b).unwrap())
+        auto_reply(&el, stream_ns, incarnation).map(|b| String::from_utf8(b).unwrap())
     }
 
     #[test]
@@ -97,6 +115,18 @@ mod tests {
         // Nothing a session does not do itself: no receipts, no payload
         // formats (the bus advertises its own features when it exists).
         assert_eq!(features, vec![ns::DISCO_INFO, ns::PING]);
+    }
+
+    #[test]
+    fn a_bus_node_names_its_incarnation_and_the_bus_feature() {
+        let ping = "<iq type='get' id='p2' from='b@example.com/x'><ping xmlns='urn:xmpp:ping'/></iq>";
+        assert_eq!(
+            reply_as(ping, ns::CLIENT, Some("0f3a")).as_deref(),
+            Some("<iq type='result' id='p2' to='b@example.com/x'><node xmlns='urn:xmpp-bridge:bus:0' incarnation='0f3a'/></iq>")
+        );
+        let disco = "<iq type='get' id='d3' from='b@example.com/x'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>";
+        let reply = reply_as(disco, ns::CLIENT, Some("0f3a")).expect("an answer");
+        assert!(reply.contains(&format!("<feature var='{}'/>", ns::BUS)), "{reply}");
     }
 
     #[test]

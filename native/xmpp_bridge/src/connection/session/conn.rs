@@ -36,6 +36,8 @@ pub(super) struct Conn {
     /// The stream's default namespace: `jabber:client` or
     /// `jabber:component:accept`.
     pub(super) ns: &'static str,
+    /// The bus incarnation our ping results carry ([`Config::bus_incarnation`]).
+    pub(super) incarnation: Option<String>,
     pub(super) domain: String,
     pub(super) jid: String,
     pub(super) stream_id: Option<String>,
@@ -141,6 +143,7 @@ impl Conn {
             } else {
                 ns::CLIENT
             },
+            incarnation: cfg.bus_incarnation.clone(),
             domain: account.domain.clone(),
             jid: cfg.jid.clone(),
             stream_id: None,

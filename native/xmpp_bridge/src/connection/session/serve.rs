@@ -347,7 +347,7 @@ impl Conn {
                 return Ok(false);
             }
             if matches!(el.attr("type"), Some("get")) {
-                if let Some(reply) = auto_reply(&el, self.ns) {
+                if let Some(reply) = auto_reply(&el, self.ns, self.incarnation.as_deref()) {
                     // Counted for XEP-0198 like any stanza we send (the
                     // server's `h` includes it), under the internal
                     // sequence 0 that is never reported to the owner.
