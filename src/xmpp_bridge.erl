@@ -74,9 +74,12 @@
 -export([format_error/1]).
 -export([message_body/1, stanza_type/1, chat/2]).
 -export([connect/1, send/2, iq/2, iq/3, set_active/2, close/1]).
+-export([bus_start_link/1, bus_await_online/1, bus_send/3, bus_send/4, bus_call/4, bus_call/5,
+         bus_serve/3, bus_monitor/2, bus_demonitor/2, bus_jid/1, bus_stop/1]).
 
 -export_type([stanza/0, xmlel/0, cdata/0, opts/0, jid/0, parser/0, event/0, reason/0]).
 -export_type([conn/0, conn_opts/0, seq/0, conn_reason/0, conn_event/0]).
+-export_type([bus/0, bus_send_opts/0]).
 
 %% send/2 is ours; messages are sent with the `!' operator here.
 -compile({no_auto_import, [send/2]}).
@@ -85,6 +88,13 @@
 -define(PARSER, 'Elixir.XmppBridge.StreamParser').
 -define(CONN, 'Elixir.XmppBridge.Connection').
 -define(IQ, 'Elixir.XmppBridge.Iq').
+-define(BUS, 'Elixir.XmppBridge.Bus').
+
+-type bus() :: pid() | atom().
+%% A bus node (`XmppBridge.Bus'): its pid or registered name.
+-type bus_send_opts() :: [{delivery, server | confirmed | none} | {deadline, pos_integer()}
+                          | {retry, boolean()} | {format, term | json}]
+                         | #{atom() => term()}.
 
 -type stanza() :: #{'__struct__' := atom(), atom() => term()}.
 %% An `XmppBridge.Message', `XmppBridge.Presence' or `XmppBridge.Iq' struct.
@@ -429,6 +439,74 @@ close(Other) ->
 %%====================================================================
 
 %% A reconnect policy may be a map or a proplist too.
+%% @doc Starts a bus node (`XmppBridge.Bus'), linked to the caller: the
+%% options of {@link connect/1} plus the bus's (`receiver', `handlers',
+%% `heartbeat', `heartbeat_timeout', `max_calls', ...; see
+%% `XmppBridge.Bus.start_link/1'). Terms sent to the node arrive at the
+%% `receiver' as `{xmpp_bridge_bus, message, FromJid, Term}'; a monitored
+%% node that goes down gives `{'DOWN', Ref, bus_node, Jid, Reason}'.
+-spec bus_start_link(conn_opts()) -> {ok, pid()} | {error, term()}.
+bus_start_link(Opts) ->
+    with_opts(Opts, fun(O) ->
+        case ?BUS:start_link(reconnect_opts(O)) of
+            {error, #{'__struct__' := ?ERROR, reason := Reason}} -> {error, Reason};
+            Other -> Other
+        end
+    end).
+
+%% @doc Waits (up to 10 s) until the node's session is online.
+-spec bus_await_online(bus()) -> ok | {error, timeout}.
+bus_await_online(Bus) -> result(?BUS:await_online(Bus)).
+
+%% @doc The full JID the node is bound to (`undefined' before it is online).
+-spec bus_jid(bus()) -> binary() | undefined.
+bus_jid(Bus) -> undef(?BUS:jid(Bus)).
+
+%% @equiv bus_send(Bus, Jid, Term, [])
+-spec bus_send(bus(), binary(), term()) -> {ok, reference()} | {error, term()}.
+bus_send(Bus, Jid, Term) -> bus_send(Bus, Jid, Term, []).
+
+%% @doc Sends `Term' to the node at `Jid' (a bare JID means `Jid/bus').
+%% With `{delivery, confirmed}' the caller gets
+%% `{xmpp_bridge_bus, delivered, Ref, Jid}' or
+%% `{xmpp_bridge_bus, failed, Ref, Reason}' for the returned `Ref'. A term
+%% holding a pid, reference, port or fun gives `{error, {not_portable, What}}'.
+-spec bus_send(bus(), binary(), term(), bus_send_opts()) -> {ok, reference()} | {error, term()}.
+bus_send(Bus, Jid, Term, Opts) ->
+    with_opts(Opts, fun(O) -> result(?BUS:send(Bus, Jid, Term, O)) end).
+
+%% @equiv bus_call(Bus, Jid, Method, Args, 5000)
+-spec bus_call(bus(), binary(), binary(), [term()]) -> {ok, term()} | {error, term()}.
+bus_call(Bus, Jid, Method, Args) -> bus_call(Bus, Jid, Method, Args, 5000).
+
+%% @doc Calls `Method' (a binary) on the node at `Jid' with `Args' and waits
+%% up to `Timeout' ms. Errors: `timeout', `{no_method, M}', `{crashed, Detail}',
+%% `busy', `{peer_unavailable, Condition}', `{bad_args, Detail}',
+%% `{not_portable, What}'.
+-spec bus_call(bus(), binary(), binary(), [term()], pos_integer()) ->
+    {ok, term()} | {error, term()}.
+bus_call(Bus, Jid, Method, Args, Timeout) ->
+    result(?BUS:call(Bus, Jid, Method, Args, Timeout)).
+
+%% @doc Serves `Method': a call runs `Handler' (a fun applied to the call's
+%% arguments, or `{Module, Function}') in a process of its own.
+-spec bus_serve(bus(), binary(), function() | {module(), atom()}) -> ok | {error, term()}.
+bus_serve(Bus, Method, Handler) -> result(?BUS:serve(Bus, Method, Handler)).
+
+%% @doc Monitors the node at `Jid': `{'DOWN', Ref, bus_node, FullJid, Reason}'
+%% arrives once, `Reason' being `noconnection', `shutdown',
+%% `heartbeat_timeout' or `restarted'.
+-spec bus_monitor(bus(), binary()) -> reference().
+bus_monitor(Bus, Jid) -> ?BUS:monitor(Bus, Jid).
+
+%% @doc Removes a monitor, flushing its DOWN message if one arrived.
+-spec bus_demonitor(bus(), reference()) -> ok.
+bus_demonitor(Bus, Ref) -> ?BUS:demonitor(Bus, Ref, [flush]).
+
+%% @doc Stops the node cleanly (its watchers see DOWN `shutdown').
+-spec bus_stop(bus()) -> ok.
+bus_stop(Bus) -> ?BUS:stop(Bus).
+
 reconnect_opts(Opts) ->
     case lists:keyfind(reconnect, 1, Opts) of
         {reconnect, Policy} when is_map(Policy) ->

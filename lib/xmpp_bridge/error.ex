@@ -76,6 +76,25 @@ defmodule XmppBridge.Error do
       `{:stream_error, {condition, text}}`, `:closed_by_server`,
       `:keepalive_timeout`, `{:protocol_error, detail}`, `{:io_error, detail}`,
       `{:bad_config, detail}` - why a session was lost or could not start.
+
+  The bus (`XmppBridge.Bus`):
+
+    * `{:not_portable, what}` - the term holds something that means nothing
+      on another node (`"pid"`, `"reference"`, `"port"`, `"fun"`) or that
+      the bus's readers refuse (`"bit string"`, too deep).
+    * `:timeout` - the call was not answered within its timeout (the
+      serving side was told to give up), or the serving side's deadline
+      passed first.
+    * `{:no_method, method}` - the peer serves no method of that name.
+    * `{:crashed, detail}` - the handler raised, threw or exited; `detail`
+      is printable text from the serving side.
+    * `:busy` - the peer was running as many calls as its `:max_calls`.
+    * `{:peer_unavailable, condition}` - the server answered for the peer:
+      it is not online (`"service-unavailable"`, ...).
+    * `{:bad_args, detail}` - the peer could not read the arguments.
+    * `{:bounced, condition}` - the server returned a message (e.g.
+      `"resource-constraint"`: the peer's offline queue is full).
+    * `{:bad_jid, jid}` - not an address a bus node can use.
   """
   @type reason ::
           {:malformed_xml, String.t()}
@@ -115,6 +134,14 @@ defmodule XmppBridge.Error do
           | {:protocol_error, String.t()}
           | {:io_error, String.t()}
           | {:bad_config, String.t()}
+          | {:not_portable, String.t()}
+          | {:no_method, String.t()}
+          | {:crashed, String.t()}
+          | :busy
+          | {:peer_unavailable, String.t()}
+          | {:bad_args, String.t()}
+          | {:bounced, String.t()}
+          | {:bad_jid, term()}
 
   @type t :: %__MODULE__{reason: reason()}
 
@@ -236,6 +263,21 @@ defmodule XmppBridge.Error do
   def format({:protocol_error, detail}), do: "the server broke the protocol: " <> text(detail)
   def format({:io_error, detail}), do: "socket error: " <> text(detail)
   def format({:bad_config, detail}), do: "bad connection options: " <> text(detail)
+
+  def format({:not_portable, what}), do: "a #{text(what)} cannot cross the bus"
+  def format({:no_method, method}), do: "the peer serves no method #{inspect(method)}"
+  def format({:crashed, detail}), do: "the handler crashed: " <> text(detail)
+  def format(:busy), do: "the peer is at its limit of concurrent calls"
+
+  def format({:peer_unavailable, condition}),
+    do: "the peer is not available (the server answered #{text(condition)})"
+
+  def format({:bad_args, detail}), do: "the peer could not read the arguments: " <> text(detail)
+
+  def format({:bounced, condition}),
+    do: "the server returned the message with the error " <> text(condition)
+
+  def format({:bad_jid, jid}), do: "not a JID a bus node can address: " <> inspect(jid)
 
   def format(reason), do: inspect(reason)
 

@@ -55,4 +55,8 @@ defmodule XmppBridge.Native do
   def json_encode_dirty(_term), do: nif_error()
   def json_decode(_bin), do: nif_error()
   def json_decode_dirty(_bin), do: nif_error()
+  def term_check(_bin), do: nif_error()
+  def term_check_dirty(_bin), do: nif_error()
+  def term_decode(_bin), do: nif_error()
+  def term_decode_dirty(_bin), do: nif_error()
 end

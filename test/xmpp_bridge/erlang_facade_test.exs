@@ -5,37 +5,16 @@ defmodule XmppBridge.ErlangFacadeTest do
   # failing EUnit test (or any compiler warning in it) fails this test.
   use ExUnit.Case, async: false
 
-  @eunit_dir Path.expand("../eunit", __DIR__)
+  import XmppBridge.Test.Eunit, only: [compile_and_load!: 2, source: 1, tmp_dir!: 0]
 
   setup do
-    dir = Path.join(System.tmp_dir!(), "xmpp_bridge_eunit_#{System.unique_integer([:positive])}")
-    File.mkdir_p!(dir)
+    dir = tmp_dir!()
     on_exit(fn -> File.rm_rf!(dir) end)
     {:ok, dir: dir}
   end
 
-  defp compile_and_load!(source, outdir) do
-    opts = [
-      :debug_info,
-      :return_errors,
-      :return_warnings,
-      :warnings_as_errors,
-      outdir: ~c"#{outdir}"
-    ]
-
-    case :compile.file(~c"#{source}", opts) do
-      {:ok, module, []} ->
-        :code.purge(module)
-        {:module, ^module} = :code.load_abs(~c"#{Path.join(outdir, Atom.to_string(module))}")
-        module
-
-      other ->
-        flunk("compiling #{Path.relative_to_cwd(source)} failed: #{inspect(other, pretty: true)}")
-    end
-  end
-
   test "the EUnit suite of the xmpp_bridge Erlang module passes", %{dir: dir} do
-    module = compile_and_load!(Path.join(@eunit_dir, "xmpp_bridge_tests.erl"), dir)
+    module = compile_and_load!(source("xmpp_bridge_tests.erl"), dir)
     assert module == :xmpp_bridge_tests
     assert :eunit.test(module, [:verbose]) == :ok
   end

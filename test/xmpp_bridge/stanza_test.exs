@@ -276,7 +276,7 @@ defmodule XmppBridge.StanzaTest do
           [{:xmlel, "value", [], [{:xmlcdata, "urn:xmpp:dataforms:softwareinfo"}]}]}
        ]}
 
-    term = {self(), %{"k" => [1.5, -0.25, 1.0e300]}, :ok, make_ref(), <<0, 255>>, 2 ** 100}
+    term = {:ok, %{"k" => [1.5, -0.25, 1.0e300]}, "日本", <<0, 255>>, 2 ** 100, -(2 ** 64)}
     b64 = Base.encode64(:erlang.term_to_binary(term))
 
     [
@@ -409,7 +409,7 @@ defmodule XmppBridge.StanzaTest do
        ~s(<json xmlns='urn:xmpp:json:0'>{"a":[1,2.5],"b":"x &amp; &lt;y&gt; 'q' \\"d\\""}</json>),
        %Payload.Json{json: ~s({"a":[1,2.5],"b":"x & <y> 'q' \\"d\\""})},
        ~s(<json xmlns='urn:xmpp:json:0'>{"a":[1,2.5],"b":"x &amp; &lt;y&gt; 'q' \\"d\\""}</json>)},
-      {"term with pids, maps, floats, refs, bignums",
+      {"term with maps, floats, binaries, bignums",
        "<term xmlns='urn:xmpp-bridge:term:0'>#{b64}</term>", %Payload.Term{value: term},
        "<term xmlns='urn:xmpp-bridge:term:0'>#{b64}</term>"}
     ] ++
@@ -546,9 +546,9 @@ defmodule XmppBridge.StanzaTest do
     defp fresh_name,
       do: "xb_never_seen_#{System.unique_integer([:positive])}_#{:rand.uniform(1_000_000)}"
 
-    test "an ETF atom unknown to this VM stays generic and creates no atom" do
-      # Warm up the fallback path with other names, so the count below sees
-      # only these decodes.
+    test "an ETF atom unknown to this VM arrives as UnknownAtom and creates no atom" do
+      # Warm up the paths with other names, so the count below sees only
+      # these decodes.
       Enum.each(unknown_atom_etfs(fresh_name()), &Stanza.decode!(term_xml(&1)))
 
       # Other tests run concurrently and may create atoms (loading a module):
@@ -557,38 +557,53 @@ defmodule XmppBridge.StanzaTest do
       deltas =
         for _attempt <- 1..3 do
           name = fresh_name()
-          etfs = unknown_atom_etfs(name)
+          [atom_etf, tuple_etf, fun_etf] = unknown_atom_etfs(name)
 
           before = :erlang.system_info(:atom_count)
-          decoded = Enum.map(etfs, &Stanza.decode!(term_xml(&1)))
+          decoded = Enum.map([atom_etf, tuple_etf, fun_etf], &Stanza.decode!(term_xml(&1)))
           delta = :erlang.system_info(:atom_count) - before
 
           for suffix <- ["", "M", "F"] do
             assert_raise ArgumentError, fn -> String.to_existing_atom(name <> suffix) end
           end
 
-          for {etf, %Message{payloads: payloads} = msg} <- Enum.zip(etfs, decoded) do
-            assert payloads == [
-                     {:xmlel, "term", [{"xmlns", "urn:xmpp-bridge:term:0"}],
-                      [{:xmlcdata, Base.encode64(etf)}]}
-                   ]
+          unknown = %XmppBridge.Bus.UnknownAtom{name: name}
 
-            # The generic element re-encodes to the same bytes.
-            assert Stanza.encode!(msg) == term_xml(etf)
-          end
+          assert [
+                   %Message{payloads: [%Payload.Term{value: ^unknown}]},
+                   %Message{payloads: [%Payload.Term{value: {1, ^unknown}}]},
+                   %Message{payloads: [fun_payload]} = fun_msg
+                 ] = decoded
 
+          # The fun is refused: it stays generic and re-encodes to the same bytes.
+          assert fun_payload ==
+                   {:xmlel, "term", [{"xmlns", "urn:xmpp-bridge:term:0"}],
+                    [{:xmlcdata, Base.encode64(fun_etf)}]}
+
+          assert Stanza.encode!(fun_msg) == term_xml(fun_etf)
           delta
         end
 
       assert 0 in deltas, "atom_count grew by #{inspect(deltas)} over the decodes"
     end
 
-    test "funs (local and external) stay generic" do
-      local = :erlang.term_to_binary(fn x -> x end)
-      external = :erlang.term_to_binary(&Enum.map/2)
-      in_tuple = :erlang.term_to_binary({:ok, [1, %{f: fn -> :boom end}]})
+    test "an existing non-Latin-1 atom is found, not reported unknown" do
+      etf = :erlang.term_to_binary({:日本語, :ok})
 
-      for etf <- [local, external, in_tuple] do
+      assert [%Payload.Term{value: {:日本語, :ok}}] = Stanza.decode!(term_xml(etf)).payloads
+    end
+
+    test "funs, pids, references and ports stay generic" do
+      refused = [
+        :erlang.term_to_binary(fn x -> x end),
+        :erlang.term_to_binary(&Enum.map/2),
+        :erlang.term_to_binary({:ok, [1, %{f: fn -> :boom end}]}),
+        :erlang.term_to_binary(self()),
+        :erlang.term_to_binary(%{ref: make_ref()}),
+        :erlang.term_to_binary([hd(Port.list())])
+      ]
+
+      for etf <- refused do
         assert [{:xmlel, "term", [{"xmlns", "urn:xmpp-bridge:term:0"}], [{:xmlcdata, b64}]}] =
                  Stanza.decode!(term_xml(etf)).payloads
 
@@ -596,11 +611,28 @@ defmodule XmppBridge.StanzaTest do
       end
     end
 
-    test "known atoms, pids, maps and floats decode to the value" do
-      value = %{pid: self(), floats: [0.1, -2.5e-300, 1.7976931348623157e308], tuple: {:a, "b"}}
+    test "known atoms, big integers, maps, binaries and floats decode to the value" do
+      value = %{
+        floats: [0.1, -2.5e-300, 1.7976931348623157e308],
+        tuple: {:a, "b", <<0, 255>>},
+        big: [2 ** 64, -(2 ** 200), 12],
+        improper: [1 | :tail],
+        nested: %{{1, 2} => [%{}]}
+      }
 
       assert [%Payload.Term{value: ^value}] =
                Stanza.decode!(term_xml(:erlang.term_to_binary(value))).payloads
+    end
+
+    test "a term that cannot cross the bus is refused at encode, naming what" do
+      for {value, what} <- [
+            {self(), "pid"},
+            {[make_ref()], "reference"},
+            {%{f: fn -> 1 end}, "fun"}
+          ] do
+        msg = %Message{to: "a@example.com", payloads: [Payload.Term.new(value)]}
+        assert {:error, %XmppBridge.Error{reason: {:not_portable, ^what}}} = Stanza.encode(msg)
+      end
     end
   end
 

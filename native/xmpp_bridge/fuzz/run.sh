@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-300}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(xml_parse stream_split stanza_roundtrip jid)
+[ ${#targets[@]} -gt 0 ] || targets=(xml_parse stream_split stanza_roundtrip jid etf)
 toolchain=+nightly
 rustup run nightly rustc --version >/dev/null 2>&1 || { toolchain=; export RUSTC_BOOTSTRAP=1; }
 mkdir -p fuzz/logs

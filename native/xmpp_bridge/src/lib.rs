@@ -40,6 +40,8 @@
 #![deny(unsafe_code)]
 
 #[cfg(feature = "net")]
+pub mod bus;
+#[cfg(feature = "net")]
 pub mod connection;
 pub mod error;
 pub mod etf;

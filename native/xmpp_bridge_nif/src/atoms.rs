@@ -33,6 +33,7 @@ rustler::atoms! {
     origin_id_mod = "Elixir.XmppBridge.Payload.OriginId",
     json_mod = "Elixir.XmppBridge.Payload.Json",
     term_mod = "Elixir.XmppBridge.Payload.Term",
+    unknown_atom_mod = "Elixir.XmppBridge.Bus.UnknownAtom",
 
     // fields
     id, type_ = "type", from, to, lang, bodies, subjects, thread, thread_parent,
@@ -45,6 +46,6 @@ rustler::atoms! {
     // error reasons
     malformed_xml, invalid_utf8, forbidden_xml, undefined_entity, too_deep, too_large,
     unknown_element, bad_namespace, invalid_jid, invalid_value, missing_attribute,
-    invalid_iq, invalid_xml_char, parser_failed, invalid_field, invalid_json,
+    invalid_iq, invalid_xml_char, not_portable, parser_failed, invalid_field, invalid_json,
     localpart, domainpart, resourcepart,
 }

@@ -14,6 +14,9 @@ pub enum NifError {
     InvalidField(Atom, Atom),
     /// `{:invalid_json, detail}`
     InvalidJson(String),
+    /// `{:not_portable, what}`: a term payload holding a pid, port,
+    /// reference, fun or bit string, which cannot cross the bus.
+    NotPortable(String),
     /// Not an error: the work is too big for a normal scheduler and the
     /// caller should run the dirty variant (the NIF returns `:dirty`).
     Reschedule,
@@ -37,6 +40,7 @@ impl NifError {
             NifError::Codec(e) => codec_reason(env, e),
             NifError::InvalidField(m, f) => (atoms::invalid_field(), (*m, *f)).encode(env),
             NifError::InvalidJson(d) => (atoms::invalid_json(), d.as_str()).encode(env),
+            NifError::NotPortable(d) => (atoms::not_portable(), d.as_str()).encode(env),
             NifError::Reschedule => atoms::dirty().encode(env),
         }
     }

@@ -359,9 +359,7 @@ pub fn payload(t: Term<'_>) -> NifResult<Payload<'_>> {
     } else if module == atoms::json_mod() {
         Payload::Json(s.string(atoms::json())?)
     } else if module == atoms::term_mod() {
-        Payload::Term(Cow::Owned(
-            s.get(atoms::value())?.to_binary().as_slice().to_vec(),
-        ))
+        Payload::Term(Cow::Owned(portable_etf(s.get(atoms::value())?)?))
     } else if module == atoms::muc_join_mod() {
         let h = s.get(atoms::history())?;
         let history = if is_nil(h) {
@@ -506,4 +504,17 @@ fn element_at(t: Term<'_>, depth: usize) -> NifResult<Element<'_>> {
         attrs,
         children: kids,
     })
+}
+
+/// `term_to_binary(term)`, refused with `{:not_portable, what}` when the
+/// term holds something that means nothing on another node (a pid, port,
+/// reference or fun) or that the bus's readers refuse (a bit string, a
+/// term nested deeper than they read): the check is the receivers' own
+/// reader, so what is sent is what they accept.
+fn portable_etf(term: Term<'_>) -> NifResult<Vec<u8>> {
+    let etf = term.to_binary().as_slice().to_vec();
+    match xmpp_bridge::etf::decode(&etf) {
+        Ok(_) => Ok(etf),
+        Err(e) => Err(NifError::NotPortable(crate::etf_error_what(&e))),
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::atoms;
 use crate::error::NifError;
-use rustler::{Atom, Encoder, Env, Term, TermType};
+use rustler::{Atom, Encoder, Env, Term};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use xmpp_bridge::stanza::{self, LangText, Payload, Stanza, StanzaError};
@@ -473,48 +473,73 @@ fn raw_term_element(p: &Payload<'_>) -> Element<'static> {
         .unwrap_or_else(|_| Element::new("term").with_attr("xmlns", ns::TERM))
 }
 
-/// `binary_to_term(etf, [:safe])`, refusing funs as well: a remote payload
-/// must not create atoms or code references in this VM.
+/// The term a remote peer sent, built defensively: the bytes are read by
+/// `xmpp_bridge::etf` (no pids, ports, references, funs, bit strings;
+/// sizes checked), and an atom this VM does not know becomes
+/// `%XmppBridge.Bus.UnknownAtom{name: name}` instead of a new atom. `None`
+/// when the bytes are refused (the payload then stays XML).
 fn safe_term<'a>(env: Env<'a>, etf: &[u8]) -> Option<Term<'a>> {
-    let (term, used) = env.binary_to_term(etf)?;
-    if used != etf.len() || contains_fun(term) {
-        return None;
-    }
-    Some(term)
+    let term = xmpp_bridge::etf::decode(etf).ok()?;
+    build_term(env, &term)
 }
 
-fn contains_fun(term: Term<'_>) -> bool {
-    let mut stack = vec![term];
-    while let Some(t) = stack.pop() {
-        match t.get_type() {
-            TermType::Fun => return true,
-            TermType::List => {
-                let mut cur = t;
-                while let Ok((head, tail)) = cur.list_get_cell() {
-                    stack.push(head);
-                    cur = tail;
-                }
-                if !cur.is_empty_list() {
-                    stack.push(cur);
-                }
-            }
-            TermType::Tuple => {
-                if let Ok(items) = rustler::types::tuple::get_tuple(t) {
-                    stack.extend(items);
-                }
-            }
-            TermType::Map => {
-                if let Some(iter) = rustler::types::map::MapIterator::new(t) {
-                    for (k, v) in iter {
-                        stack.push(k);
-                        stack.push(v);
-                    }
-                }
-            }
-            _ => {}
+pub(crate) fn build_term<'a>(env: Env<'a>, t: &xmpp_bridge::etf::Term) -> Option<Term<'a>> {
+    use xmpp_bridge::etf::Term as T;
+    Some(match t {
+        T::Int(i) => i.encode(env),
+        // The VM's own reader builds big integers from their ETF form.
+        T::BigInt { .. } => env.binary_to_term(&xmpp_bridge::etf::encode(t))?.0,
+        T::Float(f) => f.encode(env),
+        T::Atom(name) => match existing_atom(env, t, name) {
+            Some(atom) => atom,
+            None => make_struct(
+                env,
+                atoms::unknown_atom_mod(),
+                &[(atoms::name(), str_term(env, name))],
+            ),
+        },
+        T::Binary(b) => crate::binary(env, b),
+        T::List(items) => term_list(env, items, Term::list_new_empty(env))?,
+        T::ImproperList(items, tail) => term_list(env, items, build_term(env, tail)?)?,
+        T::Tuple(items) => {
+            let items = items
+                .iter()
+                .map(|i| build_term(env, i))
+                .collect::<Option<Vec<_>>>()?;
+            rustler::types::tuple::make_tuple(env, &items)
         }
+        T::Map(pairs) => {
+            let mut map = Term::map_new(env);
+            for (k, v) in pairs {
+                map = map.map_put(build_term(env, k)?, build_term(env, v)?).ok()?;
+            }
+            map
+        }
+    })
+}
+
+/// The atom `name` if this VM has it. Before NIF 2.17 (OTP 26) the lookup
+/// takes Latin-1 names only; other names go through the VM's safe reader,
+/// which also refuses to create them.
+fn existing_atom<'a>(env: Env<'a>, t: &xmpp_bridge::etf::Term, name: &str) -> Option<Term<'a>> {
+    match Atom::existing_from_utf8_bytes(env, name.as_bytes()) {
+        Ok(atom) => Some(atom.encode(env)),
+        Err(_) if !name.is_ascii() => env
+            .binary_to_term(&xmpp_bridge::etf::encode(t))
+            .map(|(atom, _)| atom),
+        Err(_) => None,
     }
-    false
+}
+
+fn term_list<'a>(
+    env: Env<'a>,
+    items: &[xmpp_bridge::etf::Term],
+    tail: Term<'a>,
+) -> Option<Term<'a>> {
+    items
+        .iter()
+        .rev()
+        .try_fold(tail, |acc, i| Some(acc.list_prepend(build_term(env, i)?)))
 }
 
 pub fn stream_event<'a>(env: Env<'a>, ev: Event<'_>, default_ns: Option<&str>) -> Term<'a> {

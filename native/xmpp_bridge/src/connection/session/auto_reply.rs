@@ -119,14 +119,18 @@ mod tests {
 
     #[test]
     fn a_bus_node_names_its_incarnation_and_the_bus_feature() {
-        let ping = "<iq type='get' id='p2' from='b@example.com/x'><ping xmlns='urn:xmpp:ping'/></iq>";
+        let ping =
+            "<iq type='get' id='p2' from='b@example.com/x'><ping xmlns='urn:xmpp:ping'/></iq>";
         assert_eq!(
             reply_as(ping, ns::CLIENT, Some("0f3a")).as_deref(),
             Some("<iq type='result' id='p2' to='b@example.com/x'><node xmlns='urn:xmpp-bridge:bus:0' incarnation='0f3a'/></iq>")
         );
         let disco = "<iq type='get' id='d3' from='b@example.com/x'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>";
         let reply = reply_as(disco, ns::CLIENT, Some("0f3a")).expect("an answer");
-        assert!(reply.contains(&format!("<feature var='{}'/>", ns::BUS)), "{reply}");
+        assert!(
+            reply.contains(&format!("<feature var='{}'/>", ns::BUS)),
+            "{reply}"
+        );
     }
 
     #[test]

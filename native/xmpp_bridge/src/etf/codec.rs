@@ -1,19 +1,7 @@
-//! Erlang's External Term Format (ETF), read defensively: the format of
-//! the term payload (docs/PROTOCOL.md §2), whose bytes come from any peer.
-//!
-//! [`decode`] turns bytes into a [`Term`] and refuses, with an error that
-//! names it, everything that means nothing across the bus or could hurt
-//! the reader: pids, ports, references, funs, bit strings that are not
-//! whole bytes, compressed terms (a zlib bomb), distribution headers, and
-//! input that lies about its sizes. Atoms stay strings here: whoever turns
-//! a `Term` into a live term decides what an atom the VM does not know
-//! becomes. [`encode`] writes what `term_to_binary/1` writes for the same
-//! term (minimal integer forms, `NEW_FLOAT_EXT`, UTF-8 atoms).
-//!
-//! This is the groundwork of the bus's terms (issue "The bus, part 1"):
-//! not yet used by the NIF, which still reads term payloads with
-//! `binary_to_term(bytes, [:safe])`.
+//! The byte codec: [`decode`] and [`encode`] between ETF bytes and
+//! [`Term`]s (see the module docs of [`super`]).
 
+use super::Term;
 use std::fmt;
 
 /// The version byte every ETF term starts with.
@@ -41,30 +29,6 @@ const SMALL_BIG: u8 = 110;
 const LARGE_BIG: u8 = 111;
 const MAP: u8 = 116;
 const BIT_BINARY: u8 = 77;
-
-/// A term as ETF carries it, minus what cannot cross the bus.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Term {
-    /// An integer that fits in 64 bits.
-    Int(i64),
-    /// An integer beyond 64 bits: sign and magnitude, little-endian bytes
-    /// with no trailing zero byte.
-    BigInt {
-        negative: bool,
-        magnitude: Vec<u8>,
-    },
-    Float(f64),
-    /// An atom, by name (UTF-8; Latin-1 atoms are converted).
-    Atom(String),
-    Binary(Vec<u8>),
-    /// A proper list (`[]` is the empty one).
-    List(Vec<Term>),
-    /// A list whose tail is not `[]`.
-    ImproperList(Vec<Term>, Box<Term>),
-    Tuple(Vec<Term>),
-    /// Key/value pairs, in the order they were read.
-    Map(Vec<(Term, Term)>),
-}
 
 /// Why bytes are not a term we accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,9 +231,19 @@ impl<'a> Reader<'a> {
             }
             LIST => {
                 let n = self.u32()?;
-                let items = self.elements(n, depth)?;
+                let mut items = self.elements(n, depth)?;
+                // As binary_to_term/1 reads them: `[1 | [2]]` is the proper
+                // `[1, 2]`, and a list of no elements is its tail.
                 match self.term(depth + 1)? {
-                    Term::List(tail) if tail.is_empty() => Term::List(items),
+                    Term::List(tail) => {
+                        items.extend(tail);
+                        Term::List(items)
+                    }
+                    Term::ImproperList(more, tail) => {
+                        items.extend(more);
+                        Term::ImproperList(items, tail)
+                    }
+                    tail if items.is_empty() => tail,
                     tail => Term::ImproperList(items, Box::new(tail)),
                 }
             }
@@ -309,7 +283,7 @@ impl<'a> Reader<'a> {
 }
 
 /// An integer from sign and magnitude: `Int` when it fits in 64 bits.
-fn int_from_magnitude(negative: bool, magnitude: Vec<u8>) -> Term {
+pub(super) fn int_from_magnitude(negative: bool, magnitude: Vec<u8>) -> Term {
     if magnitude.len() <= 8 {
         let mut le = [0u8; 8];
         le[..magnitude.len()].copy_from_slice(&magnitude);
@@ -349,6 +323,10 @@ fn write_big(out: &mut Vec<u8>, negative: bool, magnitude: &[u8]) {
     }
     out.push(u8::from(negative));
     out.extend_from_slice(magnitude);
+}
+
+fn is_byte(t: &Term) -> bool {
+    matches!(t, Term::Int(0..=255))
 }
 
 fn write(term: &Term, out: &mut Vec<u8>) {
@@ -391,6 +369,16 @@ fn write(term: &Term, out: &mut Vec<u8>) {
             out.extend_from_slice(b);
         }
         Term::List(items) if items.is_empty() => out.push(NIL),
+        Term::List(items) if items.len() <= usize::from(u16::MAX) && items.iter().all(is_byte) => {
+            // term_to_binary/1 writes a list of bytes as STRING_EXT.
+            out.push(STRING);
+            out.extend_from_slice(&(items.len() as u16).to_be_bytes());
+            for t in items {
+                if let Term::Int(b) = t {
+                    out.push(*b as u8);
+                }
+            }
+        }
         Term::List(items) => {
             out.push(LIST);
             write_len32(out, items.len());
@@ -620,6 +608,49 @@ mod tests {
             EtfError::Refused("pid").to_string(),
             "a pid cannot cross the bus"
         );
+    }
+
+    #[test]
+    fn lists_read_as_binary_to_term_reads_them() {
+        // [1 | [2]] is the proper [1, 2]; [1 | [2 | 3]] is [1, 2 | 3].
+        assert_eq!(
+            decode(&[131, 108, 0, 0, 0, 1, 97, 1, 108, 0, 0, 0, 1, 97, 2, 106]),
+            Ok(Term::List(vec![Term::Int(1), Term::Int(2)]))
+        );
+        assert_eq!(
+            decode(&[131, 108, 0, 0, 0, 1, 97, 1, 108, 0, 0, 0, 1, 97, 2, 97, 3]),
+            Ok(Term::ImproperList(
+                vec![Term::Int(1), Term::Int(2)],
+                Box::new(Term::Int(3))
+            ))
+        );
+        // A list of no elements is its tail: binary_to_term gives 1.
+        assert_eq!(decode(&[131, 108, 0, 0, 0, 0, 97, 1]), Ok(Term::Int(1)));
+        // [1 | "ab"] (a STRING_EXT tail)
+        assert_eq!(
+            decode(&[131, 108, 0, 0, 0, 1, 97, 1, 107, 0, 2, 97, 98]),
+            Ok(Term::List(vec![Term::Int(1), Term::Int(97), Term::Int(98)]))
+        );
+    }
+
+    #[test]
+    fn lists_of_bytes_are_written_as_strings() {
+        // term_to_binary([1, 2, 3])
+        let bytes = Term::List(vec![Term::Int(1), Term::Int(2), Term::Int(3)]);
+        assert_eq!(encode(&bytes), vec![131, 107, 0, 3, 1, 2, 3]);
+        // Not when an element is not a byte, nor beyond 65535 elements.
+        assert_eq!(
+            encode(&Term::List(vec![Term::Int(1), Term::Int(256)])),
+            vec![131, 108, 0, 0, 0, 2, 97, 1, 98, 0, 0, 1, 0, 106]
+        );
+        let long = Term::List(vec![Term::Int(7); 65536]);
+        let out = encode(&long);
+        assert_eq!(&out[..6], &[131, 108, 0, 1, 0, 0]);
+        assert_eq!(decode(&out), Ok(long));
+        let max = Term::List(vec![Term::Int(7); 65535]);
+        let out = encode(&max);
+        assert_eq!(&out[..4], &[131, 107, 255, 255]);
+        assert_eq!(decode(&out), Ok(max));
     }
 
     #[test]

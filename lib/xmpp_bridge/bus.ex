@@ -1,0 +1,1321 @@
+defmodule XmppBridge.Bus do
+  @moduledoc """
+  A bus node: one XMPP session that gives BEAM processes what Erlang
+  distribution gives them between nodes - `send`, `monitor` and
+  `:erpc.call` - with peers in Elixir, Erlang or Rust that only need to
+  reach an XMPP server. The wire protocol is docs/PROTOCOL.md §5.
+
+      {:ok, bus} = XmppBridge.Bus.start_link(jid: "alice@example.com", password: "secret",
+                                             receiver: self())
+      :ok = XmppBridge.Bus.await_online(bus)
+
+      # terms to a JID
+      {:ok, ref} = XmppBridge.Bus.send(bus, "bob@example.com", {:job, 42, %{"input" => [1, 2]}})
+      receive do
+        {:xmpp_bridge_bus, :message, from, term} -> {from, term}
+      end
+
+      # RPC over IQ
+      :ok = XmppBridge.Bus.serve(bus, "add", fn a, b -> a + b end)
+      {:ok, 3} = XmppBridge.Bus.call(bus, "bob@example.com", "add", [1, 2], 5_000)
+
+      # monitors
+      mon = XmppBridge.Bus.monitor(bus, "bob@example.com")
+      receive do
+        {:DOWN, ^mon, :bus_node, jid, reason} -> {jid, reason}
+      end
+
+  A node is a supervised process (`child_spec/1` comes from `use
+  GenServer`): its session reconnects and resumes by itself, and the bus
+  keeps its monitors, served methods and unconfirmed sends across that.
+
+  ## Addresses
+
+  A node binds the resource `"bus"` (option `:resource`), so its address is
+  `user@domain/bus`. Where a function takes a JID, a bare JID means that
+  address (IQs to a bare JID are answered by the server, not by a node).
+
+  ## Messages to processes
+
+    * `{:xmpp_bridge_bus, :message, from, term}` - a term sent to this node,
+      to the `:receiver`. `from` is the sender's full JID (a binary). A
+      remote peer controls only `term`, which cannot hold pids, references,
+      ports or funs, and whose unknown atoms arrive as
+      `XmppBridge.Bus.UnknownAtom` structs: no peer can produce a message
+      of another shape (a GenServer call, a `:DOWN`, an `:EXIT`).
+    * `{:xmpp_bridge_bus, :delivered, ref, jid}` - a `delivery: :confirmed`
+      send reached the receiving process (XEP-0184 receipt).
+    * `{:xmpp_bridge_bus, :failed, ref, reason}` - a send will not arrive:
+      the session could not get it to the server, the server bounced it
+      (`{:bounced, condition}`), or (`:confirmed`) no receipt came by its
+      deadline (`:timeout`).
+    * `{:DOWN, ref, :bus_node, jid, reason}` - a monitored node went down:
+      `:noconnection`, `:shutdown`, `:heartbeat_timeout` or `:restarted`.
+
+  Delivery messages go to the process that called `send/4`, DOWN messages
+  to the one that called `monitor/2`.
+
+  ## Flow control
+
+  The session hands the bus at most `:window` stanzas (default 100) before
+  it waits; the bus grants more only while the receiver's mailbox holds
+  fewer than `:max_mailbox` messages (default 10,000) and the receiver
+  exists. What the receiver cannot take yet waits in the socket and on the
+  server, not in memory here.
+  """
+
+  use GenServer
+
+  require Logger
+
+  alias XmppBridge.{Connection, Error, Iq, Message, Presence}
+  alias XmppBridge.Bus.Wire
+
+  @registry XmppBridge.Client.Registry
+
+  @bus_defaults [
+    name: nil,
+    receiver: nil,
+    heartbeat: 5_000,
+    heartbeat_timeout: 5_000,
+    max_calls: 64,
+    handlers: %{},
+    retry_interval: 5_000,
+    max_mailbox: 10_000,
+    window: 100,
+    peer_resource: "bus"
+  ]
+
+  @dedupe_size 65_536
+  @bounce_window 65_536
+
+  @typedoc "A bus node: its pid or registered name."
+  @type bus :: GenServer.server()
+
+  @typedoc "An address: a bare or full JID (a bare JID means `jid/bus`)."
+  @type jid :: String.t()
+
+  @typedoc "A method handler: a fun taking the call's arguments, or `{module, function}`."
+  @type handler :: function() | {module(), atom()}
+
+  @typedoc "Why a monitored node is reported down."
+  @type down_reason :: :noconnection | :shutdown | :heartbeat_timeout | :restarted
+
+  @typedoc """
+  Options of `send/4`:
+
+    * `:delivery` - `:server` (default: only failures are reported),
+      `:confirmed` (the receiving node confirms; every ref ends with
+      `:delivered` or `:failed`) or `:none` (nothing is reported)
+    * `:deadline` - ms a `:confirmed` send may take to be confirmed before
+      it fails with `:timeout` (default 60,000)
+    * `:retry` - with `:confirmed`, also send again (same id) when no
+      receipt came within `:retry_interval`, doubling the wait each time,
+      until the deadline (default `false`: only what the server did not
+      take is sent again)
+    * `:format` - `:term` (default) or `:json` (XEP-0335, for peers that
+      speak neither Erlang nor Rust)
+  """
+  @type send_option ::
+          {:delivery, :server | :confirmed | :none}
+          | {:deadline, pos_integer()}
+          | {:retry, boolean()}
+          | {:format, :term | :json}
+
+  ## API
+
+  @doc """
+  Starts a bus node linked to the caller.
+
+  Takes the options of `XmppBridge.Connection.open/1` (`:jid`, `:password`,
+  `:host`, ...; `:resource` defaults to `"bus"`) and:
+
+    * `:name` - register the node under this name
+    * `:receiver` - pid or registered name of the process that gets the
+      terms sent to this node (default none: terms wait, on the server,
+      until `set_receiver/2`)
+    * `:handlers` - methods to serve from the start: `%{name => handler}`
+    * `:heartbeat` - ms between the pings of monitored nodes (default 5000)
+    * `:heartbeat_timeout` - ms a ping may stay unanswered (default 5000)
+    * `:max_calls` - calls this node runs at once; more are answered
+      `:busy` (default 64)
+    * `:retry_interval` - ms before a `retry: true` send is sent again
+      (default 5000)
+    * `:max_mailbox`, `:window` - see "Flow control"
+    * `:peer_resource` - the resource a bare JID is completed with
+      (default `"bus"`)
+  """
+  @spec start_link(keyword()) :: GenServer.on_start()
+  def start_link(opts) when is_list(opts) do
+    case Keyword.get(opts, :name) do
+      nil -> GenServer.start_link(__MODULE__, opts)
+      name -> GenServer.start_link(__MODULE__, opts, name: name)
+    end
+  end
+
+  @doc "Waits until the node's session is online: `:ok`, or `{:error, %Error{reason: :timeout}}`."
+  @spec await_online(bus(), timeout()) :: :ok | {:error, Error.t()}
+  def await_online(bus, timeout \\ 10_000) do
+    deadline = System.monotonic_time(:millisecond) + timeout
+    wait_online(bus, deadline)
+  end
+
+  defp wait_online(bus, deadline) do
+    cond do
+      jid(bus) != nil ->
+        :ok
+
+      System.monotonic_time(:millisecond) >= deadline ->
+        {:error, %Error{reason: :timeout}}
+
+      true ->
+        Process.sleep(20)
+        wait_online(bus, deadline)
+    end
+  end
+
+  @doc "The full JID the node's session is bound to (`nil` before it first came online)."
+  @spec jid(bus()) :: String.t() | nil
+  def jid(bus), do: info(bus, :jid)
+
+  @doc "The node's incarnation: 16 hex digits drawn when it started (docs/PROTOCOL.md §5.1)."
+  @spec incarnation(bus()) :: String.t()
+  def incarnation(bus), do: GenServer.call(bus, :incarnation)
+
+  @doc "Sets the process (pid or registered name) that receives the terms sent to this node."
+  @spec set_receiver(bus(), pid() | atom() | nil) :: :ok
+  def set_receiver(bus, receiver) when is_pid(receiver) or is_atom(receiver),
+    do: GenServer.call(bus, {:set_receiver, receiver})
+
+  @doc """
+  Sends `term` to the node at `jid`; returns `{:ok, ref}` at once.
+
+  The receiver there gets `{:xmpp_bridge_bus, :message, our_jid, term}`,
+  once. What is reported back to the caller depends on `:delivery` (see
+  `t:send_option/0`). A term holding a pid, reference, port or fun is
+  refused here with `{:error, %Error{reason: {:not_portable, what}}}`;
+  `{:error, %Error{reason: :queue_full}}` when the session's outbound queue
+  is full.
+  """
+  @spec send(bus(), jid(), term(), [send_option()]) :: {:ok, reference()} | {:error, Error.t()}
+  def send(bus, jid, term, opts \\ []) do
+    with {:ok, opts} <- send_options(opts),
+         {:ok, value_el} <- Wire.value_element(term, opts.format) do
+      GenServer.call(bus, {:send, jid, value_el, Wire.bus_body(term, opts.format), opts})
+    end
+  end
+
+  @doc """
+  Calls `method` on the node at `jid` with `args` (a list) and waits up to
+  `timeout` ms for the result.
+
+  Runs in the calling process (the bus process is not in the way). Errors,
+  as `{:error, %XmppBridge.Error{reason: reason}}`: `:timeout` (the serving
+  node is told to give up, and a late answer is dropped),
+  `{:no_method, method}`, `{:crashed, detail}`, `:busy`,
+  `{:peer_unavailable, condition}` (at once, when the server answers for a
+  node that is not online), `{:bad_args, detail}`, `{:not_portable, what}`
+  (the arguments), or why our own session is down.
+  """
+  @spec call(bus(), jid(), String.t() | atom(), list(), pos_integer()) ::
+          {:ok, term()} | {:error, Error.t()}
+  def call(bus, jid, method, args, timeout \\ 5_000)
+
+  def call(bus, jid, method, args, timeout)
+      when is_list(args) and is_integer(timeout) and timeout > 0 do
+    with {:ok, method} <- Wire.method_name(method),
+         {:ok, %{conn: conn, peer_resource: res}} <- lookup(bus),
+         {:ok, to} <- Wire.address(jid, res),
+         {:ok, args_el} <- Wire.value_element(args, :term) do
+      iq = Wire.call_iq(to, method, args_el, timeout)
+
+      case Connection.iq(conn, iq, timeout) do
+        {:ok, answer} ->
+          Wire.result_value(answer)
+
+        {:error, %Error{reason: :timeout}} ->
+          _ = Connection.send(conn, Wire.cancel(to, iq.id))
+          {:error, %Error{reason: :timeout}}
+
+        {:error, %Error{reason: {:iq_error, answer}}} ->
+          {:error, %Error{reason: Wire.call_error(answer)}}
+
+        {:error, _} = error ->
+          error
+      end
+    end
+  end
+
+  def call(_bus, _jid, _method, args, timeout) do
+    {:error,
+     %Error{
+       reason:
+         {:bad_argument,
+          "call/5 takes a list of arguments and a positive timeout, got: #{inspect(args)}, #{inspect(timeout)}"}
+     }}
+  end
+
+  @doc """
+  Serves `method` (a string; an atom is taken by name): a call runs
+  `handler` with the call's arguments (`apply(fun, args)`, or
+  `apply(module, function, args)`) in a process of its own, and its return
+  value is the result. A handler that raises, throws or exits answers
+  `{:crashed, detail}`; one that runs past the caller's deadline is killed
+  and answers `:timeout`. Replaces an earlier handler of the same name.
+  """
+  @spec serve(bus(), String.t() | atom(), handler()) :: :ok | {:error, Error.t()}
+  def serve(bus, method, handler) do
+    with {:ok, method} <- Wire.method_name(method),
+         :ok <- check_handler(handler) do
+      GenServer.call(bus, {:serve, method, handler})
+    end
+  end
+
+  @doc "Stops serving `method`; calls then answer `{:no_method, method}`."
+  @spec unserve(bus(), String.t() | atom()) :: :ok | {:error, Error.t()}
+  def unserve(bus, method) do
+    with {:ok, method} <- Wire.method_name(method) do
+      GenServer.call(bus, {:unserve, method})
+    end
+  end
+
+  @doc """
+  Monitors the node at `jid`; returns a reference.
+
+  `{:DOWN, ref, :bus_node, jid, reason}` arrives once (`jid` as given,
+  completed to a full JID): `:noconnection` when the node is not online
+  when monitored or its session ended, `:shutdown` when it stopped
+  cleanly, `:heartbeat_timeout` when it missed a heartbeat (a killed or
+  stopped node whose server still keeps its session), `:restarted` when
+  another incarnation answers under the same JID. A raise for a JID that
+  is not valid.
+  """
+  @spec monitor(bus(), jid()) :: reference()
+  def monitor(bus, jid) do
+    case GenServer.call(bus, {:monitor, jid}) do
+      {:ok, ref} -> ref
+      {:error, error} -> raise error
+    end
+  end
+
+  @doc "Removes a monitor; no DOWN for it arrives after this returns (`:flush` option as in `Process.demonitor/2`)."
+  @spec demonitor(bus(), reference(), [:flush]) :: :ok
+  def demonitor(bus, ref, opts \\ []) when is_reference(ref) do
+    :ok = GenServer.call(bus, {:demonitor, ref})
+
+    if :flush in opts do
+      receive do
+        {:DOWN, ^ref, :bus_node, _, _} -> :ok
+      after
+        0 -> :ok
+      end
+    end
+
+    :ok
+  end
+
+  @doc "Stops the node cleanly: watchers get a goodbye (DOWN `:shutdown`), the session closes."
+  @spec stop(bus(), timeout()) :: :ok
+  def stop(bus, timeout \\ 5_000), do: GenServer.stop(bus, :normal, timeout)
+
+  ## Options
+
+  defp send_options(opts) when is_list(opts) do
+    defaults = [delivery: :server, deadline: 60_000, retry: false, format: :term]
+
+    with true <- Keyword.keyword?(opts),
+         {:ok, opts} <- Keyword.validate(opts, defaults),
+         true <- opts[:delivery] in [:server, :confirmed, :none],
+         true <- is_integer(opts[:deadline]) and opts[:deadline] > 0,
+         true <- is_boolean(opts[:retry]),
+         true <- opts[:format] in [:term, :json] do
+      {:ok, Map.new(opts)}
+    else
+      _ -> {:error, %Error{reason: {:bad_option, opts}}}
+    end
+  end
+
+  defp send_options(opts), do: {:error, %Error{reason: {:bad_option, opts}}}
+
+  defp check_handler(fun) when is_function(fun), do: :ok
+  defp check_handler({m, f}) when is_atom(m) and is_atom(f), do: :ok
+
+  defp check_handler(other),
+    do:
+      {:error,
+       %Error{
+         reason:
+           {:bad_argument, "a handler is a fun or {module, function}, got: #{inspect(other)}"}
+       }}
+
+  defp split_options(opts) do
+    {bus, conn} = Keyword.split(opts, Keyword.keys(@bus_defaults))
+
+    with {:ok, bus} <- Keyword.validate(bus, @bus_defaults),
+         :ok <- check_bus_options(bus) do
+      {:ok, Map.new(bus), conn}
+    else
+      {:error, %Error{}} = e -> e
+      {:error, unknown} -> {:error, %Error{reason: {:bad_option, {:unknown, unknown}}}}
+    end
+  end
+
+  defp check_bus_options(bus) do
+    checks = [
+      heartbeat: pos?(bus[:heartbeat]),
+      heartbeat_timeout: pos?(bus[:heartbeat_timeout]),
+      max_calls: pos?(bus[:max_calls]),
+      retry_interval: pos?(bus[:retry_interval]),
+      max_mailbox: pos?(bus[:max_mailbox]),
+      window: pos?(bus[:window]),
+      receiver: bus[:receiver] == nil or is_pid(bus[:receiver]) or is_atom(bus[:receiver]),
+      handlers: is_map(bus[:handlers]) or is_list(bus[:handlers]),
+      peer_resource: is_binary(bus[:peer_resource]) and bus[:peer_resource] != ""
+    ]
+
+    case Enum.find(checks, fn {_k, ok} -> not ok end) do
+      nil -> :ok
+      {key, false} -> {:error, %Error{reason: {:bad_option, {key, bus[key]}}}}
+    end
+  end
+
+  defp pos?(n), do: is_integer(n) and n > 0
+
+  defp handlers(list) do
+    Enum.reduce_while(list, {:ok, %{}}, fn {name, handler}, {:ok, acc} ->
+      with {:ok, name} <- Wire.method_name(name),
+           :ok <- check_handler(handler) do
+        {:cont, {:ok, Map.put(acc, name, handler)}}
+      else
+        error -> {:halt, error}
+      end
+    end)
+  end
+
+  ## Lookup
+
+  defp info(bus, key) do
+    case lookup(bus) do
+      {:ok, info} -> Map.get(info, key)
+      {:error, _} -> nil
+    end
+  end
+
+  defp lookup(bus) do
+    with pid when is_pid(pid) <- whereis(bus),
+         [{^pid, info}] <- Registry.lookup(@registry, {__MODULE__, pid}) do
+      {:ok, info}
+    else
+      _ -> {:error, %Error{reason: :noproc}}
+    end
+  end
+
+  defp whereis(bus) do
+    case GenServer.whereis(bus) do
+      pid when is_pid(pid) and node(pid) == node() -> pid
+      _ -> nil
+    end
+  catch
+    :exit, _ -> nil
+  end
+
+  ## Server
+
+  @impl GenServer
+  def init(opts) do
+    Process.flag(:trap_exit, true)
+
+    with {:ok, bus, conn_opts} <- split_options(opts),
+         {:ok, handlers} <- handlers(bus.handlers) do
+      incarnation = Base.encode16(:crypto.strong_rand_bytes(8), case: :lower)
+
+      conn_opts =
+        Keyword.merge(
+          [resource: "bus", initial_presence: false],
+          conn_opts
+        )
+        |> Keyword.merge(
+          owner: self(),
+          active: bus.window,
+          bus_incarnation: incarnation
+        )
+
+      case Connection.open(conn_opts) do
+        {:ok, conn} ->
+          state =
+            bus
+            |> Map.drop([:handlers, :name])
+            |> Map.merge(%{
+              conn: conn,
+              jid: nil,
+              online: false,
+              epoch: 0,
+              incarnation: incarnation,
+              handlers: handlers,
+              # outgoing sends
+              by_seq: %{},
+              pending: %{},
+              recent: {%{}, :queue.new()},
+              # incoming terms
+              seen: {%{}, :queue.new()},
+              inbox: :queue.new(),
+              credit_wait: false,
+              credit_timer: false,
+              # served calls
+              running: %{},
+              # monitors
+              monitors: %{},
+              watched: %{},
+              owners: %{},
+              watchers: MapSet.new(),
+              announced: MapSet.new()
+            })
+
+          {:ok, _} = Registry.register(@registry, {__MODULE__, self()}, registry_info(state))
+          Process.send_after(self(), :heartbeat, state.heartbeat)
+          Process.send_after(self(), :retry_tick, min(state.retry_interval, 1000))
+          {:ok, state}
+
+        {:error, %Error{} = error} ->
+          {:stop, error}
+      end
+    else
+      {:error, %Error{} = error} -> {:stop, error}
+    end
+  end
+
+  defp registry_info(state),
+    do: %{conn: state.conn, jid: state.jid, peer_resource: state.peer_resource}
+
+  @impl GenServer
+  def handle_call(:incarnation, _from, state), do: {:reply, state.incarnation, state}
+
+  def handle_call({:set_receiver, receiver}, _from, state) do
+    state = flush_inbox(%{state | receiver: receiver})
+    {:reply, :ok, maybe_grant(state)}
+  end
+
+  def handle_call({:serve, method, handler}, _from, state),
+    do: {:reply, :ok, put_in(state.handlers[method], handler)}
+
+  def handle_call({:unserve, method}, _from, state),
+    do: {:reply, :ok, %{state | handlers: Map.delete(state.handlers, method)}}
+
+  def handle_call({:send, jid, value_el, body, opts}, {pid, _}, state) do
+    with {:ok, to} <- Wire.address(jid, state.peer_resource) do
+      id = Iq.new_id()
+      ref = make_ref()
+      confirmed? = opts.delivery == :confirmed
+      msg = Wire.term_message(to, id, value_el, body, confirmed?)
+
+      case Connection.send(state.conn, msg) do
+        {:ok, seq} ->
+          entry = %{
+            ref: ref,
+            pid: pid,
+            to: to,
+            id: id,
+            msg: msg,
+            delivery: opts.delivery,
+            retry: opts.retry,
+            deadline: now() + opts.deadline,
+            interval: state.retry_interval,
+            next_retry: now() + state.retry_interval
+          }
+
+          {:reply, {:ok, ref}, track_send(state, seq, entry)}
+
+        {:error, _} = error ->
+          {:reply, error, state}
+      end
+    else
+      error -> {:reply, error, state}
+    end
+  end
+
+  def handle_call({:monitor, jid}, {pid, _}, state) do
+    case Wire.address(jid, state.peer_resource) do
+      {:ok, to} ->
+        ref = make_ref()
+        state = watch(state, to, ref, pid)
+        {:reply, {:ok, ref}, state}
+
+      error ->
+        {:reply, error, state}
+    end
+  end
+
+  def handle_call({:demonitor, ref}, _from, state), do: {:reply, :ok, drop_monitor(state, ref)}
+
+  @impl GenServer
+  def handle_info({:xmpp_bridge, id, event}, %{conn: %Connection{id: id}} = state),
+    do: session_event(event, state)
+
+  def handle_info({:call_result, pid, result}, state),
+    do: {:noreply, call_finished(state, pid, result)}
+
+  def handle_info({:call_deadline, pid}, state),
+    do: {:noreply, call_stopped(state, pid, :timeout)}
+
+  def handle_info({:DOWN, mref, :process, pid, reason}, state) do
+    cond do
+      Map.has_key?(state.running, pid) ->
+        {:noreply, call_stopped(state, pid, {:crashed, Exception.format_exit(reason)})}
+
+      Map.get(state.owners, pid) == mref ->
+        {:noreply, owner_down(state, pid)}
+
+      true ->
+        {:noreply, state}
+    end
+  end
+
+  def handle_info({:ping_result, jid, token, result}, state),
+    do: {:noreply, ping_result(state, jid, token, result)}
+
+  def handle_info({:ping_again, jid}, state), do: {:noreply, ping_now(state, jid)}
+
+  def handle_info(:heartbeat, state) do
+    Process.send_after(self(), :heartbeat, state.heartbeat)
+
+    state =
+      Enum.reduce(Map.keys(state.watched), state, fn jid, acc ->
+        if acc.watched[jid].ping == nil, do: ping_now(acc, jid), else: acc
+      end)
+
+    {:noreply, state}
+  end
+
+  def handle_info(:retry_tick, state) do
+    Process.send_after(self(), :retry_tick, min(state.retry_interval, 1000))
+    {:noreply, retry_pending(state)}
+  end
+
+  def handle_info(:check_credit, state),
+    do: {:noreply, maybe_grant(flush_inbox(%{state | credit_timer: false}))}
+
+  def handle_info({:EXIT, _pid, _reason}, state), do: {:noreply, state}
+
+  def handle_info(msg, state) do
+    Logger.debug("XmppBridge.Bus: unexpected message #{inspect(msg)}")
+    {:noreply, state}
+  end
+
+  @impl GenServer
+  def terminate(_reason, state) do
+    if state.online do
+      seqs =
+        for to <- state.watchers,
+            {:ok, seq} <- [
+              Connection.send(state.conn, Wire.goodbye_presence(to, state.incarnation))
+            ],
+            do: seq
+
+      seqs =
+        case Connection.send(state.conn, %Presence{type: :unavailable}) do
+          {:ok, last} -> [last | seqs]
+          {:error, _} -> seqs
+        end
+
+      await_acked(state.conn, MapSet.new(seqs), now() + 1000)
+    end
+
+    Connection.close(state.conn)
+    await_closed(state.conn, now() + 2000)
+    :ok
+  end
+
+  defp await_acked(conn, seqs, deadline) do
+    id = conn.id
+
+    if MapSet.size(seqs) > 0 do
+      receive do
+        {:xmpp_bridge, ^id, {:acked, acked}} ->
+          await_acked(conn, MapSet.difference(seqs, MapSet.new(acked)), deadline)
+
+        {:xmpp_bridge, ^id, {:closed, _}} ->
+          :ok
+      after
+        max(deadline - now(), 0) -> :ok
+      end
+    end
+  end
+
+  defp await_closed(conn, deadline) do
+    id = conn.id
+
+    receive do
+      {:xmpp_bridge, ^id, {:closed, _}} -> :ok
+      {:xmpp_bridge, ^id, _} -> await_closed(conn, deadline)
+    after
+      max(deadline - now(), 0) -> :ok
+    end
+  end
+
+  ## Session events
+
+  defp session_event({:online, %{jid: jid, resumed: resumed}}, state) do
+    state = %{state | jid: jid, online: true}
+    Registry.update_value(@registry, {__MODULE__, self()}, fn _ -> registry_info(state) end)
+
+    state =
+      if resumed do
+        state
+      else
+        _ = Connection.send(state.conn, Wire.initial_presence(state.incarnation))
+
+        state = %{state | announced: MapSet.new()}
+
+        for to <- state.watchers,
+            do: _ = Connection.send(state.conn, Wire.answer_presence(to, state.incarnation))
+
+        for {to, _} <- state.watched,
+            do: _ = Connection.send(state.conn, Wire.watch_presence(to, state.incarnation))
+
+        %{state | announced: MapSet.new(state.watchers)}
+      end
+
+    # Whatever a ping decided while we were away does not count: ask again.
+    state =
+      Enum.reduce(Map.keys(state.watched), state, fn to, acc ->
+        ping_now(put_in(acc.watched[to].ping, nil), to)
+      end)
+
+    {:noreply, state}
+  end
+
+  defp session_event({:stanza, stanza}, state), do: {:noreply, stanza(stanza, state)}
+
+  defp session_event({:invalid_stanza, _reason, _xml}, state), do: {:noreply, state}
+  defp session_event({:element, _xml}, state), do: {:noreply, state}
+
+  defp session_event(:passive, state), do: {:noreply, maybe_grant(%{state | credit_wait: true})}
+
+  defp session_event({:acked, seqs}, state), do: {:noreply, acked(state, seqs)}
+
+  defp session_event({:failed, seqs, reason}, state), do: {:noreply, failed(state, seqs, reason)}
+
+  defp session_event({:disconnected, _reason}, state),
+    do: {:noreply, %{state | online: false, epoch: state.epoch + 1}}
+
+  defp session_event({:reconnecting, _}, state), do: {:noreply, state}
+
+  defp session_event({:closed, :normal}, state), do: {:stop, :normal, %{state | online: false}}
+
+  defp session_event({:closed, reason}, state),
+    do: {:stop, {:shutdown, reason}, %{state | online: false}}
+
+  ## Flow control
+
+  # Grants the session more stanzas when it waits for them and the
+  # receiver can take more; else looks again in a few ms.
+  defp maybe_grant(%{credit_wait: false} = state), do: state
+
+  defp maybe_grant(state) do
+    cond do
+      :queue.is_empty(state.inbox) and receiver_ready?(state) ->
+        :ok = Connection.set_active(state.conn, state.window)
+        %{state | credit_wait: false}
+
+      state.credit_timer ->
+        state
+
+      true ->
+        Process.send_after(self(), :check_credit, 5)
+        %{state | credit_timer: true}
+    end
+  end
+
+  defp receiver_pid(%{receiver: pid}) when is_pid(pid), do: if(Process.alive?(pid), do: pid)
+  defp receiver_pid(%{receiver: nil}), do: nil
+  defp receiver_pid(%{receiver: name}), do: Process.whereis(name)
+
+  defp receiver_ready?(state) do
+    case receiver_pid(state) do
+      nil ->
+        false
+
+      pid ->
+        case Process.info(pid, :message_queue_len) do
+          {:message_queue_len, n} -> n < state.max_mailbox
+          nil -> false
+        end
+    end
+  end
+
+  ## Incoming stanzas
+
+  defp stanza(%Message{type: :error, id: id} = msg, state) when is_binary(id) do
+    condition =
+      case msg.error do
+        %{condition: c} -> Wire.condition_name(c)
+        _ -> "undefined-condition"
+      end
+
+    bounced(state, id, {:bounced, condition})
+  end
+
+  defp stanza(%Message{} = msg, state) do
+    cond do
+      id = Wire.receipt_for(msg) ->
+        receipt(state, id, msg.from)
+
+      id = Wire.cancel_of(msg) ->
+        cancel_call(state, msg.from, id)
+
+      true ->
+        incoming_term(state, msg)
+    end
+  end
+
+  defp stanza(%Iq{type: type} = iq, state) when type in [:get, :set] do
+    case Wire.call_of(iq) do
+      {:call, method, timeout, args} -> serve_call(state, iq, method, timeout, args)
+      nil -> answer(state, Wire.error_iq(iq, :not_a_call))
+    end
+  end
+
+  defp stanza(%Presence{} = p, state), do: presence(state, p)
+  defp stanza(_other, state), do: state
+
+  defp answer(state, stanza) do
+    _ = Connection.send(state.conn, stanza)
+    state
+  end
+
+  ## Incoming terms
+
+  defp incoming_term(state, %Message{from: from} = msg) when is_binary(from) do
+    case Wire.message_value(msg.payloads) do
+      {:ok, value, _format} ->
+        key = {Wire.bare(from), Wire.origin_id(msg)}
+
+        if elem(key, 1) != nil and seen?(state.seen, key) do
+          maybe_receipt(state, msg)
+        else
+          seen =
+            if elem(key, 1) != nil,
+              do: remember(state.seen, key, true, @dedupe_size),
+              else: state.seen
+
+          item = {from, value, msg}
+          flush_inbox(%{state | seen: seen, inbox: :queue.in(item, state.inbox)})
+        end
+
+      {:refused, reason} ->
+        Logger.warning("XmppBridge.Bus: refused a term from #{from}: #{Error.format(reason)}")
+
+        answer(state, Wire.not_acceptable(msg, Error.format(reason)))
+
+      :none ->
+        state
+    end
+  end
+
+  defp incoming_term(state, _msg), do: state
+
+  defp flush_inbox(state) do
+    case :queue.out(state.inbox) do
+      {:empty, _} ->
+        state
+
+      {{:value, {from, value, msg}}, rest} ->
+        case receiver_pid(state) do
+          nil ->
+            state
+
+          pid ->
+            Kernel.send(pid, {:xmpp_bridge_bus, :message, from, value})
+            flush_inbox(maybe_receipt(%{state | inbox: rest}, msg))
+        end
+    end
+  end
+
+  defp maybe_receipt(state, msg) do
+    if Wire.receipt_requested?(msg) and is_binary(msg.id) do
+      answer(state, Wire.receipt(msg.from, Wire.origin_id(msg)))
+    else
+      state
+    end
+  end
+
+  # A bounded set: a map and the queue of its keys, oldest first.
+  defp seen?({map, _}, key), do: Map.has_key?(map, key)
+
+  defp remember({map, queue}, key, value, limit) do
+    {map, queue} = {Map.put(map, key, value), :queue.in(key, queue)}
+
+    if map_size(map) > limit do
+      {{:value, old}, queue} = :queue.out(queue)
+      {Map.delete(map, old), queue}
+    else
+      {map, queue}
+    end
+  end
+
+  ## Outgoing terms
+
+  defp track_send(state, _seq, %{delivery: :none}), do: state
+
+  defp track_send(state, seq, entry) do
+    state = put_in(state.by_seq[seq], entry.id)
+    put_in(state.pending[entry.id], entry)
+  end
+
+  defp acked(state, seqs) do
+    Enum.reduce(seqs, state, fn seq, acc ->
+      case Map.pop(acc.by_seq, seq) do
+        {nil, _} ->
+          acc
+
+        {id, by_seq} ->
+          acc = %{acc | by_seq: by_seq}
+
+          case acc.pending[id] do
+            %{delivery: :server} = entry ->
+              # Kept a while by id: a bounce may still follow the ack.
+              recent = remember(acc.recent, id, entry, @bounce_window)
+              %{acc | pending: Map.delete(acc.pending, id), recent: recent}
+
+            _ ->
+              acc
+          end
+      end
+    end)
+  end
+
+  defp failed(state, seqs, reason) do
+    Enum.reduce(seqs, state, fn seq, acc ->
+      case Map.pop(acc.by_seq, seq) do
+        {nil, _} ->
+          acc
+
+        {id, by_seq} ->
+          acc = %{acc | by_seq: by_seq}
+
+          case acc.pending[id] do
+            %{delivery: :confirmed} = entry ->
+              # Not taken by the server: send it again (same id) at once.
+              resend(acc, entry)
+
+            %{} = entry ->
+              notify_failed(entry, reason)
+              %{acc | pending: Map.delete(acc.pending, id)}
+
+            nil ->
+              acc
+          end
+      end
+    end)
+  end
+
+  defp resend(state, entry) do
+    if now() >= entry.deadline do
+      notify_failed(entry, :timeout)
+      %{state | pending: Map.delete(state.pending, entry.id)}
+    else
+      case Connection.send(state.conn, entry.msg) do
+        {:ok, seq} ->
+          state = put_in(state.by_seq[seq], entry.id)
+          put_in(state.pending[entry.id], entry)
+
+        {:error, _} ->
+          # Queue full: the retry tick tries again.
+          put_in(state.pending[entry.id], %{entry | next_retry: now() + 100, retry: true})
+      end
+    end
+  end
+
+  defp retry_pending(state) do
+    t = now()
+
+    Enum.reduce(state.pending, state, fn
+      {id, %{delivery: :confirmed} = e}, acc ->
+        cond do
+          t >= e.deadline ->
+            notify_failed(e, :timeout)
+            %{acc | pending: Map.delete(acc.pending, id)}
+
+          e.retry and t >= e.next_retry and acc.online ->
+            interval = min(e.interval * 2, 60_000)
+            resend(acc, %{e | interval: interval, next_retry: t + interval})
+
+          true ->
+            acc
+        end
+
+      _, acc ->
+        acc
+    end)
+  end
+
+  defp receipt(state, id, from) do
+    case state.pending[id] do
+      %{delivery: :confirmed} = e when is_binary(from) ->
+        if Wire.bare(from) == Wire.bare(e.to) do
+          Kernel.send(e.pid, {:xmpp_bridge_bus, :delivered, e.ref, from})
+          %{state | pending: Map.delete(state.pending, id)}
+        else
+          state
+        end
+
+      _ ->
+        state
+    end
+  end
+
+  defp bounced(state, id, reason) do
+    {map, queue} = state.recent
+
+    cond do
+      entry = state.pending[id] ->
+        notify_failed(entry, reason)
+        %{state | pending: Map.delete(state.pending, id)}
+
+      entry = map[id] ->
+        notify_failed(entry, reason)
+        %{state | recent: {Map.delete(map, id), queue}}
+
+      true ->
+        state
+    end
+  end
+
+  defp notify_failed(entry, reason),
+    do: Kernel.send(entry.pid, {:xmpp_bridge_bus, :failed, entry.ref, reason})
+
+  ## Served calls
+
+  defp serve_call(state, iq, method, timeout, args) do
+    handler = is_binary(method) && state.handlers[method]
+
+    cond do
+      not is_binary(method) or method == "" ->
+        answer(state, Wire.error_iq(iq, {:bad_args, "a call names its method"}))
+
+      handler in [nil, false] ->
+        answer(state, Wire.error_iq(iq, {:no_method, method}))
+
+      map_size(state.running) >= state.max_calls ->
+        answer(state, Wire.error_iq(iq, :busy))
+
+      true ->
+        case args do
+          {:ok, list, format} when is_list(list) ->
+            start_call(state, iq, handler, list, format, timeout)
+
+          {:ok, _other, _} ->
+            answer(state, Wire.error_iq(iq, {:bad_args, "the arguments are not a list"}))
+
+          {:refused, reason} ->
+            answer(state, Wire.error_iq(iq, {:bad_args, Error.format(reason)}))
+        end
+    end
+  end
+
+  defp start_call(state, iq, handler, args, format, timeout) do
+    bus = self()
+    pid = spawn(fn -> Kernel.send(bus, {:call_result, self(), run_handler(handler, args)}) end)
+    mref = Process.monitor(pid)
+    timer = Process.send_after(self(), {:call_deadline, pid}, timeout)
+    entry = %{iq: iq, mref: mref, timer: timer, format: format}
+    put_in(state.running[pid], entry)
+  end
+
+  defp run_handler(handler, args) do
+    {:ok, apply_handler(handler, args)}
+  rescue
+    e -> {:crashed, Exception.format(:error, e, __STACKTRACE__)}
+  catch
+    kind, reason -> {:crashed, Exception.format(kind, reason, __STACKTRACE__)}
+  end
+
+  defp apply_handler({m, f}, args), do: apply(m, f, args)
+  defp apply_handler(fun, args), do: apply(fun, args)
+
+  defp call_finished(state, pid, result) do
+    case Map.pop(state.running, pid) do
+      {nil, _} ->
+        state
+
+      {entry, running} ->
+        Process.demonitor(entry.mref, [:flush])
+        Process.cancel_timer(entry.timer)
+        state = %{state | running: running}
+
+        reply =
+          case result do
+            {:ok, value} ->
+              case Wire.value_element(value, entry.format) do
+                {:ok, el} ->
+                  Wire.result_iq(entry.iq, el)
+
+                {:error, e} ->
+                  Wire.error_iq(
+                    entry.iq,
+                    {:crashed, "the result cannot cross the bus: " <> Exception.message(e)}
+                  )
+              end
+
+            {:crashed, detail} ->
+              Wire.error_iq(entry.iq, {:crashed, detail})
+          end
+
+        answer(state, reply)
+    end
+  end
+
+  # The call ends without a result: its deadline passed, it was cancelled,
+  # or its process died. The process is killed if still running.
+  defp call_stopped(state, pid, reason) do
+    case Map.pop(state.running, pid) do
+      {nil, _} ->
+        state
+
+      {entry, running} ->
+        Process.demonitor(entry.mref, [:flush])
+        Process.cancel_timer(entry.timer)
+        Process.exit(pid, :kill)
+        answer(%{state | running: running}, Wire.error_iq(entry.iq, reason))
+    end
+  end
+
+  defp cancel_call(state, from, id) do
+    case Enum.find(state.running, fn {_pid, e} -> e.iq.id == id and e.iq.from == from end) do
+      {pid, _} -> call_stopped(state, pid, :timeout)
+      nil -> state
+    end
+  end
+
+  ## Monitors
+
+  defp watch(state, to, ref, pid) do
+    state = put_in(state.monitors[ref], {to, pid})
+
+    state =
+      if Map.has_key?(state.owners, pid),
+        do: state,
+        else: put_in(state.owners[pid], Process.monitor(pid))
+
+    case state.watched[to] do
+      nil ->
+        entry = %{
+          refs: MapSet.new([ref]),
+          incarnation: nil,
+          state: :checking,
+          suspect_until: nil,
+          ping: nil
+        }
+
+        state = put_in(state.watched[to], entry)
+
+        if state.online,
+          do: _ = Connection.send(state.conn, Wire.watch_presence(to, state.incarnation))
+
+        ping_now(state, to)
+
+      entry ->
+        put_in(state.watched[to], %{entry | refs: MapSet.put(entry.refs, ref)})
+    end
+  end
+
+  defp drop_monitor(state, ref) do
+    case Map.pop(state.monitors, ref) do
+      {nil, _} ->
+        state
+
+      {{to, _pid}, monitors} ->
+        state = %{state | monitors: monitors}
+
+        case state.watched[to] do
+          nil ->
+            state
+
+          entry ->
+            refs = MapSet.delete(entry.refs, ref)
+
+            if MapSet.size(refs) == 0,
+              do: %{state | watched: Map.delete(state.watched, to)},
+              else: put_in(state.watched[to].refs, refs)
+        end
+    end
+  end
+
+  defp owner_down(state, pid) do
+    state = %{state | owners: Map.delete(state.owners, pid)}
+
+    state.monitors
+    |> Enum.filter(fn {_ref, {_to, owner}} -> owner == pid end)
+    |> Enum.reduce(state, fn {ref, _}, acc -> drop_monitor(acc, ref) end)
+  end
+
+  defp ping_now(%{online: false} = state, _to), do: state
+
+  defp ping_now(state, to) do
+    case state.watched[to] do
+      nil ->
+        state
+
+      entry ->
+        token = make_ref()
+        bus = self()
+        conn = state.conn
+        epoch = state.epoch
+        timeout = state.heartbeat_timeout
+
+        spawn(fn ->
+          Kernel.send(
+            bus,
+            {:ping_result, to, token, {epoch, Connection.iq(conn, Wire.ping(to), timeout)}}
+          )
+        end)
+
+        put_in(state.watched[to], %{entry | ping: token})
+    end
+  end
+
+  defp ping_result(state, to, token, {epoch, result}) do
+    case state.watched[to] do
+      %{ping: ^token} = entry ->
+        entry = %{entry | ping: nil}
+        state = put_in(state.watched[to], entry)
+
+        if epoch != state.epoch or not state.online do
+          # Our own session went away meanwhile: this decides nothing.
+          state
+        else
+          judge(state, to, entry, classify(result))
+        end
+
+      _ ->
+        state
+    end
+  end
+
+  defp classify({:ok, %Iq{} = answer}), do: {:alive, Wire.ping_incarnation(answer)}
+  defp classify({:error, %Error{reason: :timeout}}), do: :timeout
+
+  defp classify({:error, %Error{reason: {:iq_error, %Iq{error: %{condition: c}}}}}) do
+    if Wire.unavailable_condition?(c), do: :bounced, else: {:alive, nil}
+  end
+
+  defp classify({:error, _}), do: :ours
+
+  defp judge(state, _to, _entry, :ours), do: state
+
+  defp judge(state, to, _entry, :timeout), do: down(state, to, :heartbeat_timeout)
+
+  defp judge(state, to, entry, {:alive, inc}) do
+    cond do
+      inc != nil and entry.incarnation != nil and inc != entry.incarnation ->
+        down(state, to, :restarted)
+
+      true ->
+        put_in(state.watched[to], %{
+          entry
+          | state: :up,
+            suspect_until: nil,
+            incarnation: entry.incarnation || inc
+        })
+    end
+  end
+
+  defp judge(state, to, entry, :bounced) do
+    case entry.state do
+      :checking ->
+        down(state, to, :noconnection)
+
+      :up ->
+        Process.send_after(self(), {:ping_again, to}, 250)
+
+        put_in(state.watched[to], %{
+          entry
+          | state: :suspect,
+            suspect_until: now() + state.heartbeat_timeout
+        })
+
+      :suspect ->
+        if now() >= entry.suspect_until do
+          down(state, to, :noconnection)
+        else
+          Process.send_after(self(), {:ping_again, to}, 250)
+          state
+        end
+    end
+  end
+
+  defp down(state, to, reason) do
+    case Map.pop(state.watched, to) do
+      {nil, _} ->
+        state
+
+      {entry, watched} ->
+        monitors =
+          Enum.reduce(entry.refs, state.monitors, fn ref, acc ->
+            case Map.pop(acc, ref) do
+              {{^to, pid}, acc} ->
+                Kernel.send(pid, {:DOWN, ref, :bus_node, to, reason})
+                acc
+
+              {_, acc} ->
+                acc
+            end
+          end)
+
+        %{state | watched: watched, monitors: monitors}
+    end
+  end
+
+  defp presence(state, %Presence{from: from, type: type, payloads: payloads})
+       when is_binary(from) do
+    node = Wire.node_info(payloads)
+    state = watcher_presence(state, from, type, node)
+
+    case state.watched[from] do
+      nil ->
+        state
+
+      entry ->
+        cond do
+          type == :unavailable and node.goodbye ->
+            down(state, from, :shutdown)
+
+          type == :unavailable ->
+            entry = %{entry | state: :suspect, suspect_until: now() + state.heartbeat_timeout}
+            ping_now(put_in(state.watched[from], entry), from)
+
+          type == :available and node.incarnation != nil ->
+            judge(state, from, entry, {:alive, node.incarnation})
+
+          true ->
+            state
+        end
+    end
+  end
+
+  defp presence(state, _p), do: state
+
+  # A node that watches us: answer its presence with ours (once per session).
+  defp watcher_presence(state, from, :available, %{watch: true}) do
+    state = %{state | watchers: MapSet.put(state.watchers, from)}
+
+    if MapSet.member?(state.announced, from) do
+      state
+    else
+      _ = Connection.send(state.conn, Wire.answer_presence(from, state.incarnation))
+      %{state | announced: MapSet.put(state.announced, from)}
+    end
+  end
+
+  defp watcher_presence(state, from, :unavailable, _node) do
+    %{
+      state
+      | watchers: MapSet.delete(state.watchers, from),
+        announced: MapSet.delete(state.announced, from)
+    }
+  end
+
+  defp watcher_presence(state, _from, _type, _node), do: state
+
+  defp now, do: System.monotonic_time(:millisecond)
+end

@@ -1,0 +1,198 @@
+//! The bus for threaded programs: a [`Node`] that owns its tokio runtime,
+//! with blocking calls and plain-function handlers.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use xmpp_bridge::bus::{self, blocking, Event};
+//! use xmpp_bridge::etf::Term;
+//!
+//! let node = blocking::Node::connect(bus::Config::new("alice@example.com", "secret"))
+//!     .expect("online");
+//! node.serve("echo", |args: bus::Args| Ok(args.get(0).cloned().unwrap_or(Term::nil())));
+//! let answer = node.call_term("bob@example.com", "echo", vec![Term::from(1)], Duration::from_secs(5));
+//! println!("{answer:?}");
+//! while let Some(event) = node.recv() {
+//!     if let Event::Message { from, payload } = event {
+//!         println!("{from}: {payload:?}");
+//!     }
+//! }
+//! node.close();
+//! ```
+//!
+//! Its methods block the calling thread; they must not be called from
+//! inside an async runtime.
+
+use super::{Args, CallError, Config, Error, Event, MonitorRef, SendOptions, SendRef};
+use crate::etf::Term;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A bus node with a runtime of its own.
+pub struct Node {
+    node: super::Node,
+    events: Mutex<super::Events>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("blocking::Node")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Starts a runtime and the node on it; returns once online.
+    pub fn connect(config: Config) -> Result<Node, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("xmpp-bridge-bus")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Connect(crate::connection::ConnError::Internal(e.to_string())))?;
+        let (node, events) = runtime.block_on(super::Node::connect(config))?;
+        Ok(Node {
+            node,
+            events: Mutex::new(events),
+            runtime: Some(runtime),
+        })
+    }
+
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("present until dropped")
+    }
+
+    /// The async node underneath (to hand to async code).
+    pub fn as_async(&self) -> &super::Node {
+        &self.node
+    }
+
+    /// The node's full JID.
+    pub fn jid(&self) -> String {
+        self.node.jid()
+    }
+
+    /// The node's incarnation.
+    pub fn incarnation(&self) -> &str {
+        self.node.incarnation()
+    }
+
+    /// See [`super::Node::send_term`].
+    pub fn send_term(&self, to: &str, term: Term, options: SendOptions) -> Result<SendRef, Error> {
+        self.node.send_term(to, term, options)
+    }
+
+    /// See [`super::Node::send`].
+    pub fn send<T: Serialize + ?Sized>(
+        &self,
+        to: &str,
+        value: &T,
+        options: SendOptions,
+    ) -> Result<SendRef, Error> {
+        self.node.send(to, value, options)
+    }
+
+    /// See [`super::Node::call_term`]; blocks until the answer or the
+    /// timeout.
+    pub fn call_term(
+        &self,
+        to: &str,
+        method: &str,
+        args: Vec<Term>,
+        timeout: Duration,
+    ) -> Result<Term, CallError> {
+        self.rt()
+            .block_on(self.node.call_term(to, method, args, timeout))
+    }
+
+    /// See [`super::Node::call`].
+    pub fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        to: &str,
+        method: &str,
+        args: &A,
+        timeout: Duration,
+    ) -> Result<R, CallError> {
+        self.rt()
+            .block_on(self.node.call(to, method, args, timeout))
+    }
+
+    /// Serves `method` with a plain function, run on a blocking thread.
+    /// At the caller's timeout the answer goes at once, but the function
+    /// runs to its end (a thread cannot be stopped).
+    pub fn serve<F>(&self, method: impl Into<String>, handler: F)
+    where
+        F: Fn(Args) -> Result<Term, String> + Send + Sync + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.node.serve(method, move |args| {
+            let handler = handler.clone();
+            async move {
+                match tokio::task::spawn_blocking(move || handler(args)).await {
+                    Ok(r) => r,
+                    // The serving task catches it and answers `crashed`.
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => Err("the handler was cancelled".into()),
+                }
+            }
+        });
+    }
+
+    /// See [`super::Node::monitor`].
+    pub fn monitor(&self, jid: &str) -> Result<MonitorRef, Error> {
+        self.node.monitor(jid)
+    }
+
+    /// See [`super::Node::demonitor`].
+    pub fn demonitor(&self, monitor: MonitorRef) -> bool {
+        self.node.demonitor(monitor)
+    }
+
+    /// The next event; `None` once the node is closed.
+    pub fn recv(&self) -> Option<Event> {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        self.rt().block_on(events.next())
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        match self
+            .rt()
+            .block_on(async { tokio::time::timeout(timeout, events.next()).await })
+        {
+            Ok(Some(e)) => Ok(e),
+            Ok(None) => Err(RecvTimeoutError::Disconnected),
+            Err(_) => Err(RecvTimeoutError::Timeout),
+        }
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&self) -> Option<Event> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .try_next()
+    }
+
+    /// Stops the node cleanly (see [`super::Node::close`]) and its runtime.
+    pub fn close(mut self) {
+        self.rt().block_on(self.node.close());
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            // Not closed: the session ends abruptly with the runtime.
+            rt.shutdown_background();
+        }
+    }
+}

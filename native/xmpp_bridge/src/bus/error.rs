@@ -1,0 +1,214 @@
+//! What can go wrong on the bus, by operation.
+
+use crate::connection::ConnError;
+use std::fmt;
+
+/// Why a node could not do what it was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The session could not start (a fatal error: bad credentials, bad
+    /// options, another session took the resource...).
+    Connect(ConnError),
+    /// Not a JID (the text says which and why).
+    InvalidJid(String),
+    /// The session's outbound queue is full: try again later.
+    QueueFull,
+    /// The node is closed.
+    Closed,
+    /// A value could not be turned into a term or JSON (or back).
+    Encode(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Connect(e) => write!(f, "could not connect: {e}"),
+            Error::InvalidJid(why) => write!(f, "invalid JID: {why}"),
+            Error::QueueFull => f.write_str("the outbound queue is full"),
+            Error::Closed => f.write_str("the node is closed"),
+            Error::Encode(why) => write!(f, "cannot encode: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Why a call returned no result (docs/PROTOCOL.md §5.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// No answer within the caller's timeout, or the serving node stopped
+    /// the handler at its deadline.
+    Timeout,
+    /// The serving node has no such method.
+    NoMethod(String),
+    /// The handler failed: what it raised or returned as an error.
+    Crashed(String),
+    /// The serving node is at its concurrency limit.
+    Busy,
+    /// The peer is not there: a server answered with this condition.
+    PeerUnavailable(String),
+    /// The serving node could not read the arguments (why).
+    BadArgs(String),
+    /// Another stanza error.
+    Stanza {
+        /// The RFC 6120 condition (`forbidden`, `jid-malformed`, ...).
+        condition: String,
+        /// The error's text, if it had one.
+        text: Option<String>,
+    },
+    /// The answer could not be read, or not turned into the type asked for.
+    Decode(String),
+    /// The node closed before an answer came.
+    Closed,
+}
+
+impl CallError {
+    /// The reason's name: `timeout`, `no_method`, `crashed`, `busy`,
+    /// `peer_unavailable`, `bad_args`, `stanza_error`, `decode`, `closed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Timeout => "timeout",
+            CallError::NoMethod(_) => "no_method",
+            CallError::Crashed(_) => "crashed",
+            CallError::Busy => "busy",
+            CallError::PeerUnavailable(_) => "peer_unavailable",
+            CallError::BadArgs(_) => "bad_args",
+            CallError::Stanza { .. } => "stanza_error",
+            CallError::Decode(_) => "decode",
+            CallError::Closed => "closed",
+        }
+    }
+
+    /// The detail that goes with the reason, if any.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            CallError::Timeout | CallError::Busy | CallError::Closed => None,
+            CallError::NoMethod(s)
+            | CallError::Crashed(s)
+            | CallError::PeerUnavailable(s)
+            | CallError::BadArgs(s)
+            | CallError::Decode(s) => Some(s.clone()),
+            CallError::Stanza { condition, text } => Some(match text {
+                Some(t) => format!("{condition}: {t}"),
+                None => condition.clone(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.detail() {
+            Some(d) if !d.is_empty() => write!(f, "{}: {d}", self.kind()),
+            _ => f.write_str(self.kind()),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// Why a send failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The message came back as `<message type='error'>` with this
+    /// condition (e.g. `service-unavailable`, `resource-constraint`,
+    /// `not-acceptable` from a peer that refused the term).
+    Bounced {
+        /// The RFC 6120 condition.
+        condition: String,
+        /// The error's text, if it had one.
+        text: Option<String>,
+    },
+    /// The session lost the stanza (the connection broke and the stream
+    /// could not be resumed).
+    Session(ConnError),
+    /// No receipt before the deadline.
+    Timeout,
+    /// The node closed first.
+    Closed,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Bounced { condition, .. } => f.write_str(condition),
+            SendError::Session(e) => write!(f, "session: {e}"),
+            SendError::Timeout => f.write_str("timeout"),
+            SendError::Closed => f.write_str("closed"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// Why a monitored node is considered down (docs/PROTOCOL.md §5.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DownReason {
+    /// The first ping bounced, or the peer's session ended and no ping
+    /// succeeded within the heartbeat timeout.
+    NoConnection,
+    /// The peer said goodbye: a clean stop.
+    Shutdown,
+    /// A heartbeat ping went unanswered (a killed or stopped peer whose
+    /// server keeps its session).
+    HeartbeatTimeout,
+    /// Another incarnation answers at that address: the peer restarted.
+    Restarted,
+}
+
+impl DownReason {
+    /// `noconnection`, `shutdown`, `heartbeat_timeout`, `restarted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DownReason::NoConnection => "noconnection",
+            DownReason::Shutdown => "shutdown",
+            DownReason::HeartbeatTimeout => "heartbeat_timeout",
+            DownReason::Restarted => "restarted",
+        }
+    }
+}
+
+impl fmt::Display for DownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_errors_name_their_kind_and_detail() {
+        assert_eq!(CallError::Timeout.to_string(), "timeout");
+        assert_eq!(
+            CallError::NoMethod("frob".into()).to_string(),
+            "no_method: frob"
+        );
+        assert_eq!(
+            CallError::Stanza {
+                condition: "forbidden".into(),
+                text: Some("no".into())
+            }
+            .to_string(),
+            "stanza_error: forbidden: no"
+        );
+        assert_eq!(
+            CallError::PeerUnavailable("service-unavailable".into()).detail(),
+            Some("service-unavailable".into())
+        );
+        assert_eq!(CallError::Crashed(String::new()).to_string(), "crashed");
+        assert_eq!(
+            DownReason::HeartbeatTimeout.to_string(),
+            "heartbeat_timeout"
+        );
+        assert_eq!(
+            SendError::Bounced {
+                condition: "service-unavailable".into(),
+                text: None
+            }
+            .to_string(),
+            "service-unavailable"
+        );
+    }
+}
