@@ -256,6 +256,26 @@ defmodule XmppBridge.Bus do
   end
 
   @doc """
+  Waits until the server has handled everything this node sent before:
+  pings the node's own server through the same session (servers handle a
+  session's stanzas in order). `:ok`, or the `XmppBridge.Connection.iq/3`
+  error. Handy before telling another party that terms were sent (e.g.
+  that they are stored offline).
+  """
+  @spec sync(bus(), pos_integer()) :: :ok | {:error, Error.t()}
+  def sync(bus, timeout \\ 5_000) do
+    with {:ok, %{conn: conn, jid: jid}} when is_binary(jid) <- lookup(bus),
+         [_, domain] <- Regex.run(~r/@([^\/]+)/, jid),
+         {:ok, _} <- Connection.iq(conn, Wire.ping(domain), timeout) do
+      :ok
+    else
+      {:ok, _} -> {:error, %Error{reason: :closed}}
+      nil -> {:error, %Error{reason: :closed}}
+      {:error, _} = error -> error
+    end
+  end
+
+  @doc """
   Serves `method` (a string; an atom is taken by name): a call runs
   `handler` with the call's arguments (`apply(fun, args)`, or
   `apply(module, function, args)`) in a process of its own, and its return

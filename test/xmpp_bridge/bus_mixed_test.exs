@@ -262,6 +262,8 @@ defmodule XmppBridge.BusMixedTest do
         for i <- 1..1000,
             do: elem(Bus.send(bus, jid, {:queued, i}, delivery: :confirmed, deadline: 120_000), 1)
 
+      # All stored on the server before the node comes back.
+      :ok = Bus.sync(bus, 30_000)
       refute_receive {:xmpp_bridge_bus, :delivered, _, _}, 500
 
       rust = RustPeer.start(server, "rustb")

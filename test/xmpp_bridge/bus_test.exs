@@ -175,6 +175,7 @@ defmodule XmppBridge.BusTest do
         for i <- 1..100,
             do: elem(Bus.send(ann, "eve@localhost", {:queued, i}, delivery: :confirmed), 1)
 
+      :ok = Bus.sync(ann)
       refute_receive {:xmpp_bridge_bus, :delivered, _, _}, 500
 
       eve = start_bus(server, "eve")
