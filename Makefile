@@ -5,6 +5,8 @@
 #   make fmt          format Rust and Elixir sources
 #   make bench-codec  codec benchmark (bench/codec.exs), MIX_ENV=bench
 #   make bench-conn   connection benchmark (bench/conn.exs): bridge vs tokio-xmpp, MIX_ENV=bench
+#   make bench-bus    bus benchmark (bench/bus.exs): BEAM/Rust bus nodes vs the raw connection,
+#                     Erlang distribution and NATS, MIX_ENV=bench
 #   make demo         codec demo, then a BEAM process and a Rust program over a private ejabberd
 #   make clean        remove build output (also `cargo clean` of CARGO_TARGET_DIR)
 #
@@ -34,7 +36,7 @@ CARGO ?= cargo
 # The steps of `make test` run in the order given, also under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: test deps rust-check elixir-check build fmt bench bench-codec bench-conn demo clean
+.PHONY: test deps rust-check elixir-check build fmt bench bench-codec bench-conn bench-bus demo clean
 
 # Every step must pass; the first failure fails make.
 #  - `mix compile --force` recompiles all Elixir/Erlang sources so their warnings
@@ -73,7 +75,7 @@ fmt:
 	$(CARGO) fmt --all
 	$(MIX) format
 
-bench: bench-codec bench-conn
+bench: bench-codec bench-conn bench-bus
 
 bench-codec: deps
 	MIX_ENV=bench $(MIX) run bench/codec.exs
@@ -94,6 +96,19 @@ bench-conn: deps
 	MIX_ENV=bench BENCH_BASELINE=$(BASELINE_BIN) $(MIX) run bench/conn.exs
 	MIX_ENV=bench BENCH_BASELINE=$(BASELINE_BIN) BENCH_OUT=conn-no-busy-wait.md \
 	  BENCH_SESSIONS=0 BENCH_TLS=0 ELIXIR_ERL_OPTIONS="$(NO_BUSY_WAIT)" $(MIX) run bench/conn.exs
+
+# Bus benchmark: bench/bus_rust (the Rust bus nodes and the NATS pair) is a
+# Cargo project of its own (not in the root workspace, like bench/baseline),
+# built into $(CARGO_TARGET_DIR)/bench-bus when CARGO_TARGET_DIR is set, else
+# into bench/bus_rust/target. nats-server comes from scripts/install-deps.sh;
+# the script starts (and stops, by pid) its own ejabberd, nats-server, :peer
+# node and, when none runs, epmd.
+BUS_RUST_TARGET = $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR)/bench-bus,$(CURDIR)/bench/bus_rust/target)
+BUS_RUST_BIN = $(BUS_RUST_TARGET)/release/bus_bench
+
+bench-bus: deps
+	$(CARGO) build --release --manifest-path bench/bus_rust/Cargo.toml --target-dir $(BUS_RUST_TARGET)
+	MIX_ENV=bench BENCH_BUS_RUST=$(BUS_RUST_BIN) $(MIX) run bench/bus.exs
 
 demo: deps
 	$(MIX) run demos/codec_demo.exs

@@ -16,6 +16,9 @@
 #     The harness runs its own instances with generated configs on free
 #     loopback ports, so a system instance left running by an earlier install
 #     does not get in its way (and is left alone).
+#   * nats-server, the NATS reference of the bus benchmark (bench/bus.exs,
+#     `make bench-bus`), also installed without starting its service; the
+#     benchmark runs its own on a free loopback port.
 #   * Rust: cargo must be on PATH (rustup's ~/.cargo/bin is added if present);
 #     the rustfmt and clippy components are added with rustup when missing.
 #
@@ -40,6 +43,8 @@ APT_PACKAGES=(
   ejabberd
   prosody
   lua-unbound
+  # the bus benchmark's NATS reference (bench/bus.exs starts its own server)
+  nats-server
 )
 # shellcheck disable=SC2206
 APT_PACKAGES+=(${XMPP_BRIDGE_EXTRA_APT:-})
@@ -72,9 +77,9 @@ install_debian_packages() {
   log "installing missing Debian packages: ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
   # Keep the packages' maintainer scripts from starting system services
-  # (ejabberd, prosody): invoke-rc.d asks /usr/sbin/policy-rc.d, and exit
-  # status 101 means "action forbidden". Only a policy-rc.d we created is
-  # removed again.
+  # (ejabberd, prosody, nats-server): invoke-rc.d asks /usr/sbin/policy-rc.d,
+  # and exit status 101 means "action forbidden". Only a policy-rc.d we
+  # created is removed again.
   local policy=/usr/sbin/policy-rc.d created_policy=0
   if [ ! -e "$policy" ]; then
     as_root sh -c "printf '#!/bin/sh\\n# temporary, from xmpp_bridge scripts/install-deps.sh\\nexit 101\\n' > $policy && chmod 755 $policy"

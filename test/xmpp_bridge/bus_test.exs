@@ -132,6 +132,39 @@ defmodule XmppBridge.BusTest do
       stop_quietly(ann)
     end
 
+    test "JSON (XEP-0335) for peers that speak neither Erlang nor Rust", %{server: server} do
+      ann = start_bus(server, "ann")
+      cid = open_session(server, "cid", resource: "bus")
+
+      {:ok, _} =
+        Bus.send(ann, "cid@localhost", %{"job" => 7, "tags" => ["a", nil]}, format: :json)
+
+      %Message{payloads: payloads} = msg = wait_for_stanza(cid)
+      assert [%XmppBridge.Payload.Json{json: json} | _] = payloads
+
+      assert XmppBridge.Payload.Json.to_term(%XmppBridge.Payload.Json{json: json}) ==
+               {:ok, %{"job" => 7, "tags" => ["a", nil]}}
+
+      assert Message.body(msg) =~ "job"
+
+      json_el = %XmppBridge.Payload.Json{json: ~s({"from":"a client","n":[1,2.5]})}
+
+      send_stanza(cid, %Message{
+        to: bus_jid(server, "ann"),
+        id: "j1",
+        bodies: [{nil, "hi"}],
+        payloads: [json_el]
+      })
+
+      assert_receive {:xmpp_bridge_bus, :message, from, %{"from" => "a client", "n" => [1, 2.5]}},
+                     5000
+
+      assert from == cid.jid
+
+      close_session(cid)
+      stop_quietly(ann)
+    end
+
     test "confirmed sends are delivered, duplicates dropped", %{server: server} do
       ann = start_bus(server, "ann")
       ben = start_bus(server, "ben")
