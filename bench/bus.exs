@@ -25,9 +25,14 @@
 #      {:acked, _} or 1 ms; the receiver grants credit 500 at a time).
 #      One unrecorded warm-up round each, then BENCH_ROUNDS rounds, rows
 #      interleaved; medians. Target: every bus pair >= 90% of raw.
+#      A second raw row sends, through the same sessions, the XML a bus
+#      term message has (what the server costs for it, without the bus).
+#      CPU time of ejabberd, this VM and the Rust nodes is taken per round.
 #   2. RPC `add(1, 2)`: BENCH_RTT calls one at a time after BENCH_WARMUP
-#      unrecorded (p50/p90/p99), then BENCH_CALLS calls with 64 in flight
-#      (calls/s), for the same four pairs. Target p50 <= 1 ms.
+#      unrecorded (p50/p90/p99), then BENCH_FEW_CALLS calls with 8 and
+#      BENCH_CALLS with 64 in flight (calls/s), for the same four pairs;
+#      then BEAM->BEAM and Rust->Rust again between nodes whose sessions
+#      have batch_delay 0. Target p50 <= 1 ms.
 #   3. `delivery: :confirmed` throughput: BENCH_CONFIRMED_N terms, rate
 #      until every receipt is back at the sender (and all counted at the
 #      receiver), the four pairs.
@@ -48,11 +53,13 @@
 # Environment knobs (all optional):
 #   BENCH_N=20000            terms per throughput round
 #   BENCH_WARMUP_N=2000      terms of the unrecorded warm-up round
-#   BENCH_ROUNDS=3           throughput rounds
+#   BENCH_ROUNDS=5           throughput rounds
 #   BENCH_RTT=2000           RPC round trips one at a time
 #   BENCH_WARMUP=200         unrecorded round trips before them
 #   BENCH_CALLS=10000        calls with BENCH_CONCURRENCY in flight
 #   BENCH_CONCURRENCY=64
+#   BENCH_FEW_CALLS=2000     calls with BENCH_FEW_CONCURRENCY in flight
+#   BENCH_FEW_CONCURRENCY=8
 #   BENCH_CONFIRMED_N=10000  terms of the :confirmed round
 #   BENCH_DOWN_TRIALS=3      kill -9 and SIGSTOP trials each (0 skips)
 #   BENCH_REF_N=200000       messages per Erlang distribution / NATS round
@@ -110,7 +117,7 @@ defmodule XmppBridge.Bench.Bus do
     cfg = %{
       n: env_int("BENCH_N", 20_000),
       warmup_n: env_int("BENCH_WARMUP_N", 2_000),
-      rounds: max(env_int("BENCH_ROUNDS", 3), 1),
+      rounds: max(env_int("BENCH_ROUNDS", 5), 1),
       rtt: env_int("BENCH_RTT", 2_000),
       warmup: env_int("BENCH_WARMUP", 200),
       calls: env_int("BENCH_CALLS", 10_000),
@@ -185,8 +192,10 @@ defmodule XmppBridge.Bench.Bus do
 
     # 1. throughput
     if cfg.warmup_n > 0 do
-      w = raw_throughput(raw, cfg.warmup_n)
-      if lossy?(w), do: raise("raw warm-up lost messages: #{detail(w)}")
+      for shape <- [:chat, :bus] do
+        w = raw_throughput(raw, cfg.warmup_n, shape)
+        if lossy?(w), do: raise("raw (#{shape}) warm-up lost messages: #{detail(w)}")
+      end
 
       for pair <- @pairs do
         w = bus_throughput(nodes, pair, cfg.warmup_n, :server)
@@ -198,9 +207,11 @@ defmodule XmppBridge.Bench.Bus do
       for r <- 1..cfg.rounds do
         raw_r = with_cpu(nodes, fn -> raw_throughput(raw, cfg.n) end)
         log("round #{r}: raw #{rate(raw_r.rate)} msg/s (#{detail(raw_r)})")
+        raw_bus = with_cpu(nodes, fn -> raw_throughput(raw, cfg.n, :bus) end)
+        log("round #{r}: raw, bus-shaped #{rate(raw_bus.rate)} msg/s (#{detail(raw_bus)})")
 
         Map.new(
-          [{:raw, raw_r}] ++
+          [{:raw, raw_r}, {:raw_bus, raw_bus}] ++
             for pair <- @pairs do
               t = with_cpu(nodes, fn -> bus_throughput(nodes, pair, cfg.n, :server) end)
               log("round #{r}: #{@pair_names[pair]} #{rate(t.rate)} terms/s (#{detail(t)})")
@@ -739,8 +750,8 @@ defmodule XmppBridge.Bench.Bus do
 
   defp raw_loop(conn) do
     receive do
-      {:blast, n, to, from} ->
-        send(from, {:blasted, self(), raw_blast(conn, n, to)})
+      {:blast, n, to, shape, from} ->
+        send(from, {:blasted, self(), raw_blast(conn, n, to, shape)})
         raw_loop(conn)
 
       {:count, n, from} ->
@@ -761,16 +772,32 @@ defmodule XmppBridge.Bench.Bus do
     end
   end
 
-  defp raw_msg(to, i),
+  # :chat - what bench/conn.exs sends; :bus - the XML of a bus term message
+  # (XmppBridge.Bus.Wire builds it as Bus.send/4 does: the term element,
+  # the body, origin-id), sent by the connection layer itself
+  defp raw_msg(to, i, :chat),
     do: %Message{type: :chat, to: to, id: "m#{i}", bodies: [{nil, Integer.to_string(i)}]}
 
-  defp raw_blast(conn, n, to) do
+  defp raw_msg(to, i, :bus) do
+    term = {:n, i, "payload"}
+    {:ok, el} = XmppBridge.Bus.Wire.value_element(term, :term)
+
+    XmppBridge.Bus.Wire.term_message(
+      to,
+      "m#{i}",
+      el,
+      XmppBridge.Bus.Wire.bus_body(term, :term),
+      false
+    )
+  end
+
+  defp raw_blast(conn, n, to, shape) do
     id = conn.id
     t0 = now_us()
 
     acc =
       Enum.reduce(0..(n - 1)//1, {0, 0, 0}, fn i, acc ->
-        raw_send(conn, id, raw_msg(to, i), acc)
+        raw_send(conn, id, raw_msg(to, i, shape), acc)
       end)
 
     sent_us = now_us() - t0
@@ -816,17 +843,17 @@ defmodule XmppBridge.Bench.Bus do
     end
   end
 
-  # counts n messages whose body is the next integer; grants credit 500 at
-  # a time (the default :active is 1000), as bench/conn.exs does
+  # counts n messages whose id is "m<next integer>"; grants credit 500 at a
+  # time (the default :active is 1000), as bench/conn.exs does
   defp raw_count(_conn, n, n, in_order, dups),
     do: %{got: n, in_order: in_order, dups: dups, done: now_us()}
 
   defp raw_count(%{id: id} = conn, n, got, in_order, dups) do
     receive do
-      {:xmpp_bridge, ^id, {:stanza, %Message{bodies: [{_, body} | _]}}} ->
+      {:xmpp_bridge, ^id, {:stanza, %Message{id: "m" <> index}}} ->
         if rem(got + 1, 500) == 0, do: :ok = Connection.set_active(conn, 500)
 
-        case Integer.parse(body) do
+        case Integer.parse(index) do
           {k, ""} when k < got -> raw_count(conn, n, got, in_order, dups + 1)
           {k, ""} -> raw_count(conn, n, got + 1, in_order and k == got, dups)
           _ -> raw_count(conn, n, got, in_order, dups)
@@ -846,13 +873,13 @@ defmodule XmppBridge.Bench.Bus do
     end
   end
 
-  defp raw_throughput(%{a: a, b: b}, n) do
+  defp raw_throughput(%{a: a, b: b}, n, shape \\ :chat) do
     :erlang.garbage_collect()
     %{pid: apid} = a
     %{pid: bpid} = b
     t0 = now_us()
     send(bpid, {:count, n, self()})
-    send(apid, {:blast, n, b.jid, self()})
+    send(apid, {:blast, n, b.jid, shape, self()})
 
     counted =
       receive do
@@ -1073,6 +1100,7 @@ defmodule XmppBridge.Bench.Bus do
 
       for _ <- 1..cfg.warmup//1, do: call.()
       one = beam_calls(call, cfg.rtt, 1)
+      few = beam_calls(call, cfg.few_calls, cfg.few_concurrency)
       many = beam_calls(call, cfg.calls, cfg.concurrency)
 
       log(
@@ -1088,7 +1116,7 @@ defmodule XmppBridge.Bench.Bus do
           t
         end
 
-      %{one: one, many: many, rounds: rounds, node: node}
+      %{one: one, few: few, many: many, rounds: rounds, node: node}
     after
       :peer.stop(peer)
     end
@@ -1248,7 +1276,7 @@ defmodule XmppBridge.Bench.Bus do
       "--calls",
       Integer.to_string(cfg.calls),
       "--concurrency",
-      Integer.to_string(cfg.concurrency)
+      "#{cfg.few_concurrency},#{cfg.concurrency}"
     ]
 
     {out, status} = System.cmd(bin, args, stderr_to_stdout: true)
@@ -1294,16 +1322,17 @@ defmodule XmppBridge.Bench.Bus do
       end
 
       [one] = tagged.("NATS_RTT")
-      [many] = tagged.("NATS_CALLS")
+      [few, many] = tagged.("NATS_CALLS")
       for r <- rounds, do: log("NATS pub/sub: #{rate(r.rate)} msg/s (#{r.received}/#{r.n})")
       one = lat.(one)
+      few = lat.(few)
       many = lat.(many)
 
       log(
         "NATS request/reply: p50 #{one.p50} us, p99 #{one.p99} us; #{rate(many.calls_per_s)} calls/s"
       )
 
-      %{rounds: rounds, one: one, many: many}
+      %{rounds: rounds, one: one, few: few, many: many}
     end
   end
 
@@ -1332,6 +1361,7 @@ defmodule XmppBridge.Bench.Bus do
     cfg = r.cfg
     med = fn key -> r.rounds |> Enum.map(&Map.fetch!(&1, key).rate) |> median() end
     raw_rate = med.(:raw)
+    raw_bus_rate = med.(:raw_bus)
     bus_rates = Map.new(@pairs, &{&1, med.(&1)})
     lossless = fn key -> Enum.all?(r.rounds, &(not lossy?(Map.fetch!(&1, key)))) end
     dist_ok = is_map(r.dist) and not Map.has_key?(r.dist, :error)
@@ -1346,6 +1376,21 @@ defmodule XmppBridge.Bench.Bus do
 
     ref_rate = fn rounds -> rounds |> Enum.map(& &1.rate) |> median() end
 
+    # CPU of each party during a row's rounds: % of one core (medians)
+    cpu = fn key, who ->
+      r.rounds
+      |> Enum.map(fn rd ->
+        t = rd[key]
+        t.cpu[who] / 1000 / t.secs
+      end)
+      |> median()
+      |> pct()
+    end
+
+    cpu_cols = fn key, rust? ->
+      [cpu.(key, :server), cpu.(key, :vm), if(rust?, do: cpu.(key, :rust), else: "-")]
+    end
+
     throughput_rows =
       [
         [
@@ -1355,7 +1400,15 @@ defmodule XmppBridge.Bench.Bus do
           "100%",
           ratio_or_dash(raw_rate, dist_rate),
           ratio_or_dash(raw_rate, nats_rate)
-        ]
+        ] ++ cpu_cols.(:raw, false),
+        [
+          "raw, bus-shaped: the same sessions sending the XML of a bus term message",
+          rate(raw_bus_rate),
+          loss_text.(:raw_bus),
+          pct(raw_bus_rate / raw_rate),
+          ratio_or_dash(raw_bus_rate, dist_rate),
+          ratio_or_dash(raw_bus_rate, nats_rate)
+        ] ++ cpu_cols.(:raw_bus, false)
       ] ++
         for pair <- @pairs do
           [
@@ -1365,7 +1418,7 @@ defmodule XmppBridge.Bench.Bus do
             pct(bus_rates[pair] / raw_rate),
             ratio_or_dash(bus_rates[pair], dist_rate),
             ratio_or_dash(bus_rates[pair], nats_rate)
-          ]
+          ] ++ cpu_cols.(pair, pair != :beam_beam)
         end ++
         [
           ref_throughput_row(
@@ -1382,23 +1435,36 @@ defmodule XmppBridge.Bench.Bus do
           )
         ]
 
-    rpc_rows =
-      for pair <- @pairs do
-        %{one: one, many: many} = r.rpc[pair]
+    rpc_row = fn name, %{one: one, few: few, many: many} ->
+      [
+        name,
+        "#{one.p50}",
+        "#{one.p90}",
+        "#{one.p99}",
+        if(few, do: rate(few.calls_per_s), else: "-"),
+        if(few, do: "#{few.p50}", else: "-"),
+        rate(many.calls_per_s),
+        "#{many.p50} / #{many.p99}",
+        if(many[:cpu], do: cpu_pct(many, :server), else: "-"),
+        "#{one.errors + ((few && few.errors) || 0) + many.errors}"
+      ]
+    end
 
+    rpc_rows =
+      Enum.map(@pairs, &rpc_row.("bus #{@pair_names[&1]}", r.rpc[&1])) ++
+        Enum.map(
+          [:beam_beam, :rust_rust],
+          &rpc_row.("bus #{@pair_names[&1]}, `batch_delay` 0 both sides", r.rpc0[&1])
+        ) ++
         [
-          "bus #{@pair_names[pair]}",
-          "#{one.p50}",
-          "#{one.p90}",
-          "#{one.p99}",
-          rate(many.calls_per_s),
-          "#{many.p50} / #{many.p99}",
-          "#{one.errors + many.errors}"
-        ]
-      end ++
-        [
-          ref_rpc_row("Erlang distribution `:erpc.call`", r.dist, dist_ok),
-          ref_rpc_row("NATS request/reply", r.nats, nats_ok)
+          if(dist_ok,
+            do: rpc_row.("Erlang distribution `:erpc.call`", r.dist),
+            else: ref_missing_row("Erlang distribution `:erpc.call`", r.dist, 9)
+          ),
+          if(nats_ok,
+            do: rpc_row.("NATS request/reply", r.nats),
+            else: ref_missing_row("NATS request/reply", r.nats, 9)
+          )
         ]
 
     confirmed_rows =
@@ -1454,7 +1520,7 @@ defmodule XmppBridge.Bench.Bus do
     ratio_lines =
       for pair <- @pairs do
         "- bus #{@pair_names[pair]} throughput is #{pct(bus_rates[pair] / raw_rate)} of raw " <>
-          "(the connection layer)" <>
+          "(the connection layer), #{pct(bus_rates[pair] / raw_bus_rate)} of raw with bus-shaped stanzas" <>
           if(dist_rate,
             do: ", #{pct(bus_rates[pair] / dist_rate)} of Erlang distribution `send`",
             else: ""
@@ -1522,8 +1588,8 @@ defmodule XmppBridge.Bench.Bus do
     round_lines =
       for {rd, i} <- Enum.with_index(r.rounds, 1) do
         "- round #{i}: " <>
-          Enum.map_join([:raw | @pairs], "; ", fn key ->
-            name = if key == :raw, do: "raw", else: @pair_names[key]
+          Enum.map_join([:raw, :raw_bus | @pairs], "; ", fn key ->
+            name = Map.get(%{raw: "raw", raw_bus: "raw bus-shaped"}, key, @pair_names[key])
             "#{name} #{rate(rd[key].rate)} (#{detail(rd[key])})"
           end)
       end
@@ -1537,14 +1603,17 @@ defmodule XmppBridge.Bench.Bus do
 
     ## One-way throughput (#{cfg.rounds} rounds x #{cfg.n} terms, medians; references #{cfg.rounds} x #{cfg.ref_n})
 
-    | | msg/s | loss (all rounds) | vs raw | vs Erlang distribution | vs NATS |
-    |---|---:|---|---:|---:|---:|
+    | | msg/s | loss (all rounds) | vs raw | vs Erlang distribution | vs NATS | ejabberd CPU | this VM's CPU | Rust nodes' CPU |
+    |---|---:|---|---:|---:|---:|---:|---:|---:|
     #{table(throughput_rows)}
 
-    ## RPC `add(1, 2)` (#{cfg.rtt} one at a time after #{cfg.warmup} unrecorded; #{cfg.calls} with #{cfg.concurrency} in flight)
+    CPU columns: % of one core (utime + stime over the round's wall clock, medians); "this VM" is
+    the whole BEAM (both BEAM nodes, or both raw sessions), "Rust nodes" both Rust processes.
 
-    | | p50 (us) | p90 (us) | p99 (us) | calls/s, #{cfg.concurrency} in flight | p50 / p99 at #{cfg.concurrency} in flight (us) | errors |
-    |---|---:|---:|---:|---:|---:|---:|
+    ## RPC `add(1, 2)` (#{cfg.rtt} one at a time after #{cfg.warmup} unrecorded; #{cfg.few_calls} with #{cfg.few_concurrency} in flight; #{cfg.calls} with #{cfg.concurrency} in flight)
+
+    | | p50 (us) | p90 (us) | p99 (us) | calls/s, #{cfg.few_concurrency} in flight | p50 at #{cfg.few_concurrency} in flight (us) | calls/s, #{cfg.concurrency} in flight | p50 / p99 at #{cfg.concurrency} in flight (us) | ejabberd CPU at #{cfg.concurrency} in flight | errors |
+    |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
     #{table(rpc_rows)}
     #{confirmed_section(confirmed_rows, cfg)}#{down_section(down_rows, cfg)}
     ## Ratios
@@ -1577,8 +1646,14 @@ defmodule XmppBridge.Bench.Bus do
     - raw: two `XmppBridge.Connection` sessions of this VM, `<message type='chat' id='mN'><body>N</body></message>`,
       as bench/conn.exs measures it: on `:queue_full` wait for an `{:acked, _}` (or 1 ms); the
       receiver grants credit 500 at a time; the same clock (first send -> all received).
+    - raw, bus-shaped: the same two sessions, the same loop, sending what `Bus.send/4` puts on the
+      wire (built by `XmppBridge.Bus.Wire`: `<body>` with the term in Elixir syntax, the
+      `<term/>` element with the ETF in Base64, `<origin-id/>`): what the server costs for a bus
+      stanza, without the bus nodes' own work.
     - RPC: `Bus.call/5` / `Node::call_term` of `add(1, 2)` (the serving node runs each call in a
-      process / task of its own); one at a time, then #{cfg.concurrency} callers each one at a time.
+      process / task of its own); one at a time, then #{cfg.few_concurrency} and #{cfg.concurrency} callers each one at a time. The
+      `batch_delay` 0 rows: two more BEAM and two more Rust nodes whose sessions never wait to
+      batch reads (the default, 5 ms, lets a busy stream's next read wait 1-5 ms).
     - `:confirmed`: msg/s = N / (the sender starts -> every receipt is back at the sender and
       the receiver has all N).
     - DOWN: a BEAM bus node with `heartbeat: #{@heartbeat}`, `heartbeat_timeout: #{@heartbeat_timeout}` monitors a fresh Rust
@@ -1634,27 +1709,17 @@ defmodule XmppBridge.Bench.Bus do
       if(lost == 0, do: "0", else: "#{lost} LOST"),
       "-",
       "-",
+      "-",
+      "-",
+      "-",
       "-"
     ]
   end
 
-  defp ref_throughput_row(name, ref, false, _),
-    do: [name, "not measured: #{not_measured(ref)}", "-", "-", "-", "-"]
+  defp ref_throughput_row(name, ref, false, _), do: ref_missing_row(name, ref, 8)
 
-  defp ref_rpc_row(name, ref, true) do
-    [
-      name,
-      "#{ref.one.p50}",
-      "#{ref.one.p90}",
-      "#{ref.one.p99}",
-      rate(ref.many.calls_per_s),
-      "#{ref.many.p50} / #{ref.many.p99}",
-      "#{ref.one.errors + ref.many.errors}"
-    ]
-  end
-
-  defp ref_rpc_row(name, ref, false),
-    do: [name, "not measured: #{not_measured(ref)}", "-", "-", "-", "-", "-"]
+  defp ref_missing_row(name, ref, dashes),
+    do: [name, "not measured: #{not_measured(ref)}" | List.duplicate("-", dashes - 1)]
 
   defp not_measured(nil), do: "skipped"
   defp not_measured(%{error: e}), do: e

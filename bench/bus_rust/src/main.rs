@@ -42,9 +42,20 @@ use xmpp_bridge::bus::{self, Args, Delivery, Event, Payload, SendOptions};
 use xmpp_bridge::connection::TlsMode;
 use xmpp_bridge::etf::{self, Term};
 
+/// A line on stdout, flushed; a closed stdout (the VM gone) is ignored,
+/// where `println!` would panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, $($arg)*);
+        let _ = out.flush();
+    }};
+}
+
 fn usage(why: &str) -> ! {
-    eprintln!("bus_bench: {why}");
-    eprintln!(
+    esay!("bus_bench: {why}");
+    esay!(
         "usage: bus_bench node --jid J --password P --host H --port N [--batch-delay-ms MS]\n       \
          bus_bench nats --url URL [--n N] [--rounds R] [--warmup-n N] [--rtt S] [--warmup W] \
          [--calls C] [--concurrency K[,K2...]]"
@@ -467,11 +478,11 @@ async fn node_main(flags: &[(String, String)]) -> i32 {
         match tokio::time::timeout(Duration::from_secs(30), bus::Node::connect(config)).await {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
-                eprintln!("bus_bench: {e}");
+                esay!("bus_bench: {e}");
                 return 1;
             }
             Err(_) => {
-                eprintln!("bus_bench: not online after 30 s");
+                esay!("bus_bench: not online after 30 s");
                 return 1;
             }
         };
@@ -479,7 +490,7 @@ async fn node_main(flags: &[(String, String)]) -> i32 {
         let (a, b): (i64, i64) = args.decode().map_err(|e| e.to_string())?;
         Ok(Term::Int(a + b))
     });
-    println!(
+    say!(
         "ONLINE jid={} incarnation={}",
         node.jid(),
         node.incarnation()
@@ -510,9 +521,9 @@ async fn node_main(flags: &[(String, String)]) -> i32 {
                     ["sink", n] => match n.parse::<u64>() {
                         Ok(n) => {
                             sink = Some(Sink::new(n));
-                            println!("ARMED count={n}");
+                            say!("ARMED count={n}");
                         }
-                        Err(_) => println!("BAD line={}", one_word(&line)),
+                        Err(_) => say!("BAD line={}", one_word(&line)),
                     },
                     ["flood", to, n, delivery] => {
                         let delivery = match *delivery {
@@ -537,7 +548,7 @@ async fn node_main(flags: &[(String, String)]) -> i32 {
                                     let _ = tx.send(Done::Flood(flood(node, to, n, delivery).await));
                                 });
                             }
-                            _ => println!("BAD line={}", one_word(&line)),
+                            _ => say!("BAD line={}", one_word(&line)),
                         }
                     }
                     ["rpc", to, n, c, w] => match (n.parse(), c.parse(), w.parse()) {
@@ -547,21 +558,21 @@ async fn node_main(flags: &[(String, String)]) -> i32 {
                                 let _ = tx.send(Done::Rpc(rpc(node, to, n, c, w).await));
                             });
                         }
-                        _ => println!("BAD line={}", one_word(&line)),
+                        _ => say!("BAD line={}", one_word(&line)),
                     },
-                    _ => println!("BAD line={}", one_word(&line)),
+                    _ => say!("BAD line={}", one_word(&line)),
                 }
             }
             event = events.next() => match event {
                 None => {
-                    eprintln!("bus_bench: the node closed by itself");
+                    esay!("bus_bench: the node closed by itself");
                     return 1;
                 }
                 Some(Event::Message { payload, .. }) => {
                     if let Some(s) = sink.as_mut() {
                         s.take(&payload);
                         if s.done() {
-                            println!("{}", s.report());
+                            say!("{}", s.report());
                             sink = None;
                         }
                     }
@@ -577,9 +588,9 @@ async fn node_main(flags: &[(String, String)]) -> i32 {
                         f.first_failure.get_or_insert(why.to_string());
                     }
                 }
-                Some(Event::Disconnected(e)) => eprintln!("bus_bench: disconnected: {e}"),
+                Some(Event::Disconnected(e)) => esay!("bus_bench: disconnected: {e}"),
                 Some(Event::Closed(why)) => {
-                    eprintln!("bus_bench: closed: {why:?}");
+                    esay!("bus_bench: closed: {why:?}");
                 }
                 Some(_) => {}
             },
@@ -590,24 +601,24 @@ async fn node_main(flags: &[(String, String)]) -> i32 {
                         f.sent_at = Some(Instant::now());
                     }
                 }
-                Some(Done::Rpc(line)) => println!("{line}"),
+                Some(Done::Rpc(line)) => say!("{line}"),
                 None => {}
             },
             _ = tick.tick() => {
                 if let Some(s) = &sink {
                     if s.last.elapsed() > Duration::from_secs(30) {
-                        println!("{}", s.report());
+                        say!("{}", s.report());
                         sink = None;
                     }
                 }
             }
         }
         if flood_state.as_ref().is_some_and(Flood::done) {
-            println!("{}", flood_state.take().expect("a flood").report());
+            say!("{}", flood_state.take().expect("a flood").report());
         }
     }
     node.close().await;
-    println!("STOPPED");
+    say!("STOPPED");
     0
 }
 
@@ -628,8 +639,8 @@ async fn nats_main(flags: &[(String, String)]) -> i32 {
     match nats_run(flags).await {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("bus_bench nats: {e}");
-            println!("NATS_ERROR what={}", one_word(&e));
+            esay!("bus_bench nats: {e}");
+            say!("NATS_ERROR what={}", one_word(&e));
             1
         }
     }
@@ -667,7 +678,7 @@ async fn nats_run(flags: &[(String, String)]) -> Result<(), String> {
     let subscriber = nats_connect(url, capacity).await?;
     let responder = nats_connect(url, capacity).await?;
     let requester = nats_connect(url, capacity).await?;
-    println!("NATS_ONLINE url={url}");
+    say!("NATS_ONLINE url={url}");
 
     // pub/sub: one unrecorded warm-up round, then the rounds
     for round in 0..=rounds {
@@ -727,7 +738,7 @@ async fn nats_run(flags: &[(String, String)]) -> Result<(), String> {
         } else {
             "NATS_PUBSUB"
         };
-        println!(
+        say!(
             "{tag} round={round} n={count} received={got} in_order={in_order} dups={dups} \
              secs={secs:.4} rate={:.1} send_us={send_us}",
             got as f64 / secs.max(1e-9)
@@ -773,7 +784,7 @@ async fn nats_run(flags: &[(String, String)]) -> Result<(), String> {
         }
     }
     let (us, errors, first, _) = concurrent_calls(rtt, 1, call.clone()).await;
-    println!(
+    say!(
         "NATS_RTT {} errors={errors} warmup_errors={warm_errors} first_error={}",
         stats(us).fields(),
         one_word(first.as_deref().unwrap_or("-"))
@@ -781,7 +792,7 @@ async fn nats_run(flags: &[(String, String)]) -> Result<(), String> {
     for &concurrency in &concurrencies {
         let (us, errors, first, elapsed) = concurrent_calls(calls, concurrency, call.clone()).await;
         let done = us.len() as f64;
-        println!(
+        say!(
             "NATS_CALLS concurrency={concurrency} {} errors={errors} secs={:.4} calls_per_s={:.1} \
              first_error={}",
             stats(us).fields(),
