@@ -1387,6 +1387,26 @@ defmodule XmppBridge.Bench.Bus do
       |> pct()
     end
 
+    # per message: the sender's send loop, and each party's CPU (medians, us)
+    cost_row = fn key, name, rust? ->
+      per = fn f -> r.rounds |> Enum.map(fn rd -> f.(rd[key]) end) |> median() end
+      us = fn x -> :erlang.float_to_binary(x / 1, decimals: 1) end
+
+      [
+        name,
+        us.(per.(&(&1.send_secs * 1.0e6 / &1.n))),
+        us.(per.(&(&1.cpu.server * 1000 / &1.n))),
+        us.(per.(&(&1.cpu.vm * 1000 / &1.n))),
+        if(rust?, do: us.(per.(&(&1.cpu.rust * 1000 / &1.n))), else: "-")
+      ]
+    end
+
+    cost_rows =
+      [
+        cost_row.(:raw, "raw, chat messages", false),
+        cost_row.(:raw_bus, "raw, bus-shaped", false)
+      ] ++ Enum.map(@pairs, &cost_row.(&1, "bus #{@pair_names[&1]}", &1 != :beam_beam))
+
     cpu_cols = fn key, rust? ->
       [cpu.(key, :server), cpu.(key, :vm), if(rust?, do: cpu.(key, :rust), else: "-")]
     end
@@ -1609,6 +1629,13 @@ defmodule XmppBridge.Bench.Bus do
 
     CPU columns: % of one core (utime + stime over the round's wall clock, medians); "this VM" is
     the whole BEAM (both BEAM nodes, or both raw sessions), "Rust nodes" both Rust processes.
+
+    Per message (medians over the rounds, us): how long the sender's send loop took (a loop that
+    takes the whole round is what limits it), and the CPU time each party spent.
+
+    | | send loop (us / msg) | ejabberd CPU (us / msg) | this VM's CPU (us / msg) | Rust nodes' CPU (us / msg) |
+    |---|---:|---:|---:|---:|
+    #{table(cost_rows)}
 
     ## RPC `add(1, 2)` (#{cfg.rtt} one at a time after #{cfg.warmup} unrecorded; #{cfg.few_calls} with #{cfg.few_concurrency} in flight; #{cfg.calls} with #{cfg.concurrency} in flight)
 

@@ -54,8 +54,8 @@ macro_rules! say {
 }
 
 fn usage(why: &str) -> ! {
-    esay!("bus_bench: {why}");
-    esay!(
+    eprintln!("bus_bench: {why}");
+    eprintln!(
         "usage: bus_bench node --jid J --password P --host H --port N [--batch-delay-ms MS]\n       \
          bus_bench nats --url URL [--n N] [--rounds R] [--warmup-n N] [--rtt S] [--warmup W] \
          [--calls C] [--concurrency K[,K2...]]"
@@ -478,11 +478,11 @@ async fn node_main(flags: &[(String, String)]) -> i32 {
         match tokio::time::timeout(Duration::from_secs(30), bus::Node::connect(config)).await {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
-                esay!("bus_bench: {e}");
+                eprintln!("bus_bench: {e}");
                 return 1;
             }
             Err(_) => {
-                esay!("bus_bench: not online after 30 s");
+                eprintln!("bus_bench: not online after 30 s");
                 return 1;
             }
         };
@@ -565,7 +565,7 @@ async fn node_main(flags: &[(String, String)]) -> i32 {
             }
             event = events.next() => match event {
                 None => {
-                    esay!("bus_bench: the node closed by itself");
+                    eprintln!("bus_bench: the node closed by itself");
                     return 1;
                 }
                 Some(Event::Message { payload, .. }) => {
@@ -588,9 +588,9 @@ async fn node_main(flags: &[(String, String)]) -> i32 {
                         f.first_failure.get_or_insert(why.to_string());
                     }
                 }
-                Some(Event::Disconnected(e)) => esay!("bus_bench: disconnected: {e}"),
+                Some(Event::Disconnected(e)) => eprintln!("bus_bench: disconnected: {e}"),
                 Some(Event::Closed(why)) => {
-                    esay!("bus_bench: closed: {why:?}");
+                    eprintln!("bus_bench: closed: {why:?}");
                 }
                 Some(_) => {}
             },
@@ -639,7 +639,7 @@ async fn nats_main(flags: &[(String, String)]) -> i32 {
     match nats_run(flags).await {
         Ok(()) => 0,
         Err(e) => {
-            esay!("bus_bench nats: {e}");
+            eprintln!("bus_bench nats: {e}");
             say!("NATS_ERROR what={}", one_word(&e));
             1
         }

@@ -11,9 +11,13 @@
 //!   else survives as a generic [`xml::Element`].
 //! - [`jid`]: JID parsing and normalisation (RFC 7622, PRECIS).
 //! - [`etf`]: Erlang's External Term Format, read defensively (no pids,
-//!   refs, funs; sizes checked before allocating).
+//!   refs, funs; sizes checked before allocating), and serde both ways
+//!   ([`etf::to_term`], [`etf::from_term`]).
 //! - `connection` (feature `net`, on by default): XMPP connections on tokio,
 //!   client sessions (c2s) and XEP-0114 external components.
+//! - `bus` (feature `net`): a bus node, the peer of Elixir's
+//!   `XmppBridge.Bus`: terms to a JID, RPC over IQ, monitors with
+//!   heartbeat, confirmed and offline delivery (docs/PROTOCOL.md §5).
 //!
 //! ```
 //! use xmpp_bridge::stanza::{self, Payload, Stanza};
