@@ -201,7 +201,50 @@ defmodule XmppBridge.Bus do
   def send(bus, jid, term, opts \\ []) do
     with {:ok, opts} <- send_options(opts),
          {:ok, value_el} <- Wire.value_element(term, opts.format) do
-      GenServer.call(bus, {:send, jid, value_el, Wire.bus_body(term, opts.format), opts})
+      body = Wire.bus_body(term, opts.format)
+
+      case opts.delivery do
+        # Sent again until confirmed: the bus process keeps it.
+        :confirmed -> GenServer.call(bus, {:send, jid, value_el, body, opts})
+        _ -> send_direct(bus, jid, value_el, body, opts.delivery)
+      end
+    end
+  end
+
+  # `:server` and `:none` sends go out from the caller (encoded in the
+  # caller, in parallel with other senders); the bus is only told the
+  # sequence number, to report a failure or a bounce.
+  defp send_direct(bus, jid, value_el, body, delivery) do
+    with {:ok, info} <- lookup(bus),
+         {:ok, to} <- caller_address(jid, info.peer_resource) do
+      id = info.incarnation <> Integer.to_string(:atomics.add_get(info.ids, 1, 1), 36)
+
+      case Connection.send(info.conn, Wire.term_message(to, id, value_el, body, false)) do
+        {:ok, seq} ->
+          ref = make_ref()
+          if delivery == :server, do: Kernel.send(info.bus, {:track, seq, id, ref, self()})
+          {:ok, ref}
+
+        {:error, _} = error ->
+          error
+      end
+    end
+  end
+
+  # The caller's cache of parsed addresses (a JID is parsed by a NIF call).
+  defp caller_address(jid, resource) do
+    cache = Process.get(:xmpp_bridge_bus_addresses, %{})
+
+    case cache do
+      %{{^jid, ^resource} => to} ->
+        {:ok, to}
+
+      _ ->
+        with {:ok, to} <- Wire.address(jid, resource) do
+          cache = if map_size(cache) >= 1000, do: %{}, else: cache
+          Process.put(:xmpp_bridge_bus_addresses, Map.put(cache, {jid, resource}, to))
+          {:ok, to}
+        end
     end
   end
 
@@ -471,13 +514,17 @@ defmodule XmppBridge.Bus do
               online: false,
               epoch: 0,
               incarnation: incarnation,
+              ids: :atomics.new(1, signed: false),
+              addresses: %{},
+              # acks and failures of sequence numbers not tracked (yet)
+              early: bounded(),
               handlers: handlers,
               # outgoing sends
               by_seq: %{},
               pending: %{},
-              recent: {%{}, :queue.new()},
+              recent: bounded(),
               # incoming terms
-              seen: {%{}, :queue.new()},
+              seen: bounded(),
               inbox: :queue.new(),
               credit_wait: false,
               credit_timer: false,
@@ -505,7 +552,14 @@ defmodule XmppBridge.Bus do
   end
 
   defp registry_info(state),
-    do: %{conn: state.conn, jid: state.jid, peer_resource: state.peer_resource}
+    do: %{
+      conn: state.conn,
+      jid: state.jid,
+      peer_resource: state.peer_resource,
+      bus: self(),
+      ids: state.ids,
+      incarnation: state.incarnation
+    }
 
   @impl GenServer
   def handle_call(:incarnation, _from, state), do: {:reply, state.incarnation, state}
@@ -522,8 +576,8 @@ defmodule XmppBridge.Bus do
     do: {:reply, :ok, %{state | handlers: Map.delete(state.handlers, method)}}
 
   def handle_call({:send, jid, value_el, body, opts}, {pid, _}, state) do
-    with {:ok, to} <- Wire.address(jid, state.peer_resource) do
-      id = Iq.new_id()
+    with {:ok, to, state} <- cached_address(state, jid) do
+      {id, state} = next_id(state)
       ref = make_ref()
       confirmed? = opts.delivery == :confirmed
       msg = Wire.term_message(to, id, value_el, body, confirmed?)
@@ -535,7 +589,8 @@ defmodule XmppBridge.Bus do
             pid: pid,
             to: to,
             id: id,
-            msg: msg,
+            # Only a confirmed send is ever sent again.
+            msg: if(confirmed?, do: msg),
             delivery: opts.delivery,
             retry: opts.retry,
             deadline: now() + opts.deadline,
@@ -567,9 +622,45 @@ defmodule XmppBridge.Bus do
 
   def handle_call({:demonitor, ref}, _from, state), do: {:reply, :ok, drop_monitor(state, ref)}
 
+  # Ids unique per sender: the incarnation (random per start) and a counter.
+  defp next_id(state),
+    do: {state.incarnation <> Integer.to_string(:atomics.add_get(state.ids, 1, 1), 36), state}
+
+  # Parsing a JID is a NIF call: the addresses a node sends to are kept
+  # (up to 10,000; then the cache starts over).
+  defp cached_address(state, jid) do
+    case state.addresses do
+      %{^jid => to} ->
+        {:ok, to, state}
+
+      cache ->
+        with {:ok, to} <- Wire.address(jid, state.peer_resource) do
+          cache = if map_size(cache) >= 10_000, do: %{}, else: cache
+          {:ok, to, %{state | addresses: Map.put(cache, jid, to)}}
+        end
+    end
+  end
+
   @impl GenServer
   def handle_info({:xmpp_bridge, id, event}, %{conn: %Connection{id: id}} = state),
     do: session_event(event, state)
+
+  def handle_info({:track, seq, id, ref, pid}, state) do
+    entry = %{ref: ref, pid: pid, id: id, delivery: :server}
+
+    case bounded_pop(state.early, seq) do
+      {nil, _} ->
+        {:noreply, track_send(state, seq, entry)}
+
+      {outcome, early} ->
+        state = track_send(%{state | early: early}, seq, entry)
+
+        case outcome do
+          :acked -> {:noreply, acked(state, [seq])}
+          {:failed, reason} -> {:noreply, failed(state, [seq], reason)}
+        end
+    end
+  end
 
   def handle_info({:call_result, pid, result}, state),
     do: {:noreply, call_finished(state, pid, result)}
@@ -859,18 +950,27 @@ defmodule XmppBridge.Bus do
     end
   end
 
-  # A bounded set: a map and the queue of its keys, oldest first.
-  defp seen?({map, _}, key), do: Map.has_key?(map, key)
+  # A bounded map: the map, the queue of the keys put (oldest first) and
+  # its length. Past `limit` puts, the oldest key is forgotten, whether or
+  # not it was popped since: memory stays bounded by `limit`.
+  defp bounded, do: {%{}, :queue.new(), 0}
 
-  defp remember({map, queue}, key, value, limit) do
-    {map, queue} = {Map.put(map, key, value), :queue.in(key, queue)}
+  defp seen?({map, _, _}, key), do: Map.has_key?(map, key)
 
-    if map_size(map) > limit do
+  defp remember({map, queue, n}, key, value, limit) do
+    {map, queue, n} = {Map.put(map, key, value), :queue.in(key, queue), n + 1}
+
+    if n > limit do
       {{:value, old}, queue} = :queue.out(queue)
-      {Map.delete(map, old), queue}
+      {Map.delete(map, old), queue, n - 1}
     else
-      {map, queue}
+      {map, queue, n}
     end
+  end
+
+  defp bounded_pop({map, queue, n}, key) do
+    {value, map} = Map.pop(map, key)
+    {value, {map, queue, n}}
   end
 
   ## Outgoing terms
@@ -886,15 +986,16 @@ defmodule XmppBridge.Bus do
     Enum.reduce(seqs, state, fn seq, acc ->
       case Map.pop(acc.by_seq, seq) do
         {nil, _} ->
-          acc
+          early(acc, seq, :acked)
 
         {id, by_seq} ->
           acc = %{acc | by_seq: by_seq}
 
           case acc.pending[id] do
             %{delivery: :server} = entry ->
-              # Kept a while by id: a bounce may still follow the ack.
-              recent = remember(acc.recent, id, entry, @bounce_window)
+              # Kept a while by id (only whom to tell): a bounce may
+              # still follow the ack.
+              recent = remember(acc.recent, id, Map.take(entry, [:ref, :pid]), @bounce_window)
               %{acc | pending: Map.delete(acc.pending, id), recent: recent}
 
             _ ->
@@ -908,7 +1009,7 @@ defmodule XmppBridge.Bus do
     Enum.reduce(seqs, state, fn seq, acc ->
       case Map.pop(acc.by_seq, seq) do
         {nil, _} ->
-          acc
+          early(acc, seq, {:failed, reason})
 
         {id, by_seq} ->
           acc = %{acc | by_seq: by_seq}
@@ -928,6 +1029,12 @@ defmodule XmppBridge.Bus do
       end
     end)
   end
+
+  # The outcome of a sequence number the bus does not know: a send of a
+  # caller whose {:track, ...} is still on its way, or a stanza of the bus's
+  # own (presence, receipt, answer). Kept for the last 65,536.
+  defp early(state, seq, outcome),
+    do: %{state | early: remember(state.early, seq, outcome, @bounce_window)}
 
   defp resend(state, entry) do
     if now() >= entry.deadline do
@@ -985,19 +1092,20 @@ defmodule XmppBridge.Bus do
   end
 
   defp bounced(state, id, reason) do
-    {map, queue} = state.recent
-
-    cond do
-      entry = state.pending[id] ->
+    case state.pending[id] do
+      %{} = entry ->
         notify_failed(entry, reason)
         %{state | pending: Map.delete(state.pending, id)}
 
-      entry = map[id] ->
-        notify_failed(entry, reason)
-        %{state | recent: {Map.delete(map, id), queue}}
+      nil ->
+        case bounded_pop(state.recent, id) do
+          {nil, _} ->
+            state
 
-      true ->
-        state
+          {entry, recent} ->
+            notify_failed(entry, reason)
+            %{state | recent: recent}
+        end
     end
   end
 

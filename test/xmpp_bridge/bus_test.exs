@@ -67,6 +67,16 @@ defmodule XmppBridge.BusTest do
       Enum.each([ann, ben], &stop_quietly/1)
     end
 
+    test "a bounce is reported to the sender of a :server send", %{server: server} do
+      ann = start_bus(server, "ann")
+      {:ok, ref} = Bus.send(ann, "nobody@unknown.invalid", :hello)
+      assert_receive {:xmpp_bridge_bus, :failed, ^ref, {:bounced, condition}}, 10_000
+      assert is_binary(condition)
+      {:ok, ref} = Bus.send(ann, "nobody@unknown.invalid", :hello, delivery: :none)
+      refute_receive {:xmpp_bridge_bus, _, ^ref, _}, 1000
+      stop_quietly(ann)
+    end
+
     test "pids, references, ports and funs are refused at send", %{server: server} do
       ann = start_bus(server, "ann")
 
@@ -341,6 +351,24 @@ defmodule XmppBridge.BusTest do
       Enum.each([ann, ben], &stop_quietly/1)
     end
 
+    test "a timed-out call leaks no waiter on either side", %{server: server} do
+      ann = start_bus(server, "ann")
+      ben = start_bus(server, "ben", handlers: %{"sleep" => fn ms -> Process.sleep(ms) end})
+
+      for _ <- 1..20 do
+        assert {:error, %Error{reason: :timeout}} =
+                 Bus.call(ann, "ben@localhost", "sleep", [2000], 50)
+      end
+
+      # The serving side stopped every handler, and the caller's mailbox
+      # holds no late answer.
+      eventually(fn -> map_size(:sys.get_state(ben).running) == 0 end, 3000)
+      Process.sleep(300)
+      refute_received {:xmpp_bridge_iq, _, _}
+      assert Process.info(self(), :message_queue_len) == {:message_queue_len, 0}
+      Enum.each([ann, ben], &stop_quietly/1)
+    end
+
     test "method names never become atoms", %{server: server} do
       ann = start_bus(server, "ann")
       ben = start_bus(server, "ben")
@@ -351,6 +379,32 @@ defmodule XmppBridge.BusTest do
 
       assert_raise ArgumentError, fn -> String.to_existing_atom(name) end
       Enum.each([ann, ben], &stop_quietly/1)
+    end
+  end
+
+  describe "supervision" do
+    test "a node under a supervisor, restarted with its served methods", %{server: server} do
+      opts =
+        session_opts(server, "cid") ++
+          [name: :bus_under_supervision, handlers: %{"twice" => fn x -> 2 * x end}]
+
+      sup =
+        start_supervised!(
+          {Supervisor, [strategy: :one_for_one, children: [{Bus, opts}]]}
+          |> sup_spec()
+        )
+
+      assert :ok = Bus.await_online(:bus_under_supervision)
+      ann = start_bus(server, "ann")
+      assert {:ok, 42} = Bus.call(ann, "cid@localhost", "twice", [21])
+
+      old = Process.whereis(:bus_under_supervision)
+      Process.exit(old, :kill)
+      eventually(fn -> (pid = Process.whereis(:bus_under_supervision)) && pid != old end, 5000)
+      assert :ok = Bus.await_online(:bus_under_supervision)
+      eventually(fn -> Bus.call(ann, "cid@localhost", "twice", [4]) == {:ok, 8} end, 10_000)
+      assert [{Bus, _, :worker, [Bus]}] = Supervisor.which_children(sup)
+      stop_quietly(ann)
     end
   end
 
@@ -467,5 +521,15 @@ defmodule XmppBridge.BusTest do
       module = XmppBridge.Test.Eunit.compile_and_load!(source, dir)
       assert :eunit.test(module, [:verbose]) == :ok
     end
+  end
+
+  defp sup_spec({Supervisor, opts}) do
+    %{
+      id: :bus_sup,
+      start:
+        {Supervisor, :start_link,
+         [Keyword.fetch!(opts, :children), Keyword.delete(opts, :children)]},
+      type: :supervisor
+    }
   end
 end
