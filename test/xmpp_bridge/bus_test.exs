@@ -232,6 +232,52 @@ defmodule XmppBridge.BusTest do
       Enum.each([ann, eve], &stop_quietly/1)
     end
 
+    test "what the server refuses to store offline (its quota) is reported failed" do
+      server = TestServer.start!(:ejabberd, accounts: ["ann", "eve"], offline_limit: 10)
+      on_exit(fn -> TestServer.stop(server) end)
+      ann = start_bus(server, "ann")
+
+      refs =
+        for i <- 1..25,
+            do: elem(Bus.send(ann, "eve@localhost", {:queued, i}, delivery: :confirmed), 1)
+
+      failed =
+        for ref <- refs, reduce: [] do
+          acc ->
+            receive do
+              {:xmpp_bridge_bus, :failed, ^ref, {:bounced, condition}} -> [condition | acc]
+            after
+              0 -> acc
+            end
+        end
+
+      failed =
+        failed ++
+          for _ <- 1..(15 - length(failed))//1 do
+            assert_receive {:xmpp_bridge_bus, :failed, _, {:bounced, condition}}, 10_000
+            condition
+          end
+
+      report(
+        server,
+        "bus offline",
+        "quota 10: 25 sent, #{length(failed)} bounced (#{Enum.uniq(failed) |> Enum.join(", ")})"
+      )
+
+      assert length(failed) == 15
+
+      # The 10 stored arrive, with their receipts, when the node comes back.
+      eve = start_bus(server, "eve")
+
+      got =
+        for _ <- 1..10,
+            do: assert_receive({:xmpp_bridge_bus, :message, _, {:queued, i}}, 10_000) && i
+
+      assert got == Enum.to_list(1..10)
+      for _ <- 1..10, do: assert_receive({:xmpp_bridge_bus, :delivered, _, _}, 10_000)
+      Enum.each([ann, eve], &stop_quietly/1)
+    end
+
     test "a slow receiver holds the stream back instead of its mailbox growing", %{server: server} do
       test = self()
       sink = spawn_link(fn -> slow_sink(test, 0, 0) end)

@@ -171,6 +171,7 @@ defmodule XmppTestServer do
           | {:log_level, String.t()}
           | {:extra_config, String.t()}
           | {:max_ack_queue, pos_integer()}
+          | {:offline_limit, pos_integer()}
 
   @options [
     :domain,
@@ -182,7 +183,8 @@ defmodule XmppTestServer do
     :dir_root,
     :log_level,
     :extra_config,
-    :max_ack_queue
+    :max_ack_queue,
+    :offline_limit
   ]
   @loopback {127, 0, 0, 1}
   @log_lines 200
@@ -213,6 +215,8 @@ defmodule XmppTestServer do
     * `:max_ack_queue` - ejabberd only: unacknowledged XEP-0198 stanzas the
       server keeps for a session before it closes it (default 100,000;
       ejabberd's own default is 5,000)
+    * `:offline_limit` - ejabberd only: messages the server stores for an
+      offline account before it bounces more (default 100,000)
   """
   @spec start(kind(), [option()]) :: {:ok, t()} | {:error, term()}
   def start(kind, opts \\ []) when kind in [:ejabberd, :prosody] do
@@ -356,6 +360,9 @@ defmodule XmppTestServer do
 
       not (Keyword.get(opts, :max_ack_queue, 1) |> then(&(is_integer(&1) and &1 > 0))) ->
         {:error, {:bad_option, ":max_ack_queue must be a positive integer"}}
+
+      not (Keyword.get(opts, :offline_limit, 1) |> then(&(is_integer(&1) and &1 > 0))) ->
+        {:error, {:bad_option, ":offline_limit must be a positive integer"}}
 
       true ->
         :ok

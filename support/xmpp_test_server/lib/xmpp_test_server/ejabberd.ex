@@ -146,7 +146,7 @@ defmodule XmppTestServer.Ejabberd do
     s2s_access: none
     max_fsm_queue: 100000
     shaper_rules:
-      max_user_offline_messages: 100000
+      max_user_offline_messages: #{Keyword.get(opts, :offline_limit, 100_000)}
     listen:
       -
         port: #{ports.c2s_starttls}
