@@ -74,7 +74,7 @@ reply =
 IO.puts(Stanza.encode!(reply))
 
 Demo.section("A message carrying an Erlang term (ETF, base64), decoded safely")
-term = {:order, 42, %{items: ["tea", "cake"], total: 7.5}, self()}
+term = {:order, 42, %{items: ["tea", "cake"], total: 7.5}, 2 ** 70}
 
 msg = %Message{Message.chat("romeo@example.net", "order 42") | payloads: [Payload.Term.new(term)]}
 xml = Stanza.encode!(msg)
@@ -82,6 +82,9 @@ IO.puts(xml)
 %Message{payloads: [%Payload.Term{value: back}]} = Stanza.decode!(xml)
 Demo.show("term back", back)
 Demo.show("same term?", back == term)
+
+# A pid means nothing on another node: refused when encoding, naming it.
+Demo.show("with a pid", Stanza.encode(%Message{msg | payloads: [Payload.Term.new({:reply_to, self()})]}))
 
 Demo.section("Bad input is an error that names the problem, never a crash")
 
