@@ -84,7 +84,10 @@ Demo.show("term back", back)
 Demo.show("same term?", back == term)
 
 # A pid means nothing on another node: refused when encoding, naming it.
-Demo.show("with a pid", Stanza.encode(%Message{msg | payloads: [Payload.Term.new({:reply_to, self()})]}))
+Demo.show(
+  "with a pid",
+  Stanza.encode(%Message{msg | payloads: [Payload.Term.new({:reply_to, self()})]})
+)
 
 Demo.section("Bad input is an error that names the problem, never a crash")
 

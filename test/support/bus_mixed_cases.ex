@@ -48,6 +48,17 @@ defmodule XmppBridge.Test.BusMixedCases do
         :exit, _ -> :ok
       end
 
+      defp send_until_queued(send) do
+        case send.() do
+          {:ok, _ref} ->
+            :ok
+
+          {:error, %Error{reason: :queue_full}} ->
+            Process.sleep(10)
+            send_until_queued(send)
+        end
+      end
+
       defp event?(name), do: &(&1["event"] == name)
       defp event?(name, id), do: &(&1["event"] == name and &1["id"] == id)
 
@@ -114,6 +125,52 @@ defmodule XmppBridge.Test.BusMixedCases do
           assert {:error, %Error{reason: {:not_portable, "pid"}}} =
                    Bus.send(bus, rust.jid, [self()])
 
+          RustPeer.stop(rust)
+          stop_quietly(bus)
+        end
+      end
+
+      describe "flow control" do
+        test "a Rust node that does not take its events holds the stream back", %{server: server} do
+          bus = start_bus(server, "elixa")
+          rust = RustPeer.start(server, "rustc")
+          RustPeer.command(rust, %{"cmd" => "hold"})
+          RustPeer.command(rust, %{"cmd" => "rss"})
+          %{"kb" => before} = RustPeer.next(rust, event?("rss"))
+
+          blob = :binary.copy("x", 2048)
+          count = 10_000
+
+          for i <- 1..count do
+            send_until_queued(fn -> Bus.send(bus, rust.jid, {:blob, i, blob}) end)
+          end
+
+          :ok = Bus.sync(bus, 60_000)
+          Process.sleep(1000)
+          RustPeer.command(rust, %{"cmd" => "rss"})
+          %{"kb" => held} = RustPeer.next(rust, event?("rss"))
+          grew = held - before
+
+          RustPeer.command(rust, %{"cmd" => "release"})
+
+          events =
+            RustPeer.collect(
+              rust,
+              &(&1["event"] == "message" and
+                  match?({:blob, ^count, _}, RustPeer.term64(&1["etf"]))),
+              120_000
+            )
+
+          got = Enum.count(events, &(&1["event"] == "message"))
+
+          report(
+            server,
+            "bus flow control",
+            "#{count} x 2 KB (#{div(count * 2, 1024)} MB) to a Rust node taking no events: its RSS grew #{grew} KB; #{got} arrived once released"
+          )
+
+          assert got == count
+          assert grew < 10_000, "the Rust node's memory grew by #{grew} KB"
           RustPeer.stop(rust)
           stop_quietly(bus)
         end

@@ -22,6 +22,9 @@
 //! - `{"cmd":"call","id":N,"to":J,"method":M,"args_etf":B64,"timeout_ms":T}`
 //! - `{"cmd":"monitor","id":N,"jid":J}`, `{"cmd":"demonitor","id":N}`
 //! - `{"cmd":"stop"}`
+//! - `{"cmd":"hold"}` / `{"cmd":"release"}`: stop / start taking events (a
+//!   slow application: the node's flow control holds the stream back)
+//! - `{"cmd":"rss"}`: prints `{"event":"rss","kb":N}`, this process's VmRSS
 //!
 //! Serves `echo`, `add` (integers of any size), `sleep` (ms), `crash`
 //! (panics with "boom") and `whoami`. With `--echo`, every term received
@@ -302,6 +305,15 @@ struct State {
     node: bus::Node,
     sends: HashMap<SendRef, Value>,
     monitors: HashMap<MonitorRef, Value>,
+    /// `hold`: events are not taken (a slow application), until `release`.
+    held: bool,
+}
+
+/// This process's resident memory (VmRSS), in KB.
+fn rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Handles one command; true when it asks to stop.
@@ -320,6 +332,18 @@ fn command(state: &mut State, line: &str) -> bool {
     let id = cmd.get("id").cloned().unwrap_or(Value::Null);
     let result = match cmd.get("cmd").and_then(Value::as_str) {
         Some("stop") => return true,
+        Some("hold") => {
+            state.held = true;
+            Ok(())
+        }
+        Some("release") => {
+            state.held = false;
+            Ok(())
+        }
+        Some("rss") => {
+            emit(json!({"event": "rss", "kb": rss_kb()}));
+            Ok(())
+        }
         Some("send") => send(state, &cmd, id),
         Some("call") => call(state, &cmd, id),
         Some("monitor") => str_arg(&cmd, "jid").map(|jid| match state.node.monitor(jid) {
@@ -469,6 +493,7 @@ async fn main() {
         node,
         sends: HashMap::new(),
         monitors: HashMap::new(),
+        held: false,
     };
     // Lines of stdin from a thread of their own (a blocking read).
     let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -488,6 +513,7 @@ async fn main() {
         }
     });
     loop {
+        let held = state.held;
         tokio::select! {
             line = lines.recv() => match line {
                 Some(line) if line.trim().is_empty() => {}
@@ -498,7 +524,7 @@ async fn main() {
                 }
                 None => break,
             },
-            e = events.next() => match e {
+            e = events.next(), if !held => match e {
                 Some(e) => event(&mut state, echo, e),
                 None => {
                     eprintln!("bus_peer: the node closed by itself");
