@@ -108,6 +108,10 @@ defmodule XmppTestServer.Prosody do
     smacks_max_queue_size = 100000
     smacks_hibernation_time = 300
 
+    -- Prosody's sockets use Nagle's algorithm by default: a small stanza
+    -- then waits for the peer's delayed ACK (~40 ms a request/response).
+    network_settings = { nagle = false }
+
     modules_enabled = {
     \t"roster"; "saslauth"; "tls"; "disco"; "ping"; "offline";
     \t"smacks"; "carbons"; "xb_plaintext_port";
