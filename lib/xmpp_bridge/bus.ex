@@ -200,9 +200,7 @@ defmodule XmppBridge.Bus do
   @spec send(bus(), jid(), term(), [send_option()]) :: {:ok, reference()} | {:error, Error.t()}
   def send(bus, jid, term, opts \\ []) do
     with {:ok, opts} <- send_options(opts),
-         {:ok, value_el} <- Wire.value_element(term, opts.format) do
-      body = Wire.bus_body(term, opts.format)
-
+         {:ok, value_el, body} <- Wire.value_and_body(term, opts.format) do
       case opts.delivery do
         # Sent again until confirmed: the bus process keeps it.
         :confirmed -> GenServer.call(bus, {:send, jid, value_el, body, opts})
@@ -383,8 +381,12 @@ defmodule XmppBridge.Bus do
 
   ## Options
 
+  @default_send_options %{delivery: :server, deadline: 60_000, retry: false, format: :term}
+
+  defp send_options([]), do: {:ok, @default_send_options}
+
   defp send_options(opts) when is_list(opts) do
-    defaults = [delivery: :server, deadline: 60_000, retry: false, format: :term]
+    defaults = Map.to_list(@default_send_options)
 
     with true <- Keyword.keyword?(opts),
          {:ok, opts} <- Keyword.validate(opts, defaults),

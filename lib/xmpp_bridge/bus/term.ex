@@ -27,13 +27,27 @@ defmodule XmppBridge.Bus.Term do
   """
   @spec encode(term()) :: {:ok, binary()} | {:error, Error.t()}
   def encode(term) do
+    with {:ok, etf, _body} <- encode_with_body(term), do: {:ok, etf}
+  end
+
+  @doc """
+  Like `encode/1`, with the text for a message's `<body/>` as well: the
+  term in Elixir syntax, at most 1024 bytes, rendered in Rust from the
+  same read that checks the term (much cheaper than `body/1`, whose
+  output it follows closely).
+
+      iex> XmppBridge.Bus.Term.encode_with_body({:job, 42, "x"}) |> elem(2)
+      ~s({:job, 42, "x"})
+  """
+  @spec encode_with_body(term()) :: {:ok, binary(), String.t()} | {:error, Error.t()}
+  def encode_with_body(term) do
     etf = :erlang.term_to_binary(term)
 
     etf
     |> Native.term_check()
     |> Limits.retry_dirty(fn -> Native.term_check_dirty(etf) end)
     |> case do
-      :ok -> {:ok, etf}
+      {:ok, body} -> {:ok, etf, body}
       {:error, reason} -> {:error, %Error{reason: reason}}
     end
   end

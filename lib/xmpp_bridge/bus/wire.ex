@@ -54,14 +54,24 @@ defmodule XmppBridge.Bus.Wire do
   @doc false
   # The payload element carrying `value`: a term, or JSON.
   def value_element(value, :term) do
-    with {:ok, etf} <- BusTerm.encode(value) do
-      {:ok, {:xmlel, "term", [{"xmlns", @term_ns}], [{:xmlcdata, Base.encode64(etf)}]}}
-    end
+    with {:ok, el, _body} <- value_and_body(value, :term), do: {:ok, el}
   end
 
   def value_element(value, :json) do
+    with {:ok, el, _body} <- value_and_body(value, :json), do: {:ok, el}
+  end
+
+  @doc false
+  # The payload element and the message body for `value`.
+  def value_and_body(value, :term) do
+    with {:ok, etf, body} <- BusTerm.encode_with_body(value) do
+      {:ok, {:xmlel, "term", [{"xmlns", @term_ns}], [{:xmlcdata, Base.encode64(etf)}]}, body}
+    end
+  end
+
+  def value_and_body(value, :json) do
     with {:ok, %Payload.Json{json: json}} <- Payload.Json.from_term(value) do
-      {:ok, {:xmlel, "json", [{"xmlns", @json_ns}], [{:xmlcdata, json}]}}
+      {:ok, {:xmlel, "json", [{"xmlns", @json_ns}], [{:xmlcdata, json}]}, BusTerm.body(value)}
     end
   end
 
@@ -114,8 +124,6 @@ defmodule XmppBridge.Bus.Wire do
   defp text(children), do: for({:xmlcdata, t} <- children, into: "", do: t)
 
   ## Terms
-
-  def bus_body(term, _format), do: BusTerm.body(term)
 
   @doc false
   def term_message(to, id, value_el, body, confirmed?) do

@@ -318,8 +318,8 @@ fn json_decode_dirty<'a>(env: Env<'a>, input: Binary) -> Term<'a> {
 const TERM_NORMAL_BYTES: usize = 64 * 1024;
 
 /// Checks that `term_to_binary` output `etf` is a term the bus's readers
-/// take (no pid, port, reference, fun, bit string; not too deep): `:ok`
-/// or `{:error, {:not_portable, what}}`.
+/// take (no pid, port, reference, fun, bit string; not too deep):
+/// `{:ok, body}` or `{:error, {:not_portable, what}}`.
 #[rustler::nif]
 fn term_check<'a>(env: Env<'a>, etf: Binary) -> Term<'a> {
     if etf.len() > TERM_NORMAL_BYTES {
@@ -333,9 +333,11 @@ fn term_check_dirty<'a>(env: Env<'a>, etf: Binary) -> Term<'a> {
     do_term_check(env, etf.as_slice())
 }
 
+/// `{:ok, body}`: the term in Elixir syntax for a message's `<body/>`
+/// (at most 1024 bytes), rendered from the same read as the check.
 fn do_term_check<'a>(env: Env<'a>, etf: &[u8]) -> Term<'a> {
     match xmpp_bridge::etf::decode(etf) {
-        Ok(_) => atoms::ok().encode(env),
+        Ok(term) => ok(env, xmpp_bridge::bus::render::render(&term).encode(env)),
         Err(e) => err(env, NifError::NotPortable(etf_error_what(&e))),
     }
 }
