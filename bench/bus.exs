@@ -780,15 +780,8 @@ defmodule XmppBridge.Bench.Bus do
 
   defp raw_msg(to, i, :bus) do
     term = {:n, i, "payload"}
-    {:ok, el} = XmppBridge.Bus.Wire.value_element(term, :term)
-
-    XmppBridge.Bus.Wire.term_message(
-      to,
-      "m#{i}",
-      el,
-      XmppBridge.Bus.Wire.bus_body(term, :term),
-      false
-    )
+    {:ok, el, body} = XmppBridge.Bus.Wire.value_and_body(term, :term)
+    XmppBridge.Bus.Wire.term_message(to, "m#{i}", el, body, false)
   end
 
   defp raw_blast(conn, n, to, shape) do
