@@ -980,8 +980,11 @@ defmodule XmppBridge.Bus do
   defp track_send(state, _seq, %{delivery: :none}), do: state
 
   defp track_send(state, seq, entry) do
-    state = put_in(state.by_seq[seq], entry.id)
-    put_in(state.pending[entry.id], entry)
+    %{
+      state
+      | by_seq: Map.put(state.by_seq, seq, entry.id),
+        pending: Map.put(state.pending, entry.id, entry)
+    }
   end
 
   defp acked(state, seqs) do
@@ -997,7 +1000,7 @@ defmodule XmppBridge.Bus do
             %{delivery: :server} = entry ->
               # Kept a while by id (only whom to tell): a bounce may
               # still follow the ack.
-              recent = remember(acc.recent, id, Map.take(entry, [:ref, :pid]), @bounce_window)
+              recent = remember(acc.recent, id, %{ref: entry.ref, pid: entry.pid}, @bounce_window)
               %{acc | pending: Map.delete(acc.pending, id), recent: recent}
 
             _ ->
@@ -1045,8 +1048,7 @@ defmodule XmppBridge.Bus do
     else
       case Connection.send(state.conn, entry.msg) do
         {:ok, seq} ->
-          state = put_in(state.by_seq[seq], entry.id)
-          put_in(state.pending[entry.id], entry)
+          track_send(state, seq, entry)
 
         {:error, _} ->
           # Queue full: the retry tick tries again.
