@@ -466,22 +466,14 @@ defmodule XmppBridge.Bus do
     end
   end
 
+  # As XmppBridge.Client finds its connection: one ETS read, no call.
   defp lookup(bus) do
-    with pid when is_pid(pid) <- whereis(bus),
+    with pid when is_pid(pid) <- XmppBridge.Client.local_pid(bus),
          [{^pid, info}] <- Registry.lookup(@registry, {__MODULE__, pid}) do
       {:ok, info}
     else
       _ -> {:error, %Error{reason: :noproc}}
     end
-  end
-
-  defp whereis(bus) do
-    case GenServer.whereis(bus) do
-      pid when is_pid(pid) and node(pid) == node() -> pid
-      _ -> nil
-    end
-  catch
-    :exit, _ -> nil
   end
 
   ## Server

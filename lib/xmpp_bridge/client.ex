@@ -643,7 +643,7 @@ defmodule XmppBridge.Client do
   defp lookup(client) do
     # The registry forgets a client shortly after it exits: a dead pid
     # whose entry is still there is not running either.
-    with pid when is_pid(pid) <- whereis(client),
+    with pid when is_pid(pid) <- local_pid(client),
          [{^pid, conn}] <- Registry.lookup(@registry, pid),
          true <- Process.alive?(pid) do
       {:ok, conn}
@@ -652,10 +652,13 @@ defmodule XmppBridge.Client do
     end
   end
 
+  @doc false
   # GenServer.whereis/1 without its exits: a name of another node, or a
-  # registry that is not running, is simply not a local client.
-  defp whereis(client) do
-    case GenServer.whereis(client) do
+  # registry that is not running, is simply not a local process (also used
+  # by XmppBridge.Bus).
+  @spec local_pid(GenServer.server()) :: pid() | nil
+  def local_pid(server) do
+    case GenServer.whereis(server) do
       pid when is_pid(pid) and node(pid) == node() -> pid
       _ -> nil
     end
