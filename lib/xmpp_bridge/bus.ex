@@ -1158,15 +1158,11 @@ defmodule XmppBridge.Bus do
   defp apply_handler(fun, args), do: apply(fun, args)
 
   defp call_finished(state, pid, result) do
-    case Map.pop(state.running, pid) do
-      {nil, _} ->
+    case take_call(state, pid) do
+      nil ->
         state
 
-      {entry, running} ->
-        Process.demonitor(entry.mref, [:flush])
-        Process.cancel_timer(entry.timer)
-        state = %{state | running: running}
-
+      {entry, state} ->
         reply =
           case result do
             {:ok, value} ->
@@ -1192,15 +1188,27 @@ defmodule XmppBridge.Bus do
   # The call ends without a result: its deadline passed, it was cancelled,
   # or its process died. The process is killed if still running.
   defp call_stopped(state, pid, reason) do
+    case take_call(state, pid) do
+      nil ->
+        state
+
+      {entry, state} ->
+        Process.exit(pid, :kill)
+        answer(state, Wire.error_iq(entry.iq, reason))
+    end
+  end
+
+  # The running call of process `pid`, taken out of the state with its
+  # monitor and deadline timer gone; nil when it already ended.
+  defp take_call(state, pid) do
     case Map.pop(state.running, pid) do
       {nil, _} ->
-        state
+        nil
 
       {entry, running} ->
         Process.demonitor(entry.mref, [:flush])
         Process.cancel_timer(entry.timer)
-        Process.exit(pid, :kill)
-        answer(%{state | running: running}, Wire.error_iq(entry.iq, reason))
+        {entry, %{state | running: running}}
     end
   end
 
