@@ -69,7 +69,8 @@ defmodule XmppBridge.Bus do
   require Logger
 
   alias XmppBridge.{Connection, Error, Iq, Message, Presence}
-  alias XmppBridge.Bus.Wire
+  alias XmppBridge.Payload.DiscoItems
+  alias XmppBridge.Bus.{Group, Wire}
 
   @registry XmppBridge.Client.Registry
 
@@ -83,7 +84,9 @@ defmodule XmppBridge.Bus do
     retry_interval: 5_000,
     max_mailbox: 10_000,
     window: 100,
-    peer_resource: "bus"
+    peer_resource: "bus",
+    muc_service: nil,
+    discovery: nil
   ]
 
   @dedupe_size 65_536
@@ -144,6 +147,10 @@ defmodule XmppBridge.Bus do
     * `:max_mailbox`, `:window` - see "Flow control"
     * `:peer_resource` - the resource a bare JID is completed with
       (default `"bus"`)
+    * `:muc_service` - the MUC service groups live on (default
+      `"conference.<domain>"`)
+    * `:discovery` - a group the node joins at start and stays in, whose
+      members are `nodes/1` (default none)
   """
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts) when is_list(opts) do
@@ -375,6 +382,131 @@ defmodule XmppBridge.Bus do
     :ok
   end
 
+  @typedoc """
+  A node's status (docs/PROTOCOL.md §6.2): presence `show`, a `text` for
+  humans, and a `term` such as its load (`nil` when not given).
+  """
+  @type status :: %{
+          show: nil | :chat | :away | :xa | :dnd,
+          text: String.t() | nil,
+          term: term()
+        }
+
+  @typedoc "A group member: its full JID, whether it is a bus node, its status."
+  @type member :: %{jid: jid(), bus: boolean(), status: status()}
+
+  @doc """
+  Joins `group` (a MUC room on the node's MUC service, docs/PROTOCOL.md
+  §6.1) for the calling process, which from then on receives
+  `{:xmpp_bridge_bus, :group, group, from, term}` for every broadcast of
+  another member, in the order each member sent them. Returns once the
+  node is in the room (the first joiner creates and configures it).
+
+  Options:
+
+    * `:events` - also send the caller `{:xmpp_bridge_bus, :joined, group,
+      jid}`, `{:xmpp_bridge_bus, :left, group, jid, reason}` (`:left`, or
+      a `t:down_reason/0` when the member's heartbeat failed) and
+      `{:xmpp_bridge_bus, :status, group, jid, status}` (default `false`)
+    * `:history` - replay the last n messages of the room (default 0)
+    * `:timeout` - ms to wait for the join (default 10,000)
+
+  The node stays in the room until the last process that joined leaves or
+  exits, and joins again by itself after a reconnect that was not a
+  resumption. Errors: `{:bad_group, detail}`, `{:join_failed, condition}`,
+  `:timeout`.
+  """
+  @spec join(bus(), String.t(), keyword()) :: :ok | {:error, Error.t()}
+  def join(bus, group, opts \\ []) do
+    with :ok <- Group.check_name(group),
+         {:ok, opts} <- join_options(opts) do
+      GenServer.call(bus, {:join, group, opts}, opts.timeout + 1_000)
+    end
+  end
+
+  defp join_options(opts) do
+    case Keyword.validate(opts, events: false, history: 0, timeout: 10_000) do
+      {:ok, kw} ->
+        o = Map.new(kw)
+
+        if is_boolean(o.events) and is_integer(o.history) and o.history >= 0 and pos?(o.timeout),
+          do: {:ok, o},
+          else: {:error, %Error{reason: {:bad_option, opts}}}
+
+      {:error, unknown} ->
+        {:error, %Error{reason: {:bad_option, {:unknown, unknown}}}}
+    end
+  end
+
+  @doc "The calling process leaves `group`; the node leaves the room when no process is left in it."
+  @spec leave(bus(), String.t()) :: :ok
+  def leave(bus, group), do: GenServer.call(bus, {:leave, group})
+
+  @doc """
+  Sends `term` to every member of `group` (a `groupchat` message through
+  the room). The node must be in the group (`{:not_joined, group}`
+  otherwise); the sender's own subscribers do not get it back. Confirmed by
+  the server, not by the members; never stored for members that are away.
+  Options: `:format` (`:term` or `:json`, as in `send/4`).
+  """
+  @spec broadcast(bus(), String.t(), term(), keyword()) :: :ok | {:error, Error.t()}
+  def broadcast(bus, group, term, opts \\ []) do
+    format = Keyword.get(opts, :format, :term)
+
+    with true <- format in [:term, :json] || {:error, %Error{reason: {:bad_option, opts}}},
+         {:ok, value_el, body} <- Wire.value_and_body(term, format) do
+      GenServer.call(bus, {:broadcast, group, value_el, body})
+    end
+  end
+
+  @doc "The members of a group the node is in, this node included, sorted by JID."
+  @spec members(bus(), String.t()) :: {:ok, [member()]} | {:error, Error.t()}
+  def members(bus, group), do: GenServer.call(bus, {:members, group})
+
+  @doc """
+  The nodes online: the members of the discovery group (option
+  `:discovery`), with their status. `{:error, %Error{reason:
+  :no_discovery_group}}` when the node has none.
+  """
+  @spec nodes(bus()) :: {:ok, [member()]} | {:error, Error.t()}
+  def nodes(bus), do: GenServer.call(bus, :discovery)
+
+  @doc """
+  Publishes this node's status: `:show` (`nil`, `:chat`, `:away`, `:xa`,
+  `:dnd`), `:text` and `:term` (any portable term, e.g. its load). It goes
+  to the node's rooms and watchers; members see it in `members/2` and as
+  `:status` events.
+  """
+  @spec set_status(bus(), keyword()) :: :ok | {:error, Error.t()}
+  def set_status(bus, status) do
+    with {:ok, status, status_el} <- Group.check_status(status) do
+      GenServer.call(bus, {:set_status, status, status_el})
+    end
+  end
+
+  @doc "The status of `jid` (a full JID) as seen in a group both nodes are in, or `:error`."
+  @spec status(bus(), jid()) :: {:ok, status()} | :error
+  def status(bus, jid), do: GenServer.call(bus, {:status_of, jid})
+
+  @doc """
+  The RPC methods the node at `jid` serves, sorted (a disco#items query,
+  docs/PROTOCOL.md §6.3).
+  """
+  @spec methods(bus(), jid(), pos_integer()) :: {:ok, [String.t()]} | {:error, Error.t()}
+  def methods(bus, jid, timeout \\ 5_000) do
+    with {:ok, %{conn: conn, peer_resource: res}} <- lookup(bus),
+         {:ok, to} <- Wire.address(jid, res),
+         {:ok, answer} <- Connection.iq(conn, Wire.methods_query(to), timeout) do
+      {:ok, Wire.methods_of(answer)}
+    else
+      {:error, %Error{reason: {:iq_error, answer}}} ->
+        {:error, %Error{reason: Wire.call_error(answer)}}
+
+      error ->
+        error
+    end
+  end
+
   @doc "Stops the node cleanly: watchers get a goodbye (DOWN `:shutdown`), the session closes."
   @spec stop(bus(), timeout()) :: :ok
   def stop(bus, timeout \\ 5_000), do: GenServer.stop(bus, :normal, timeout)
@@ -435,7 +567,9 @@ defmodule XmppBridge.Bus do
       window: pos?(bus[:window]),
       receiver: bus[:receiver] == nil or is_pid(bus[:receiver]) or is_atom(bus[:receiver]),
       handlers: is_map(bus[:handlers]) or is_list(bus[:handlers]),
-      peer_resource: is_binary(bus[:peer_resource]) and bus[:peer_resource] != ""
+      peer_resource: is_binary(bus[:peer_resource]) and bus[:peer_resource] != "",
+      muc_service: bus[:muc_service] == nil or is_binary(bus[:muc_service]),
+      discovery: bus[:discovery] == nil or Group.check_name(bus[:discovery]) == :ok
     ]
 
     case Enum.find(checks, fn {_k, ok} -> not ok end) do
@@ -501,7 +635,7 @@ defmodule XmppBridge.Bus do
         {:ok, conn} ->
           state =
             bus
-            |> Map.drop([:handlers, :name])
+            |> Map.drop([:handlers, :name, :muc_service])
             |> Map.merge(%{
               conn: conn,
               jid: nil,
@@ -529,8 +663,16 @@ defmodule XmppBridge.Bus do
               watched: %{},
               owners: %{},
               watchers: MapSet.new(),
-              announced: MapSet.new()
+              announced: MapSet.new(),
+              # groups and status
+              muc_service: bus.muc_service || Group.default_service(conn_opts[:jid]),
+              status: Group.empty_status(),
+              status_el: nil
             })
+            |> Map.merge(Group.new_state())
+            |> then(fn st ->
+              if bus.discovery, do: Group.pin(st, bus.discovery, 10_000), else: st
+            end)
 
           {:ok, _} = Registry.register(@registry, {__MODULE__, self()}, registry_info(state))
           Process.send_after(self(), :heartbeat, state.heartbeat)
@@ -616,6 +758,67 @@ defmodule XmppBridge.Bus do
 
   def handle_call({:demonitor, ref}, _from, state), do: {:reply, :ok, drop_monitor(state, ref)}
 
+  def handle_call({:join, group, opts}, {pid, _} = from, state) do
+    case Group.join(state, group, pid, from, opts) do
+      {:reply, reply, state, effects} -> {:reply, reply, effects({state, effects})}
+      {:noreply, state, effects} -> {:noreply, effects({state, effects})}
+    end
+  end
+
+  def handle_call({:leave, group}, {pid, _}, state),
+    do: {:reply, :ok, effects(Group.leave(state, group, pid))}
+
+  def handle_call({:members, group}, _from, state),
+    do: {:reply, Group.members(state, group), state}
+
+  def handle_call({:status_of, jid}, _from, state),
+    do: {:reply, Group.status_of(state, jid), state}
+
+  def handle_call(:discovery, _from, state) do
+    case Enum.find(state.groups, fn {_, g} -> g.pinned end) do
+      {group, _} -> {:reply, Group.members(state, group), state}
+      nil -> {:reply, {:error, %Error{reason: :no_discovery_group}}, state}
+    end
+  end
+
+  def handle_call({:broadcast, group, value_el, body}, _from, state) do
+    {id, state} = next_id(state)
+
+    with {:ok, msg} <- Group.broadcast_message(state, group, value_el, body, id),
+         {:ok, _seq} <- Connection.send(state.conn, msg) do
+      {:reply, :ok, state}
+    else
+      error -> {:reply, error, state}
+    end
+  end
+
+  def handle_call({:set_status, status, status_el}, _from, state) do
+    state = %{state | status: status, status_el: status_el}
+
+    if state.online do
+      _ = Connection.send(state.conn, Group.status_presence(state, nil))
+
+      for to <- state.watchers,
+          do: _ = Connection.send(state.conn, Group.status_presence(state, to))
+    end
+
+    {:reply, :ok, Group.announce_status(state)}
+  end
+
+  # Applies what Group asks the bus to do: heartbeats on group members.
+  defp effects({state, effects}) do
+    Enum.reduce(effects, state, fn
+      {:watch, jid, ref}, acc ->
+        case Wire.address(jid, acc.peer_resource) do
+          {:ok, to} -> watch(acc, to, ref, self())
+          _ -> acc
+        end
+
+      {:unwatch, ref}, acc ->
+        drop_monitor(acc, ref)
+    end)
+  end
+
   # Ids unique per sender: the incarnation (random per start) and a counter.
   defp next_id(state),
     do: {state.incarnation <> Integer.to_string(:atomics.add_get(state.ids, 1, 1), 36), state}
@@ -670,10 +873,25 @@ defmodule XmppBridge.Bus do
       Map.get(state.owners, pid) == mref ->
         {:noreply, owner_down(state, pid)}
 
+      Map.get(state.group_subs, pid) == mref ->
+        {:noreply, effects(Group.subscriber_down(state, pid))}
+
       true ->
         {:noreply, state}
     end
   end
+
+  # A group member's heartbeat (the bus watches members for itself).
+  def handle_info({:DOWN, ref, :bus_node, _jid, reason}, state),
+    do: {:noreply, effects(Group.member_down(state, ref, reason))}
+
+  def handle_info({:group_retry, group}, state), do: {:noreply, Group.retry(state, group)}
+
+  def handle_info({:group_timeout, group}, state),
+    do: {:noreply, effects(Group.join_timeout(state, group))}
+
+  def handle_info({:group_configured, group, result}, state),
+    do: {:noreply, effects(Group.configured(state, group, result))}
 
   def handle_info({:ping_result, jid, token, result}, state),
     do: {:noreply, ping_result(state, jid, token, result)}
@@ -767,17 +985,17 @@ defmodule XmppBridge.Bus do
       if resumed do
         state
       else
-        _ = Connection.send(state.conn, Wire.initial_presence(state.incarnation))
+        _ = Connection.send(state.conn, Group.status_presence(state, nil))
 
         state = %{state | announced: MapSet.new()}
 
         for to <- state.watchers,
-            do: _ = Connection.send(state.conn, Wire.answer_presence(to, state.incarnation))
+            do: _ = Connection.send(state.conn, Group.status_presence(state, to))
 
         for {to, _} <- state.watched,
-            do: _ = Connection.send(state.conn, Wire.watch_presence(to, state.incarnation))
+            do: _ = Connection.send(state.conn, watch_presence(state, to))
 
-        %{state | announced: MapSet.new(state.watchers)}
+        Group.rejoin(%{state | announced: MapSet.new(state.watchers)})
       end
 
     # Whatever a ping decided while we were away does not count: ask again.
@@ -860,8 +1078,19 @@ defmodule XmppBridge.Bus do
     bounced(state, id, {:bounced, condition})
   end
 
+  defp stanza(%Message{type: :groupchat} = msg, state) do
+    case Group.room_of(state, msg.from) do
+      {group, nick} -> Group.message(state, group, nick, msg)
+      nil -> state
+    end
+  end
+
   defp stanza(%Message{} = msg, state) do
     cond do
+      Group.room_of(state, msg.from) != nil ->
+        # The room's own notices (configuration changes, invitations).
+        state
+
       id = Wire.receipt_for(msg) ->
         receipt(state, id, msg.from)
 
@@ -872,6 +1101,9 @@ defmodule XmppBridge.Bus do
         incoming_term(state, msg)
     end
   end
+
+  defp stanza(%Iq{type: :get, payload: %DiscoItems{}} = iq, state),
+    do: answer(state, Wire.methods_answer(iq, state.jid, Map.keys(state.handlers)))
 
   defp stanza(%Iq{type: type} = iq, state) when type in [:get, :set] do
     case Wire.call_of(iq) do
@@ -1225,7 +1457,7 @@ defmodule XmppBridge.Bus do
     state = put_in(state.monitors[ref], {to, pid})
 
     state =
-      if Map.has_key?(state.owners, pid),
+      if pid == self() or Map.has_key?(state.owners, pid),
         do: state,
         else: put_in(state.owners[pid], Process.monitor(pid))
 
@@ -1242,7 +1474,7 @@ defmodule XmppBridge.Bus do
         state = put_in(state.watched[to], entry)
 
         if state.online,
-          do: _ = Connection.send(state.conn, Wire.watch_presence(to, state.incarnation))
+          do: _ = Connection.send(state.conn, watch_presence(state, to))
 
         ping_now(state, to)
 
@@ -1376,6 +1608,8 @@ defmodule XmppBridge.Bus do
     end
   end
 
+  defp watch_presence(state, to), do: Group.status_presence(state, to, [{"watch", "true"}])
+
   defp down(state, to, reason) do
     case Map.pop(state.watched, to) do
       {nil, _} ->
@@ -1398,8 +1632,17 @@ defmodule XmppBridge.Bus do
     end
   end
 
-  defp presence(state, %Presence{from: from, type: type, payloads: payloads})
+  defp presence(state, %Presence{from: from, type: type, payloads: payloads} = p)
        when is_binary(from) do
+    case Group.room_of(state, from) do
+      {group, nick} -> effects(Group.presence(state, group, nick, p))
+      nil -> node_presence(state, from, type, payloads)
+    end
+  end
+
+  defp presence(state, _p), do: state
+
+  defp node_presence(state, from, type, payloads) do
     node = Wire.node_info(payloads)
     state = watcher_presence(state, from, type, node)
 
@@ -1425,8 +1668,6 @@ defmodule XmppBridge.Bus do
     end
   end
 
-  defp presence(state, _p), do: state
-
   # A node that watches us: answer its presence with ours (once per session).
   defp watcher_presence(state, from, :available, %{watch: true}) do
     state = %{state | watchers: MapSet.put(state.watchers, from)}
@@ -1434,7 +1675,7 @@ defmodule XmppBridge.Bus do
     if MapSet.member?(state.announced, from) do
       state
     else
-      _ = Connection.send(state.conn, Wire.answer_presence(from, state.incarnation))
+      _ = Connection.send(state.conn, Group.status_presence(state, from))
       %{state | announced: MapSet.put(state.announced, from)}
     end
   end

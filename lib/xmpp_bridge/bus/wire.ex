@@ -317,14 +317,6 @@ defmodule XmppBridge.Bus.Wire do
   def node_element(incarnation, extra \\ []),
     do: {:xmlel, "node", [{"xmlns", @ns}, {"incarnation", incarnation} | extra], []}
 
-  def initial_presence(incarnation), do: %Presence{payloads: [node_element(incarnation)]}
-
-  def watch_presence(to, incarnation),
-    do: %Presence{to: to, payloads: [node_element(incarnation, [{"watch", "true"}])]}
-
-  def answer_presence(to, incarnation),
-    do: %Presence{to: to, payloads: [node_element(incarnation)]}
-
   def goodbye_presence(to, incarnation),
     do: %Presence{
       to: to,
@@ -357,6 +349,56 @@ defmodule XmppBridge.Bus.Wire do
   end
 
   def ping_incarnation(_), do: nil
+
+  ## Method discovery (§6.3)
+
+  @methods_node @ns <> "#methods"
+
+  def methods_query(to),
+    do: %Iq{
+      type: :get,
+      to: to,
+      id: Iq.new_id(),
+      payload: %Payload.DiscoItems{node: @methods_node}
+    }
+
+  # The answer to a disco#items query: the methods, or the way to them.
+  def methods_answer(%Iq{payload: %Payload.DiscoItems{node: node}} = req, me, methods) do
+    case node do
+      @methods_node ->
+        items =
+          for m <- Enum.sort(methods),
+              do: %Payload.DiscoItem{jid: me, node: @methods_node, name: m}
+
+        %Iq{
+          type: :result,
+          id: req.id,
+          to: req.from,
+          payload: %Payload.DiscoItems{node: node, items: items}
+        }
+
+      nil ->
+        items = [%Payload.DiscoItem{jid: me, node: @methods_node, name: "methods"}]
+        %Iq{type: :result, id: req.id, to: req.from, payload: %Payload.DiscoItems{items: items}}
+
+      _ ->
+        %Iq{
+          type: :error,
+          id: req.id,
+          to: req.from,
+          error: %StanzaError{type: :cancel, condition: :item_not_found}
+        }
+    end
+  end
+
+  def methods_of(%Iq{payload: %Payload.DiscoItems{items: items}}),
+    do:
+      items
+      |> Enum.filter(&(&1.node == @methods_node and is_binary(&1.name)))
+      |> Enum.map(& &1.name)
+      |> Enum.sort()
+
+  def methods_of(_), do: []
 
   defp xmlns(attrs), do: attr(attrs, "xmlns")
 

@@ -1,0 +1,629 @@
+defmodule XmppBridge.Bus.Group do
+  @moduledoc false
+  # Groups over MUC rooms (docs/PROTOCOL.md §6.1) and the status a node
+  # shows in its presence (§6.2): the part of a bus node's state that is
+  # about rooms. Functions take and return the bus state; what only the bus
+  # can do (start or stop a heartbeat on a member) comes back as effects:
+  # `{:watch, jid, ref}` and `{:unwatch, ref}`.
+
+  alias XmppBridge.{Connection, Error, Iq, Message, Presence}
+  alias XmppBridge.Bus.Wire
+  alias XmppBridge.Payload.{MucHistory, MucItem, MucJoin, MucUser}
+
+  @muc_owner "http://jabber.org/protocol/muc#owner"
+  @retry_ms 200
+
+  @doc false
+  def new_state,
+    do: %{groups: %{}, rooms: %{}, group_subs: %{}, group_mons: %{}}
+
+  ## Names
+
+  @doc false
+  # A group name is its own room localpart: 1-64 of [a-z0-9._-], starting
+  # with a letter or digit.
+  def check_name(name) when is_binary(name) do
+    if Regex.match?(~r/\A[a-z0-9][a-z0-9._-]{0,63}\z/, name),
+      do: :ok,
+      else: bad_name(name)
+  end
+
+  def check_name(name), do: bad_name(name)
+
+  defp bad_name(name),
+    do:
+      {:error,
+       %Error{
+         reason:
+           {:bad_group,
+            "a group name is 1-64 of a-z, 0-9, '.', '_', '-' starting with a letter or digit, got: #{inspect(name)}"}
+       }}
+
+  @doc false
+  # The default MUC service: conference.<domain of the node's JID>.
+  def default_service(jid) when is_binary(jid) do
+    domain = jid |> Wire.bare() |> String.split("@") |> List.last()
+    "conference." <> domain
+  end
+
+  def default_service(_), do: nil
+
+  ## Status (§6.2)
+
+  @doc false
+  def empty_status, do: %{show: nil, text: nil, term: nil}
+
+  @doc false
+  def check_status(opts) when is_list(opts) or is_map(opts) do
+    opts = Map.new(opts)
+
+    with [] <- Map.keys(opts) -- [:show, :text, :term],
+         true <- Map.get(opts, :show) in [nil, :chat, :away, :xa, :dnd],
+         true <- Map.get(opts, :text) == nil or is_binary(Map.get(opts, :text)),
+         {:ok, term_el} <- status_term(Map.get(opts, :term)) do
+      {:ok, Map.merge(empty_status(), opts), term_el}
+    else
+      {:error, %Error{}} = error -> error
+      _ -> {:error, %Error{reason: {:bad_option, {:status, opts}}}}
+    end
+  end
+
+  def check_status(other), do: {:error, %Error{reason: {:bad_option, {:status, other}}}}
+
+  defp status_term(nil), do: {:ok, nil}
+  defp status_term(term), do: Wire.value_element(term, :term)
+
+  @doc false
+  # The node's presence with its status, to `to` (nil: broadcast presence).
+  def status_presence(state, to, extra_attrs \\ [], extra_payloads \\ []) do
+    children = if state.status_el, do: [state.status_el], else: []
+
+    %Presence{
+      to: to,
+      show: state.status.show,
+      statuses: if(state.status.text, do: [{nil, state.status.text}], else: []),
+      payloads:
+        extra_payloads ++
+          [
+            {:xmlel, "node",
+             [{"xmlns", Wire.ns()}, {"incarnation", state.incarnation}] ++ extra_attrs, children}
+          ]
+    }
+  end
+
+  @doc false
+  # Sends the node's current status to every room it is in.
+  def announce_status(state) do
+    for {_group, %{phase: :joined} = g} <- state.groups,
+        do: _ = Connection.send(state.conn, status_presence(state, occupant(g.room, state.jid)))
+
+    state
+  end
+
+  # What a presence says about its sender's status.
+  defp read_status(%Presence{show: show, statuses: statuses, payloads: payloads}) do
+    text =
+      case statuses do
+        [{_, t} | _] -> t
+        [] -> nil
+      end
+
+    term =
+      Enum.find_value(payloads, fn
+        {:xmlel, "node", attrs, children} ->
+          if List.keyfind(attrs, "xmlns", 0) == {"xmlns", Wire.ns()} do
+            Enum.find_value(children, fn
+              {:xmlel, _, _, _} = el ->
+                case Wire.read_value(el) do
+                  {:ok, value, _} -> {:value, value}
+                  _ -> nil
+                end
+
+              _ ->
+                nil
+            end)
+          end
+
+        _ ->
+          nil
+      end)
+
+    %{
+      show: show,
+      text: text,
+      term:
+        case term do
+          {:value, v} -> v
+          nil -> nil
+        end
+    }
+  end
+
+  ## Joining and leaving
+
+  @doc false
+  # A process joins `group`: the first one makes the node join the room.
+  # Returns {:reply, reply, state, effects} or {:noreply, state, effects}.
+  def join(state, group, pid, from, opts) do
+    state = subscribe(state, group, pid, opts.events)
+
+    case state.groups[group] do
+      %{phase: :joined} ->
+        {:reply, :ok, state, []}
+
+      %{} = g ->
+        state = put_in(state.groups[group], %{g | waiters: [from | g.waiters]})
+        {:noreply, state, []}
+
+      nil ->
+        room = group <> "@" <> state.muc_service
+
+        g = %{
+          room: room,
+          phase: :joining,
+          subs: %{pid => opts.events},
+          waiters: [from],
+          history: opts.history,
+          members: %{},
+          stale: nil,
+          deadline: now() + opts.timeout,
+          pinned: false
+        }
+
+        state = %{
+          state
+          | groups: Map.put(state.groups, group, g),
+            rooms: Map.put(state.rooms, room, group)
+        }
+
+        Process.send_after(self(), {:group_timeout, group}, opts.timeout)
+        {:noreply, send_join(state, group), []}
+    end
+  end
+
+  @doc false
+  # The discovery group: joined at start, by the node itself, for good.
+  def pin(state, group, timeout) do
+    room = group <> "@" <> state.muc_service
+
+    g = %{
+      room: room,
+      phase: :joining,
+      subs: %{},
+      waiters: [],
+      history: 0,
+      members: %{},
+      stale: nil,
+      deadline: now() + timeout,
+      pinned: true
+    }
+
+    %{state | groups: Map.put(state.groups, group, g), rooms: Map.put(state.rooms, room, group)}
+  end
+
+  defp subscribe(state, group, pid, events) do
+    state =
+      if Map.has_key?(state.group_subs, pid),
+        do: state,
+        else: put_in(state.group_subs[pid], Process.monitor(pid))
+
+    case state.groups[group] do
+      nil -> state
+      g -> put_in(state.groups[group], %{g | subs: Map.put(g.subs, pid, events)})
+    end
+  end
+
+  defp send_join(%{online: false} = state, _group), do: state
+
+  defp send_join(state, group) do
+    g = state.groups[group]
+    join_el = %MucJoin{history: %MucHistory{maxstanzas: g.history}}
+
+    _ =
+      Connection.send(
+        state.conn,
+        status_presence(state, occupant(g.room, state.jid), [], [join_el])
+      )
+
+    state
+  end
+
+  @doc false
+  # `pid` leaves `group` (or every group, `:all`, when it exited).
+  def leave(state, group, pid) do
+    case state.groups[group] do
+      nil ->
+        {state, []}
+
+      g ->
+        g = %{g | subs: Map.delete(g.subs, pid)}
+        state = put_in(state.groups[group], g)
+        state = maybe_unsubscribe(state, pid)
+
+        if map_size(g.subs) == 0 and not g.pinned,
+          do: drop_group(state, group, true),
+          else: {state, []}
+    end
+  end
+
+  @doc false
+  def subscriber_down(state, pid) do
+    groups = for {name, g} <- state.groups, Map.has_key?(g.subs, pid), do: name
+    state = %{state | group_subs: Map.delete(state.group_subs, pid)}
+
+    Enum.reduce(groups, {state, []}, fn name, {acc, effects} ->
+      {acc, more} = leave(acc, name, pid)
+      {acc, effects ++ more}
+    end)
+  end
+
+  defp maybe_unsubscribe(state, pid) do
+    if Enum.any?(state.groups, fn {_, g} -> Map.has_key?(g.subs, pid) end) do
+      state
+    else
+      case Map.pop(state.group_subs, pid) do
+        {nil, _} ->
+          state
+
+        {mref, subs} ->
+          Process.demonitor(mref, [:flush])
+          %{state | group_subs: subs}
+      end
+    end
+  end
+
+  # Forgets a group (leaving its room when `unavailable?`); the members'
+  # heartbeats stop.
+  defp drop_group(state, group, unavailable?) do
+    g = state.groups[group]
+
+    if unavailable? and state.online and g.phase != :joining,
+      do:
+        _ =
+          Connection.send(state.conn, %Presence{
+            type: :unavailable,
+            to: occupant(g.room, state.jid)
+          })
+
+    effects = for {_nick, %{mon: ref}} <- g.members, ref != nil, do: {:unwatch, ref}
+    mons = Map.drop(state.group_mons, for({:unwatch, ref} <- effects, do: ref))
+
+    state = %{
+      state
+      | groups: Map.delete(state.groups, group),
+        rooms: Map.delete(state.rooms, g.room),
+        group_mons: mons
+    }
+
+    state = Enum.reduce(Map.keys(g.subs), state, &maybe_unsubscribe(&2, &1))
+    {state, effects}
+  end
+
+  @doc false
+  # The join did not complete in time: fail its waiters, forget the group.
+  def join_timeout(state, group) do
+    case state.groups[group] do
+      %{phase: phase, pinned: false} = g when phase != :joined ->
+        for from <- g.waiters, do: GenServer.reply(from, {:error, %Error{reason: :timeout}})
+        drop_group(state, group, phase == :configuring)
+
+      _ ->
+        {state, []}
+    end
+  end
+
+  @doc false
+  # The room was locked (being configured by its creator): try again.
+  def retry(state, group) do
+    case state.groups[group] do
+      %{phase: :joining} -> send_join(state, group)
+      _ -> state
+    end
+  end
+
+  @doc false
+  # After a reconnect that was not a resumption: join every room again;
+  # members the room does not announce again have left.
+  def rejoin(state) do
+    Enum.reduce(Map.keys(state.groups), state, fn group, acc ->
+      g = acc.groups[group]
+      stale = g.members |> Map.keys() |> MapSet.new()
+      g = %{g | phase: :joining, stale: stale, deadline: now() + 10_000}
+      send_join(put_in(acc.groups[group], g), group)
+    end)
+  end
+
+  ## Incoming stanzas
+
+  @doc false
+  def room_of(state, from) when is_binary(from) do
+    case String.split(from, "/", parts: 2) do
+      [room | rest] ->
+        case state.rooms do
+          %{^room => group} -> {group, List.first(rest)}
+          _ -> nil
+        end
+    end
+  end
+
+  def room_of(_state, _from), do: nil
+
+  @doc false
+  # A presence from a room we are in (or joining).
+  def presence(state, group, nick, %Presence{} = p) do
+    g = state.groups[group]
+    user = Enum.find(p.payloads, &match?(%MucUser{}, &1)) || %MucUser{}
+    self? = 110 in user.status_codes or nick == state.jid
+
+    cond do
+      p.type == :error -> join_error(state, group, g, p)
+      nick == nil -> {state, []}
+      p.type == :unavailable and self? -> kicked(state, group, g)
+      p.type == :unavailable -> member_gone(state, group, nick, :left)
+      p.type != :available -> {state, []}
+      self? -> self_presence(state, group, g, user, p)
+      true -> occupant_presence(state, group, nick, user, p)
+    end
+  end
+
+  defp join_error(state, group, %{phase: phase} = g, p) when phase != :joined do
+    condition = Wire.condition_name((p.error && p.error.condition) || :undefined_condition)
+
+    if condition == "item-not-found" and now() + @retry_ms < g.deadline do
+      # The room is locked while its creator configures it.
+      Process.send_after(self(), {:group_retry, group}, @retry_ms)
+      {state, []}
+    else
+      for from <- g.waiters,
+          do: GenServer.reply(from, {:error, %Error{reason: {:join_failed, condition}}})
+
+      if g.pinned do
+        {put_in(state.groups[group], %{g | waiters: []}), []}
+      else
+        drop_group(state, group, false)
+      end
+    end
+  end
+
+  defp join_error(state, _group, _g, _p), do: {state, []}
+
+  # We are out of the room without asking (kicked, or the room was
+  # destroyed): join it again.
+  defp kicked(state, group, g) do
+    {state, effects} = forget_members(state, group, Map.keys(g.members), :left)
+    g = %{state.groups[group] | phase: :joining, deadline: now() + 10_000}
+    state = put_in(state.groups[group], g)
+    Process.send_after(self(), {:group_retry, group}, @retry_ms)
+    {state, effects}
+  end
+
+  defp self_presence(state, group, g, user, p) do
+    me = %{jid: state.jid, bus: true, status: read_status(p), mon: nil}
+    g = %{g | members: Map.put(g.members, state.jid, me)}
+
+    cond do
+      g.phase == :joined ->
+        {put_in(state.groups[group], g), []}
+
+      201 in user.status_codes ->
+        # We created the room: configure it before anyone else gets in.
+        configure(state, group, g)
+        {put_in(state.groups[group], %{g | phase: :configuring}), []}
+
+      true ->
+        joined(put_in(state.groups[group], g), group)
+    end
+  end
+
+  defp configure(state, group, g) do
+    bus = self()
+    conn = state.conn
+    iq = config_iq(g.room)
+
+    spawn(fn ->
+      Kernel.send(bus, {:group_configured, group, Connection.iq(conn, iq, 10_000)})
+    end)
+  end
+
+  @doc false
+  def configured(state, group, result) do
+    case {state.groups[group], result} do
+      {%{phase: :configuring}, {:ok, _}} ->
+        joined(state, group)
+
+      {%{phase: :configuring} = g, {:error, error}} ->
+        detail = Error.format(error.reason)
+
+        for from <- g.waiters,
+            do: GenServer.reply(from, {:error, %Error{reason: {:join_failed, detail}}})
+
+        drop_group(
+          %{state | groups: Map.put(state.groups, group, %{g | waiters: []})},
+          group,
+          true
+        )
+
+      _ ->
+        {state, []}
+    end
+  end
+
+  defp joined(state, group) do
+    g = state.groups[group]
+    for from <- g.waiters, do: GenServer.reply(from, :ok)
+    stale = if g.stale, do: MapSet.to_list(MapSet.delete(g.stale, state.jid)), else: []
+    state = put_in(state.groups[group], %{g | phase: :joined, waiters: [], stale: nil})
+    forget_members(state, group, stale, :left)
+  end
+
+  defp occupant_presence(state, group, nick, user, p) do
+    g = state.groups[group]
+    status = read_status(p)
+    # A room that hides real JIDs (not configured by a bus node) leaves
+    # only the occupant's room JID.
+    real = Enum.find_value(user.items, fn %MucItem{jid: j} -> j end) || occupant(g.room, nick)
+    bus? = Wire.node_info(p.payloads).incarnation != nil
+    g = %{g | stale: g.stale && MapSet.delete(g.stale, nick)}
+
+    case g.members[nick] do
+      nil ->
+        {mon, effects} =
+          if bus? do
+            ref = make_ref()
+            {ref, [{:watch, real, ref}]}
+          else
+            {nil, []}
+          end
+
+        member = %{jid: real, bus: bus?, status: status, mon: mon}
+        state = put_in(state.groups[group], %{g | members: Map.put(g.members, nick, member)})
+        state = if mon, do: put_in(state.group_mons[mon], {group, nick}), else: state
+        notify(g, {:xmpp_bridge_bus, :joined, group, real})
+        {state, effects}
+
+      %{status: ^status} ->
+        {put_in(state.groups[group], g), []}
+
+      member ->
+        member = %{member | status: status}
+        notify(g, {:xmpp_bridge_bus, :status, group, member.jid, status})
+        {put_in(state.groups[group], %{g | members: Map.put(g.members, nick, member)}), []}
+    end
+  end
+
+  @doc false
+  # A member's heartbeat says it is gone.
+  def member_down(state, ref, reason) do
+    case Map.pop(state.group_mons, ref) do
+      {nil, _} ->
+        {state, []}
+
+      {{group, nick}, mons} ->
+        state = %{state | group_mons: mons}
+
+        case state.groups[group] do
+          %{members: %{^nick => %{mon: ^ref}}} ->
+            state = put_in(state.groups[group].members[nick].mon, nil)
+            member_gone(state, group, nick, reason)
+
+          _ ->
+            {state, []}
+        end
+    end
+  end
+
+  defp member_gone(state, group, nick, reason), do: forget_members(state, group, [nick], reason)
+
+  defp forget_members(state, group, nicks, reason) do
+    Enum.reduce(nicks, {state, []}, fn nick, {acc, effects} ->
+      g = acc.groups[group]
+
+      case Map.pop(g.members, nick) do
+        {nil, _} ->
+          {acc, effects}
+
+        {member, members} ->
+          acc = put_in(acc.groups[group], %{g | members: members})
+          if nick != acc.jid, do: notify(g, {:xmpp_bridge_bus, :left, group, member.jid, reason})
+
+          if member.mon do
+            {%{acc | group_mons: Map.delete(acc.group_mons, member.mon)},
+             [{:unwatch, member.mon} | effects]}
+          else
+            {acc, effects}
+          end
+      end
+    end)
+  end
+
+  @doc false
+  # A groupchat message from a room we are in: a broadcast to hand over.
+  def message(state, group, nick, %Message{} = msg) do
+    g = state.groups[group]
+
+    with false <- nick == state.jid,
+         %{jid: from} <- g.members[nick],
+         {:ok, value, _format} <- Wire.message_value(msg.payloads) do
+      event = {:xmpp_bridge_bus, :group, group, from, value}
+      for {pid, _events} <- g.subs, do: Kernel.send(pid, event)
+    end
+
+    state
+  end
+
+  defp notify(g, event) do
+    for {pid, true} <- g.subs, do: Kernel.send(pid, event)
+    :ok
+  end
+
+  ## Reading
+
+  @doc false
+  def members(state, group) do
+    case state.groups[group] do
+      %{phase: :joined, members: members} ->
+        list =
+          members
+          |> Map.values()
+          |> Enum.map(&Map.take(&1, [:jid, :bus, :status]))
+          |> Enum.sort_by(& &1.jid)
+
+        {:ok, list}
+
+      _ ->
+        {:error, %Error{reason: {:not_joined, group}}}
+    end
+  end
+
+  @doc false
+  def status_of(state, jid) do
+    Enum.find_value(state.groups, :error, fn {_, g} ->
+      Enum.find_value(g.members, fn {_, m} -> if m.jid == jid, do: {:ok, m.status} end)
+    end)
+  end
+
+  @doc false
+  def broadcast_message(state, group, value_el, body, id) do
+    case state.groups[group] do
+      %{phase: :joined, room: room} ->
+        {:ok,
+         %Message{
+           to: room,
+           type: :groupchat,
+           id: id,
+           bodies: [{nil, body}],
+           payloads: [value_el, %XmppBridge.Payload.OriginId{id: id}]
+         }}
+
+      _ ->
+        {:error, %Error{reason: {:not_joined, group}}}
+    end
+  end
+
+  ## Wire
+
+  defp occupant(room, nick), do: room <> "/" <> nick
+
+  @doc false
+  def config_iq(room) do
+    fields =
+      for {var, value} <- [
+            {"FORM_TYPE", "http://jabber.org/protocol/muc#roomconfig"},
+            {"muc#roomconfig_whois", "anyone"},
+            {"muc#roomconfig_persistentroom", "0"},
+            {"muc#roomconfig_publicroom", "0"}
+          ],
+          do: {:xmlel, "field", [{"var", var}], [{:xmlel, "value", [], [{:xmlcdata, value}]}]}
+
+    form = {:xmlel, "x", [{"xmlns", "jabber:x:data"}, {"type", "submit"}], fields}
+
+    %Iq{
+      type: :set,
+      to: room,
+      id: Iq.new_id(),
+      payload: {:xmlel, "query", [{"xmlns", @muc_owner}], [form]}
+    }
+  end
+
+  defp now, do: System.monotonic_time(:millisecond)
+end

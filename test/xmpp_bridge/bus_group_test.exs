@@ -1,0 +1,274 @@
+defmodule XmppBridge.BusGroupTest do
+  # Groups over MUC, status and method discovery between BEAM bus nodes in
+  # this VM, against a private ejabberd (docs/PROTOCOL.md §6). Rust and
+  # mixed members: bus_group_mixed_test.exs.
+  use ExUnit.Case, async: false
+
+  import XmppBridge.Test.XmppCase
+
+  alias XmppBridge.{Bus, Error}
+  alias XmppBridge.Test.TcpProxy
+  alias XmppTestServer, as: TestServer
+
+  @moduletag :integration
+  @moduletag timeout: 180_000
+
+  @users ~w(ann ben cid dee eve)
+
+  setup_all do
+    server = TestServer.start!(:ejabberd, accounts: @users)
+    on_exit(fn -> TestServer.stop(server) end)
+    %{server: server}
+  end
+
+  defp start_bus(server, user, opts \\ []) do
+    opts =
+      Keyword.merge(session_opts(server, user),
+        receiver: self(),
+        heartbeat: 500,
+        heartbeat_timeout: 1000
+      )
+      |> Keyword.merge(opts)
+
+    {:ok, bus} = Bus.start_link(opts)
+    :ok = Bus.await_online(bus)
+    bus
+  end
+
+  defp bus_jid(server, user), do: TestServer.jid(server, user) <> "/bus"
+
+  defp stop_quietly(bus) do
+    if Process.alive?(bus), do: Bus.stop(bus)
+  catch
+    :exit, _ -> :ok
+  end
+
+  # A process that joins `group` on `bus` and forwards what it gets to the
+  # test process as {tag, message}.
+  defp member(bus, group, tag, opts \\ []) do
+    test = self()
+
+    pid =
+      spawn_link(fn ->
+        Kernel.send(test, {tag, :join_result, Bus.join(bus, group, opts)})
+        forward(test, tag)
+      end)
+
+    assert_receive {^tag, :join_result, :ok}, 15_000
+    pid
+  end
+
+  defp forward(test, tag) do
+    receive do
+      {:leave, bus, group} ->
+        Kernel.send(test, {tag, :left_result, Bus.leave(bus, group)})
+        forward(test, tag)
+
+      msg ->
+        Kernel.send(test, {tag, msg})
+        forward(test, tag)
+    end
+  end
+
+  defp unique_group(base), do: "#{base}-#{System.unique_integer([:positive])}"
+
+  test "three members: member lists with real JIDs, broadcasts in order, once, no echo",
+       %{server: server} do
+    group = unique_group("farm")
+    [ann, ben, cid] = Enum.map(~w(ann ben cid), &start_bus(server, &1))
+    member(ann, group, :ann)
+    member(ben, group, :ben)
+    member(cid, group, :cid)
+
+    expected = Enum.sort(Enum.map(~w(ann ben cid), &bus_jid(server, &1)))
+
+    # Each node learns of the others' joins from the room, a moment later.
+    for bus <- [ann, ben, cid] do
+      assert eventually(fn ->
+               {:ok, members} = Bus.members(bus, group)
+               Enum.map(members, & &1.jid) == expected and Enum.all?(members, & &1.bus)
+             end)
+    end
+
+    n = 200
+
+    for i <- 1..n do
+      :ok = Bus.broadcast(ann, group, {:ann, i})
+      :ok = Bus.broadcast(ben, group, {:ben, i})
+    end
+
+    # cid gets both senders' broadcasts, each in the order sent, once.
+    got = collect(:cid, 2 * n)
+    assert for({:ann, i} <- got, do: i) == Enum.to_list(1..n)
+    assert for({:ben, i} <- got, do: i) == Enum.to_list(1..n)
+    # ann gets ben's, ben gets ann's, and no one its own echo.
+    assert collect(:ann, n) == for(i <- 1..n, do: {:ben, i})
+    assert collect(:ben, n) == for(i <- 1..n, do: {:ann, i})
+    refute_receive {_, {:xmpp_bridge_bus, :group, _, _, _}}, 500
+
+    Enum.each([ann, ben, cid], &stop_quietly/1)
+  end
+
+  defp collect(tag, count), do: collect(tag, count, [])
+  defp collect(_tag, 0, acc), do: Enum.reverse(acc)
+
+  defp collect(tag, count, acc) do
+    receive do
+      {^tag, {:xmpp_bridge_bus, :group, _group, _from, term}} ->
+        collect(tag, count - 1, [term | acc])
+    after
+      10_000 -> flunk("#{tag} got #{length(acc)} broadcasts, expected #{length(acc) + count}")
+    end
+  end
+
+  test "no history replay on join unless asked", %{server: server} do
+    group = unique_group("hist")
+    ann = start_bus(server, "ann")
+    ben = start_bus(server, "ben")
+    member(ann, group, :ann)
+    for i <- 1..3, do: :ok = Bus.broadcast(ann, group, {:old, i})
+    :ok = Bus.sync(ann)
+    member(ben, group, :ben)
+    refute_receive {:ben, {:xmpp_bridge_bus, :group, _, _, _}}, 700
+    :ok = Bus.broadcast(ann, group, :new)
+    assert_receive {:ben, {:xmpp_bridge_bus, :group, ^group, from, :new}}, 5000
+    assert from == bus_jid(server, "ann")
+
+    cid = start_bus(server, "cid")
+    member(cid, group, :cid, history: 10)
+
+    for t <- [{:old, 1}, {:old, 2}, {:old, 3}, :new],
+        do: assert_receive({:cid, {:xmpp_bridge_bus, :group, ^group, _, ^t}}, 5000)
+
+    Enum.each([ann, ben, cid], &stop_quietly/1)
+  end
+
+  test "join and leave events; the node leaves the room with its last member process",
+       %{server: server} do
+    group = unique_group("ev")
+    ann = start_bus(server, "ann")
+    ben = start_bus(server, "ben")
+    member(ann, group, :ann, events: true)
+    b = member(ben, group, :ben)
+    ben_jid = bus_jid(server, "ben")
+    assert_receive {:ann, {:xmpp_bridge_bus, :joined, ^group, ^ben_jid}}, 5000
+
+    # A second process on ben joins the same group: still one occupant.
+    b2 = member(ben, group, :ben2)
+    refute_receive {:ann, {:xmpp_bridge_bus, :joined, ^group, _}}, 300
+
+    Kernel.send(b, {:leave, ben, group})
+    assert_receive {:ben, :left_result, :ok}
+    refute_receive {:ann, {:xmpp_bridge_bus, :left, ^group, _, _}}, 300
+
+    # The last member process on ben exits: ben's node leaves the room.
+    Process.unlink(b2)
+    Process.exit(b2, :kill)
+    assert_receive {:ann, {:xmpp_bridge_bus, :left, ^group, ^ben_jid, :left}}, 5000
+    {:ok, members} = Bus.members(ann, group)
+    assert Enum.map(members, & &1.jid) == [bus_jid(server, "ann")]
+    assert {:error, %Error{reason: {:not_joined, ^group}}} = Bus.members(ben, group)
+    assert {:error, %Error{reason: {:not_joined, ^group}}} = Bus.broadcast(ben, group, :x)
+
+    Enum.each([ann, ben], &stop_quietly/1)
+  end
+
+  test "status: published, read by members, changes are events", %{server: server} do
+    group = unique_group("st")
+    ann = start_bus(server, "ann")
+    ben = start_bus(server, "ben")
+    :ok = Bus.set_status(ben, show: :dnd, text: "busy: 3 jobs", term: %{load: 3})
+    member(ann, group, :ann, events: true)
+    member(ben, group, :ben)
+    ben_jid = bus_jid(server, "ben")
+    assert_receive {:ann, {:xmpp_bridge_bus, :joined, ^group, ^ben_jid}}, 5000
+
+    assert {:ok, %{show: :dnd, text: "busy: 3 jobs", term: %{load: 3}}} = Bus.status(ann, ben_jid)
+
+    :ok = Bus.set_status(ben, show: nil, text: "idle", term: %{load: 0})
+
+    assert_receive {:ann,
+                    {:xmpp_bridge_bus, :status, ^group, ^ben_jid,
+                     %{show: nil, text: "idle", term: %{load: 0}}}},
+                   5000
+
+    {:ok, members} = Bus.members(ann, group)
+    assert %{status: %{text: "idle"}} = Enum.find(members, &(&1.jid == ben_jid))
+
+    assert {:error, %Error{reason: {:bad_option, _}}} = Bus.set_status(ben, show: :sleepy)
+    assert {:error, %Error{reason: {:not_portable, _}}} = Bus.set_status(ben, term: self())
+    Enum.each([ann, ben], &stop_quietly/1)
+  end
+
+  test "discovery group: nodes/1 lists the nodes online with their status",
+       %{server: server} do
+    group = unique_group("disc")
+    ann = start_bus(server, "ann", discovery: group)
+    ben = start_bus(server, "ben", discovery: group)
+    :ok = Bus.set_status(ben, text: "ready", term: {:load, 1})
+    ben_jid = bus_jid(server, "ben")
+
+    assert eventually(fn ->
+             match?(
+               {:ok, [%{jid: _}, %{jid: ^ben_jid, status: %{text: "ready", term: {:load, 1}}}]},
+               Bus.nodes(ann)
+             )
+           end)
+
+    stop_quietly(ben)
+    assert eventually(fn -> match?({:ok, [%{}]}, Bus.nodes(ann)) end)
+
+    cid = start_bus(server, "cid")
+    assert {:error, %Error{reason: :no_discovery_group}} = Bus.nodes(cid)
+    Enum.each([ann, cid], &stop_quietly/1)
+  end
+
+  test "a member whose connection dies leaves the member list within the heartbeat window",
+       %{server: server} do
+    group = unique_group("hb")
+    ann = start_bus(server, "ann")
+    member(ann, group, :ann, events: true)
+
+    # dee reaches the server through a proxy; stopping the proxy cuts its
+    # TCP and every reconnect: its server keeps the session for resumption
+    # and the room keeps a ghost occupant, as after a kill -9.
+    proxy = TcpProxy.start(server.ports.c2s_plain)
+    dee = start_bus(server, "dee", port: proxy.port, reconnect: [initial: 100, max: 200])
+    member(dee, group, :dee)
+    dee_jid = bus_jid(server, "dee")
+    assert_receive {:ann, {:xmpp_bridge_bus, :joined, ^group, ^dee_jid}}, 5000
+    TcpProxy.stop(proxy)
+    t0 = System.monotonic_time(:millisecond)
+    assert_receive {:ann, {:xmpp_bridge_bus, :left, ^group, ^dee_jid, reason}}, 5000
+    elapsed = System.monotonic_time(:millisecond) - t0
+    IO.puts("\n  member cut off: left #{group} after #{elapsed} ms (#{inspect(reason)})")
+    assert reason in [:heartbeat_timeout, :noconnection]
+    {:ok, members} = Bus.members(ann, group)
+    refute Enum.any?(members, &(&1.jid == dee_jid))
+    Enum.each([ann, dee], &stop_quietly/1)
+  end
+
+  test "method discovery over disco#items", %{server: server} do
+    ann = start_bus(server, "ann")
+    ben = start_bus(server, "ben", handlers: %{"add" => &Kernel.+/2, "echo" => & &1})
+    assert {:ok, ["add", "echo"]} = Bus.methods(ann, "ben@localhost")
+    :ok = Bus.serve(ben, "zeta", fn -> :z end)
+    assert {:ok, ["add", "echo", "zeta"]} = Bus.methods(ann, "ben@localhost")
+    assert {:ok, []} = Bus.methods(ben, "ann@localhost")
+    assert {:error, %Error{reason: {:peer_unavailable, _}}} = Bus.methods(ann, "eve@localhost")
+    Enum.each([ann, ben], &stop_quietly/1)
+  end
+
+  test "bad group names and options are refused with clear errors", %{server: server} do
+    ann = start_bus(server, "ann")
+
+    for bad <- ["", "Upper", "with space", "a@b", String.duplicate("x", 65), :atom] do
+      assert {:error, %Error{reason: {:bad_group, _}}} = Bus.join(ann, bad)
+    end
+
+    assert {:error, %Error{reason: {:bad_option, _}}} = Bus.join(ann, "ok", history: -1)
+    assert {:error, %Error{reason: {:not_joined, "nope"}}} = Bus.broadcast(ann, "nope", 1)
+    assert {:error, %Error{reason: {:not_portable, _}}} = Bus.broadcast(ann, "nope", self())
+    stop_quietly(ann)
+  end
+end
