@@ -1087,9 +1087,9 @@ defmodule XmppBridge.Bus do
 
   defp stanza(%Message{} = msg, state) do
     cond do
-      Group.room_of(state, msg.from) != nil ->
+      room = Group.room_of(state, msg.from) ->
         # The room's own notices (configuration changes, invitations).
-        state
+        Group.room_notice(state, elem(room, 0), msg)
 
       id = Wire.receipt_for(msg) ->
         receipt(state, id, msg.from)

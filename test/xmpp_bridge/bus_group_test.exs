@@ -259,6 +259,62 @@ defmodule XmppBridge.BusGroupTest do
     Enum.each([ann, ben], &stop_quietly/1)
   end
 
+  test "after the server is killed -9 and restarted, every node is back in the group",
+       %{server: server} do
+    group = unique_group("crash")
+    fast = [reconnect: [initial: 100, max: 500]]
+    [ann, ben, cid] = Enum.map(~w(ann ben cid), &start_bus(server, &1, fast))
+    member(ann, group, :ann, events: true)
+    member(ben, group, :ben)
+    member(cid, group, :cid)
+    expected = Enum.sort(Enum.map(~w(ann ben cid), &bus_jid(server, &1)))
+
+    member_jids = fn bus ->
+      with {:ok, ms} <- Bus.members(bus, group), do: Enum.map(ms, & &1.jid)
+    end
+
+    assert eventually(fn -> member_jids.(ann) == expected end)
+
+    :ok = TestServer.kill(server)
+    Process.sleep(500)
+    {:ok, _server} = TestServer.restart(server)
+    t0 = System.monotonic_time(:millisecond)
+
+    # The room died with the server: the first node back creates it again,
+    # the others join it (some before it is configured). A broadcast gets
+    # through once ben is back in the room, and reaches the others once
+    # they are.
+    assert eventually(
+             fn ->
+               k = System.unique_integer()
+               _ = Bus.broadcast(ben, group, {:probe, k})
+               got = fn tag -> assert_probe(tag, k) end
+               got.(:ann) and got.(:cid)
+             end,
+             30_000,
+             200
+           )
+
+    IO.puts("\n  group back #{System.monotonic_time(:millisecond) - t0} ms after the restart")
+
+    # Every node lists all three by their real JIDs again.
+    for bus <- [ann, ben, cid],
+        do: assert(eventually(fn -> member_jids.(bus) == expected end))
+
+    :ok = Bus.broadcast(cid, group, :after_restart)
+    assert_receive {:ann, {:xmpp_bridge_bus, :group, ^group, _, :after_restart}}, 5000
+    assert_receive {:ben, {:xmpp_bridge_bus, :group, ^group, _, :after_restart}}, 5000
+    Enum.each([ann, ben, cid], &stop_quietly/1)
+  end
+
+  defp assert_probe(tag, k) do
+    receive do
+      {^tag, {:xmpp_bridge_bus, :group, _, _, {:probe, ^k}}} -> true
+    after
+      500 -> false
+    end
+  end
+
   test "bad group names and options are refused with clear errors", %{server: server} do
     ann = start_bus(server, "ann")
 

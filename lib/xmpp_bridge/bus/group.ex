@@ -428,7 +428,10 @@ defmodule XmppBridge.Bus.Group do
   @doc false
   def configured(state, group, result) do
     case {state.groups[group], result} do
-      {%{phase: :configuring}, {:ok, _}} ->
+      {%{phase: :configuring, room: room}, {:ok, _}} ->
+        # Occupants that came in before the configuration saw us
+        # anonymously: show our presence again (now with our real JID).
+        _ = Connection.send(state.conn, status_presence(state, occupant(room, state.jid)))
         joined(state, group)
 
       {%{phase: :configuring} = g, {:error, error}} ->
@@ -466,6 +469,13 @@ defmodule XmppBridge.Bus.Group do
     g = %{g | stale: g.stale && MapSet.delete(g.stale, nick)}
 
     case g.members[nick] do
+      %{jid: old} when old != real ->
+        # The room shows the real JID now (it was configured after this
+        # occupant came in): the member known by its room JID is this one.
+        {state, effects} = forget_members(put_in(state.groups[group], g), group, [nick], :left)
+        {state, more} = occupant_presence(state, group, nick, user, p)
+        {state, effects ++ more}
+
       nil ->
         {mon, effects} =
           if bus? do
@@ -538,6 +548,8 @@ defmodule XmppBridge.Bus.Group do
 
   @doc false
   # A groupchat message from a room we are in: a broadcast to hand over.
+  def message(state, group, nil, %Message{} = msg), do: room_notice(state, group, msg)
+
   def message(state, group, nick, %Message{} = msg) do
     g = state.groups[group]
 
@@ -549,6 +561,29 @@ defmodule XmppBridge.Bus.Group do
     end
 
     state
+  end
+
+  @doc false
+  # A notice from the room itself. When its configuration changed (codes
+  # 104, 172: e.g. it became non-anonymous after occupants came in), the
+  # node shows its presence again, so that every member sees its real JID.
+  def room_notice(state, group, %Message{payloads: payloads}) do
+    codes =
+      Enum.flat_map(payloads, fn
+        %MucUser{status_codes: c} -> c
+        _ -> []
+      end)
+
+    case state.groups[group] do
+      %{phase: :joined, room: room} when codes != [] ->
+        if Enum.any?(codes, &(&1 in [104, 170, 172, 173])),
+          do: _ = Connection.send(state.conn, status_presence(state, occupant(room, state.jid)))
+
+        state
+
+      _ ->
+        state
+    end
   end
 
   defp notify(g, event) do
