@@ -75,7 +75,9 @@
 -export([message_body/1, stanza_type/1, chat/2]).
 -export([connect/1, send/2, iq/2, iq/3, set_active/2, close/1]).
 -export([bus_start_link/1, bus_await_online/1, bus_send/3, bus_send/4, bus_call/4, bus_call/5,
-         bus_serve/3, bus_monitor/2, bus_demonitor/2, bus_jid/1, bus_stop/1]).
+         bus_serve/3, bus_monitor/2, bus_demonitor/2, bus_jid/1, bus_stop/1,
+         bus_join/2, bus_join/3, bus_leave/2, bus_broadcast/3, bus_members/2, bus_nodes/1,
+         bus_set_status/2, bus_status/2, bus_methods/2]).
 
 -export_type([stanza/0, xmlel/0, cdata/0, opts/0, jid/0, parser/0, event/0, reason/0]).
 -export_type([conn/0, conn_opts/0, seq/0, conn_reason/0, conn_event/0]).
@@ -506,6 +508,56 @@ bus_demonitor(Bus, Ref) -> ?BUS:demonitor(Bus, Ref, [flush]).
 %% @doc Stops the node cleanly (its watchers see DOWN `shutdown').
 -spec bus_stop(bus()) -> ok.
 bus_stop(Bus) -> ?BUS:stop(Bus).
+
+%% @equiv bus_join(Bus, Group, [])
+-spec bus_join(bus(), binary()) -> ok | {error, term()}.
+bus_join(Bus, Group) -> bus_join(Bus, Group, []).
+
+%% @doc Joins `Group' (a MUC room) for the calling process, which then gets
+%% `{xmpp_bridge_bus, group, Group, FromJid, Term}' for each broadcast of
+%% another member. Options: `{events, true}' (also `{xmpp_bridge_bus, joined,
+%% Group, Jid}', `{xmpp_bridge_bus, left, Group, Jid, Reason}' and
+%% `{xmpp_bridge_bus, status, Group, Jid, Status}'), `{history, N}',
+%% `{timeout, Ms}'. Errors: `{bad_group, Detail}', `{join_failed, Condition}',
+%% `timeout'.
+-spec bus_join(bus(), binary(), [{events, boolean()} | {history, non_neg_integer()}
+                                 | {timeout, pos_integer()}] | map()) -> ok | {error, term()}.
+bus_join(Bus, Group, Opts) ->
+    with_opts(Opts, fun(O) -> result(?BUS:join(Bus, Group, O)) end).
+
+%% @doc The calling process leaves `Group'.
+-spec bus_leave(bus(), binary()) -> ok.
+bus_leave(Bus, Group) -> ?BUS:leave(Bus, Group).
+
+%% @doc Sends `Term' to every other member of `Group' (which the node must
+%% have joined: `{error, {not_joined, Group}}' otherwise).
+-spec bus_broadcast(bus(), binary(), term()) -> ok | {error, term()}.
+bus_broadcast(Bus, Group, Term) -> result(?BUS:broadcast(Bus, Group, Term, [])).
+
+%% @doc The members of `Group': maps with `jid', `bus' (a bus node or an
+%% ordinary client) and `status' (`#{show, text, term}').
+-spec bus_members(bus(), binary()) -> {ok, [map()]} | {error, term()}.
+bus_members(Bus, Group) -> result(?BUS:members(Bus, Group)).
+
+%% @doc The nodes online: the members of the node's discovery group (option
+%% `discovery'); `{error, no_discovery_group}' without one.
+-spec bus_nodes(bus()) -> {ok, [map()]} | {error, term()}.
+bus_nodes(Bus) -> result(?BUS:nodes(Bus)).
+
+%% @doc Publishes the node's status: `show' (`undefined' is written `nil' in
+%% Elixir: leave it out), `text' (a binary), `term' (any portable term).
+-spec bus_set_status(bus(), [{show, chat | away | xa | dnd} | {text, binary()} | {term, term()}]
+                            | map()) -> ok | {error, term()}.
+bus_set_status(Bus, Status) ->
+    with_opts(Status, fun(O) -> result(?BUS:set_status(Bus, O)) end).
+
+%% @doc The status of `Jid' (a full JID) as seen in a group both nodes are in.
+-spec bus_status(bus(), binary()) -> {ok, map()} | error.
+bus_status(Bus, Jid) -> ?BUS:status(Bus, Jid).
+
+%% @doc The RPC methods the node at `Jid' serves (disco#items), sorted.
+-spec bus_methods(bus(), binary()) -> {ok, [binary()]} | {error, term()}.
+bus_methods(Bus, Jid) -> result(?BUS:methods(Bus, Jid, 5000)).
 
 reconnect_opts(Opts) ->
     case lists:keyfind(reconnect, 1, Opts) of

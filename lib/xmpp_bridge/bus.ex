@@ -58,10 +58,15 @@ defmodule XmppBridge.Bus do
   ## Flow control
 
   The session hands the bus at most `:window` stanzas (default 100) before
-  it waits; the bus grants more only while the receiver's mailbox holds
-  fewer than `:max_mailbox` messages (default 10,000) and the receiver
-  exists. What the receiver cannot take yet waits in the socket and on the
-  server, not in memory here.
+  it waits; the bus grants more only while the receiver's mailbox, and the
+  mailbox of every process in a group, holds fewer than `:max_mailbox`
+  messages (default 10,000) and the receiver exists. What they cannot take
+  yet waits in the socket and on the server, not in memory here.
+
+  A node has one stream: one slow process holds back everything the node
+  receives, heartbeats included. A node held back for longer than its
+  peers' `:heartbeat_timeout` looks down to them (they get `:DOWN` and
+  `:left`); give slow work its own process and keep receivers draining.
   """
 
   use GenServer
@@ -1036,7 +1041,7 @@ defmodule XmppBridge.Bus do
 
   defp maybe_grant(state) do
     cond do
-      :queue.is_empty(state.inbox) and receiver_ready?(state) ->
+      :queue.is_empty(state.inbox) and receiver_ready?(state) and subscribers_ready?(state) ->
         :ok = Connection.set_active(state.conn, state.window)
         %{state | credit_wait: false}
 
@@ -1053,6 +1058,10 @@ defmodule XmppBridge.Bus do
   defp receiver_pid(%{receiver: nil}), do: nil
   defp receiver_pid(%{receiver: name}), do: Process.whereis(name)
 
+  # Without a receiver, stanzas are taken until a term arrives for it: the
+  # term waits in the inbox, and the rest on the server.
+  defp receiver_ready?(%{receiver: nil}), do: true
+
   defp receiver_ready?(state) do
     case receiver_pid(state) do
       nil ->
@@ -1064,6 +1073,16 @@ defmodule XmppBridge.Bus do
           nil -> false
         end
     end
+  end
+
+  # Processes in groups get broadcasts straight away: none may be flooded.
+  defp subscribers_ready?(state) do
+    Enum.all?(Map.keys(state.group_subs), fn pid ->
+      case Process.info(pid, :message_queue_len) do
+        {:message_queue_len, n} -> n < state.max_mailbox
+        nil -> true
+      end
+    end)
   end
 
   ## Incoming stanzas

@@ -61,3 +61,46 @@ exchange() ->
     after 5000 -> ?assert(false)
     end,
     ok = xmpp_bridge:bus_stop(NodeA).
+
+groups_test_() ->
+    {timeout, 60, fun groups/0}.
+
+%% Groups, status and discovery through the facade.
+groups() ->
+    Env = #{a := A, b := B} = env(),
+    Group = <<"eunit-", (integer_to_binary(erlang:unique_integer([positive])))/binary>>,
+    {ok, NodeA} = xmpp_bridge:bus_start_link(node_opts(Env, A, #{})),
+    {ok, NodeB} = xmpp_bridge:bus_start_link(
+                    node_opts(Env, B, #{handlers => #{<<"add">> => fun(X, Y) -> X + Y end}})),
+    ok = xmpp_bridge:bus_await_online(NodeA),
+    ok = xmpp_bridge:bus_await_online(NodeB),
+    JidA = xmpp_bridge:bus_jid(NodeA),
+    JidB = xmpp_bridge:bus_jid(NodeB),
+    ok = xmpp_bridge:bus_set_status(NodeB, [{text, <<"ready">>}, {term, #{load => 2}}]),
+    ok = xmpp_bridge:bus_join(NodeA, Group, [{events, true}]),
+    %% B's member is another process, so that this one sees only A's side.
+    Self = self(),
+    Member = spawn_link(fun() ->
+                            Self ! {joined_b, xmpp_bridge:bus_join(NodeB, Group)},
+                            receive stop -> ok end
+                        end),
+    receive {joined_b, ok} -> ok after 10000 -> ?assert(false) end,
+    receive {xmpp_bridge_bus, joined, Group, JidB} -> ok after 5000 -> ?assert(false) end,
+    {ok, Members} = xmpp_bridge:bus_members(NodeA, Group),
+    ?assertEqual(lists:sort([JidA, JidB]), lists:sort([J || #{jid := J} <- Members])),
+    ?assertMatch({ok, #{text := <<"ready">>, term := #{load := 2}}},
+                 xmpp_bridge:bus_status(NodeA, JidB)),
+    %% A broadcast from B's node reaches A's member process (this one).
+    ok = xmpp_bridge:bus_broadcast(NodeB, Group, {hello, group}),
+    receive
+        {xmpp_bridge_bus, group, Group, JidB, {hello, group}} -> ok
+    after 5000 -> ?assert(false)
+    end,
+    ?assertEqual({ok, [<<"add">>]}, xmpp_bridge:bus_methods(NodeA, JidB)),
+    ?assertMatch({error, {bad_group, _}}, xmpp_bridge:bus_join(NodeA, <<"Not A Group">>)),
+    ?assertEqual({error, no_discovery_group}, xmpp_bridge:bus_nodes(NodeA)),
+    Member ! stop,
+    receive {xmpp_bridge_bus, left, Group, JidB, left} -> ok after 5000 -> ?assert(false) end,
+    ok = xmpp_bridge:bus_leave(NodeA, Group),
+    ok = xmpp_bridge:bus_stop(NodeB),
+    ok = xmpp_bridge:bus_stop(NodeA).

@@ -315,6 +315,66 @@ defmodule XmppBridge.BusGroupTest do
     end
   end
 
+  test "flow control: a slow member process is not flooded; nothing is lost",
+       %{server: server} do
+    group = unique_group("flow")
+    # Heartbeats wait behind the held-back broadcasts: long enough not to
+    # time out while the member sleeps.
+    slow_hb = [heartbeat: 2000, heartbeat_timeout: 20_000]
+    ann = start_bus(server, "ann", slow_hb)
+    ben = start_bus(server, "ben", [receiver: nil, max_mailbox: 200, window: 50] ++ slow_hb)
+    test = self()
+    # ann's member drops what it gets (no echo is expected anyway).
+    spawn_link(fn ->
+      Kernel.send(test, {:ann_joined, Bus.join(ann, group)})
+      Process.sleep(:infinity)
+    end)
+
+    assert_receive {:ann_joined, :ok}, 15_000
+
+    # ben's member process takes nothing until told, then counts.
+    slow =
+      spawn_link(fn ->
+        Kernel.send(test, {:slow, Bus.join(ben, group)})
+        receive do: (:go -> :ok)
+        Kernel.send(test, {:slow_count, count_group(0, 3000)})
+      end)
+
+    assert_receive {:slow, :ok}, 15_000
+    n = 3000
+    for i <- 1..n, do: :ok = Bus.broadcast(ann, group, {:n, i})
+
+    peak =
+      Enum.reduce(1..30, 0, fn _, peak ->
+        Process.sleep(100)
+        {:message_queue_len, len} = Process.info(slow, :message_queue_len)
+        max(peak, len)
+      end)
+
+    Kernel.send(slow, :go)
+    assert_receive {:slow_count, got}, 60_000
+
+    IO.puts(
+      "\n  group flow control: #{n} broadcasts; the slow member's mailbox peaked " <>
+        "at #{peak} (max_mailbox 200, window 50); it got #{got}"
+    )
+
+    # At most one window beyond max_mailbox, plus the ones in flight.
+    assert peak < 200 + 100
+    assert got == n
+    Enum.each([ann, ben], &stop_quietly/1)
+  end
+
+  defp count_group(n, n), do: n
+
+  defp count_group(got, n) do
+    receive do
+      {:xmpp_bridge_bus, :group, _, _, {:n, _}} -> count_group(got + 1, n)
+    after
+      10_000 -> got
+    end
+  end
+
   test "bad group names and options are refused with clear errors", %{server: server} do
     ann = start_bus(server, "ann")
 

@@ -428,11 +428,10 @@ defmodule XmppBridge.Bus.Group do
   @doc false
   def configured(state, group, result) do
     case {state.groups[group], result} do
-      {%{phase: :configuring, room: room}, {:ok, _}} ->
+      {%{phase: :configuring}, {:ok, _}} ->
         # Occupants that came in before the configuration saw us
         # anonymously: show our presence again (now with our real JID).
-        _ = Connection.send(state.conn, status_presence(state, occupant(room, state.jid)))
-        joined(state, group)
+        joined(state, group, true)
 
       {%{phase: :configuring} = g, {:error, error}} ->
         detail = Error.format(error.reason)
@@ -451,9 +450,20 @@ defmodule XmppBridge.Bus.Group do
     end
   end
 
-  defp joined(state, group) do
+  defp joined(state, group, announce? \\ false) do
     g = state.groups[group]
     for from <- g.waiters, do: GenServer.reply(from, :ok)
+
+    # The status may have changed while the join was on its way: the room
+    # must show the current one.
+    case g.members[state.jid] do
+      %{status: seen} when seen == state.status and not announce? ->
+        :ok
+
+      _ ->
+        _ = Connection.send(state.conn, status_presence(state, occupant(g.room, state.jid)))
+    end
+
     stale = if g.stale, do: MapSet.to_list(MapSet.delete(g.stale, state.jid)), else: []
     state = put_in(state.groups[group], %{g | phase: :joined, waiters: [], stale: nil})
     forget_members(state, group, stale, :left)
