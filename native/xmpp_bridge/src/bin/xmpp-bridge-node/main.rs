@@ -68,7 +68,9 @@ fn main_code() -> i32 {
         Ok(Parsed::Run(inv)) => {
             let inv = *inv;
             // One line per panic: the `panic` method panics on purpose.
-            std::panic::set_hook(Box::new(|info| out::diag(format!("panic: {info}"))));
+            std::panic::set_hook(Box::new(|info| {
+                out::diag(format!("panic: {info}").replace('\n', " "))
+            }));
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
