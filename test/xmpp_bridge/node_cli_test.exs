@@ -297,6 +297,23 @@ defmodule XmppBridge.NodeCliTest do
       assert %{"reason" => "noconnection"} = NodeCli.json!(gone)
     end
 
+    test "SIGINT stops serve cleanly too; a wrong password exits 3", %{server: server} do
+      node = serve(server, "clisrv")
+      NodeCli.signal(node, "INT")
+      {events, status} = NodeCli.until_exit(node)
+      assert status == 0
+      assert List.last(events) == %{"event" => "stopped"}
+
+      wrong =
+        NodeCli.run(
+          ["call", "clisrv@localhost", "load" | NodeCli.conn_args(server, "clicall")],
+          [{"XMPP_BRIDGE_PASSWORD", "not-the-password"}]
+        )
+
+      assert wrong.status == 3
+      assert wrong.stderr =~ "could not connect"
+    end
+
     test "serve --monitor prints the DOWN of an Elixir node", %{server: server} do
       bus = start_bus(server, "clielx")
       node = serve(server, "clisrv", ["--monitor", Bus.jid(bus)])
