@@ -19,6 +19,12 @@
 #   * nats-server, the NATS reference of the bus benchmark (bench/bus.exs,
 #     `make bench-bus`), also installed without starting its service; the
 #     benchmark runs its own on a free loopback port.
+#   * slixmpp, an ordinary third-party XMPP client for the interop tests
+#     (test/support/slixmpp_peer.py, test/xmpp_bridge/slixmpp_test.exs): a
+#     Python venv at $XMPP_BRIDGE_VENV (default /var/tmp/xmpp_bridge-venv,
+#     outside the repository) made with Debian's python3 (python3-venv) and
+#     slixmpp $SLIXMPP_VERSION from PyPI. Recreated only when it is missing
+#     or has another slixmpp version.
 #   * Rust: cargo must be on PATH (rustup's ~/.cargo/bin is added if present);
 #     the rustfmt and clippy components are added with rustup when missing.
 #
@@ -45,6 +51,9 @@ APT_PACKAGES=(
   lua-unbound
   # the bus benchmark's NATS reference (bench/bus.exs starts its own server)
   nats-server
+  # slixmpp's venv (the interop tests' third-party client)
+  python3
+  python3-venv
 )
 # shellcheck disable=SC2206
 APT_PACKAGES+=(${XMPP_BRIDGE_EXTRA_APT:-})
@@ -124,6 +133,31 @@ done
 
 erts_include="$(erl -noshell -eval 'io:format("~s", [filename:join([code:root_dir(), "usr", "include"])]), halt().')"
 [ -f "$erts_include/erl_nif.h" ] || die "erl_nif.h not found in $erts_include (install erlang-dev)"
+
+# --- slixmpp (interop tests) ----------------------------------------------
+XMPP_BRIDGE_VENV="${XMPP_BRIDGE_VENV:-/var/tmp/xmpp_bridge-venv}"
+SLIXMPP_VERSION=1.17.0
+
+install_slixmpp() {
+  local py=/usr/bin/python3
+  # Debian's python3 (with python3-venv); another python3 on PATH (a pyenv
+  # shim, say) only where Debian's is missing.
+  if ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    py="$(command -v python3 || true)"
+    [ -n "$py" ] && "$py" -c 'import venv, ensurepip' >/dev/null 2>&1 ||
+      die "no python3 with venv support (install python3-venv)"
+  fi
+  if [ -x "$XMPP_BRIDGE_VENV/bin/python" ] &&
+    [ "$("$XMPP_BRIDGE_VENV/bin/python" -c 'import slixmpp; print(slixmpp.__version__)' 2>/dev/null || true)" = "$SLIXMPP_VERSION" ]; then
+    return 0
+  fi
+  log "making the slixmpp venv at $XMPP_BRIDGE_VENV (slixmpp $SLIXMPP_VERSION)"
+  rm -rf "$XMPP_BRIDGE_VENV"
+  "$py" -m venv "$XMPP_BRIDGE_VENV"
+  "$XMPP_BRIDGE_VENV/bin/pip" install -q --disable-pip-version-check "slixmpp==$SLIXMPP_VERSION" ||
+    die "pip install slixmpp==$SLIXMPP_VERSION failed"
+}
+install_slixmpp
 
 # --- Rust ---------------------------------------------------------------
 if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then

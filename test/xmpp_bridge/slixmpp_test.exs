@@ -1,0 +1,291 @@
+defmodule XmppBridge.SlixmppTest do
+  # slixmpp, an ordinary third-party XMPP client that knows nothing of
+  # xmpp_bridge but docs/PROTOCOL.md (test/support/slixmpp_peer.py, run in
+  # the venv scripts/install-deps.sh makes), against bus nodes in Elixir
+  # (XmppBridge.Bus) and Rust (xmpp-bridge-node serve), through a private
+  # ejabberd.
+  use ExUnit.Case, async: false
+
+  import XmppBridge.Test.XmppCase
+
+  alias XmppBridge.{Bus, Message, Presence}
+  alias XmppBridge.Payload.{Json, MucHistory, MucJoin, MucUser, OriginId}
+  alias XmppBridge.Test.NodeCli
+  alias XmppTestServer, as: TestServer
+
+  @moduletag :integration
+  @moduletag timeout: 180_000
+
+  @users ~w(slix slixelx slixrust slixroom)
+
+  @venv System.get_env("XMPP_BRIDGE_VENV", "/var/tmp/xmpp_bridge-venv")
+  @script Path.expand("../support/slixmpp_peer.py", __DIR__)
+
+  setup_all do
+    python = Path.join([@venv, "bin", "python"])
+
+    unless File.exists?(python) do
+      raise "no slixmpp venv at #{@venv}: run scripts/install-deps.sh"
+    end
+
+    NodeCli.build!()
+    server = TestServer.start!(:ejabberd, accounts: @users)
+    on_exit(fn -> TestServer.stop(server) end)
+    %{server: server, python: python}
+  end
+
+  # ------------------------------------------------------------ the peer
+
+  defp start_slix(%{server: server, python: python}, user \\ "slix") do
+    args = [
+      @script,
+      "--jid",
+      TestServer.jid(server, user),
+      "--password",
+      Map.fetch!(server.accounts, user),
+      "--host",
+      server.host,
+      "--port",
+      Integer.to_string(server.ports.c2s_plain),
+      "--tls",
+      "plain"
+    ]
+
+    port =
+      Port.open({:spawn_executable, python}, [
+        :binary,
+        :exit_status,
+        {:line, 1_048_576},
+        args: args
+      ])
+
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+
+    on_exit(fn ->
+      System.cmd("kill", ["-KILL", Integer.to_string(os_pid)], stderr_to_stdout: true)
+    end)
+
+    %{"jid" => jid} = slix_next(port, &(&1["event"] == "online"), 20_000)
+    %{port: port, jid: jid}
+  end
+
+  defp slix_command(%{port: port}, cmd) do
+    {:ok, %Json{json: json}} = Json.from_term(cmd)
+    true = Port.command(port, json <> "\n")
+    :ok
+  end
+
+  defp slix_next(%{port: port}, match?, timeout), do: slix_next(port, match?, timeout)
+
+  defp slix_next(port, match?, timeout) when is_port(port) do
+    receive do
+      {^port, {:data, {:eol, line}}} ->
+        {:ok, event} = Json.to_term(%Json{json: line})
+        if match?.(event), do: event, else: slix_next(port, match?, timeout)
+
+      {^port, {:exit_status, status}} ->
+        raise "slixmpp_peer exited with status #{status}"
+    after
+      timeout -> raise "no matching line from slixmpp_peer within #{timeout} ms"
+    end
+  end
+
+  defp slix_stop(%{port: port} = slix) do
+    slix_command(slix, %{"cmd" => "stop"})
+    slix_next(port, &(&1["event"] == "stopped"), 10_000)
+
+    receive do
+      {^port, {:exit_status, status}} -> status
+    after
+      10_000 -> :timeout
+    end
+  end
+
+  defp answer(slix, id), do: slix_next(slix, &(&1["id"] == id), 10_000)
+
+  defp call(slix, id, to, method, args, timeout \\ 5000) do
+    slix_command(slix, %{
+      "cmd" => "call",
+      "id" => id,
+      "to" => to,
+      "method" => method,
+      "args" => args,
+      "timeout" => timeout
+    })
+
+    answer(slix, id)
+  end
+
+  defp start_bus(server, user) do
+    opts =
+      session_opts(server, user)
+      |> Keyword.merge(receiver: self(), heartbeat: 500, heartbeat_timeout: 1000)
+
+    {:ok, bus} = Bus.start_link(opts)
+    :ok = Bus.await_online(bus)
+    bus
+  end
+
+  defp stop_quietly(bus) do
+    if Process.alive?(bus), do: Bus.stop(bus)
+  catch
+    :exit, _ -> :ok
+  end
+
+  # ------------------------------------------------------------ the tests
+
+  describe "RPC with XEP-0335 JSON arguments (§5.3)" do
+    test "slixmpp calls an Elixir bus node: results and a no-method error", ctx do
+      bus = start_bus(ctx.server, "slixelx")
+      :ok = Bus.serve(bus, "add", fn a, b -> a + b end)
+      :ok = Bus.serve(bus, "greet", fn %{"name" => name} -> %{"hello" => name} end)
+      slix = start_slix(ctx)
+      to = Bus.jid(bus)
+
+      assert %{"event" => "result", "json" => 42} = call(slix, 1, to, "add", [40, 2])
+
+      assert %{"event" => "result", "json" => %{"hello" => "slix"}} =
+               call(slix, 2, to, "greet", [%{"name" => "slix"}])
+
+      assert %{
+               "event" => "error",
+               "type" => "cancel",
+               "condition" => "item-not-found",
+               "bus" => "no-method",
+               "text" => "nope"
+             } = call(slix, 3, to, "nope", [])
+
+      assert %{"event" => "error", "bus" => "crashed", "condition" => "internal-server-error"} =
+               call(slix, 4, to, "add", ["x", 1])
+
+      assert slix_stop(slix) == 0
+      stop_quietly(bus)
+    end
+
+    test "slixmpp calls a Rust node (xmpp-bridge-node serve): results and a no-method error",
+         ctx do
+      node = NodeCli.serve(ctx.server, "slixrust")
+      on_exit(fn -> NodeCli.kill_quietly(node) end)
+      slix = start_slix(ctx)
+
+      assert %{"event" => "result", "json" => [1, "two", %{"three" => [3]}]} =
+               call(slix, 1, node.jid, "echo", [1, "two", %{"three" => [3]}])
+
+      assert %{"event" => "result", "json" => 5} = call(slix, 2, node.jid, "add", [2, 3])
+
+      assert %{"event" => "error", "bus" => "no-method", "condition" => "item-not-found"} =
+               call(slix, 3, node.jid, "nope", [1])
+
+      assert %{"event" => "error", "bus" => "crashed"} =
+               call(slix, 4, node.jid, "panic", ["from slixmpp"])
+
+      # The node stops the handler at the deadline and answers `timeout`;
+      # slixmpp's own iq timeout (the same 300 ms) may come first.
+      slow = call(slix, 5, node.jid, "slow", [3000], 300)
+      assert slow["event"] == "error"
+      assert slow["bus"] == "timeout" or slow["condition"] == "timeout", inspect(slow)
+
+      assert %{"event" => "result", "json" => 3} = call(slix, 6, node.jid, "add", [1, 2])
+
+      served = NodeCli.next(node, &(&1["event"] == "served" and &1["method"] == "echo"))
+      assert served["outcome"] == "ok"
+
+      assert slix_stop(slix) == 0
+      assert {_, 0} = NodeCli.stop(node)
+    end
+  end
+
+  describe "terms as JSON messages (§5.2)" do
+    test "slixmpp sends a JSON term to an Elixir node, which receives it as a term", ctx do
+      bus = start_bus(ctx.server, "slixelx")
+      slix = start_slix(ctx)
+
+      value = %{"job" => 7, "tags" => ["a", "b"], "done" => false, "none" => nil}
+
+      slix_command(slix, %{"cmd" => "send", "id" => 1, "to" => Bus.jid(bus), "json" => value})
+
+      assert_receive {:xmpp_bridge_bus, :message, from, received}, 5000
+      assert from == slix.jid
+      assert received == %{"job" => 7, "tags" => ["a", "b"], "done" => false, "none" => nil}
+      # The bus confirms with an XEP-0184 receipt.
+      assert %{"event" => "delivered"} = answer(slix, 1)
+
+      assert slix_stop(slix) == 0
+      stop_quietly(bus)
+    end
+  end
+
+  describe "groups are MUC rooms (§6.1)" do
+    # The bus's group API is not merged yet: the broadcast here is sent by
+    # a plain XmppBridge.Connection session in the shape §6.1 gives a
+    # broadcast (groupchat, <body/>, <json/>, origin id), not by
+    # XmppBridge.Bus. It checks that slixmpp joins as §6.1 says and reads
+    # such a broadcast's payload.
+    test "slixmpp receives a groupchat broadcast with a <json/> payload", ctx do
+      slix = start_slix(ctx)
+      room = "jobs-#{System.unique_integer([:positive])}@#{ctx.server.muc_domain}"
+
+      slix_command(slix, %{"cmd" => "join", "id" => 1, "room" => room, "nick" => slix.jid})
+      assert %{"event" => "joined", "created" => true} = answer(slix, 1)
+
+      elx = open_session(ctx.server, "slixroom")
+      nick = elx.jid
+
+      send_stanza(
+        elx,
+        Presence.available(
+          to: "#{room}/#{nick}",
+          payloads: [%MucJoin{history: %MucHistory{maxstanzas: 0}}]
+        )
+      )
+
+      await_self_presence(elx, room)
+
+      send_stanza(
+        elx,
+        Message.new(
+          type: :groupchat,
+          to: room,
+          id: "b7",
+          body: ~s(%{"job" => 7}),
+          payloads: [Json.new(~s({"job": 7, "input": [1, 2]})), %OriginId{id: "b7"}]
+        )
+      )
+
+      assert %{
+               "event" => "groupchat",
+               "room" => ^room,
+               "nick" => ^nick,
+               "body" => ~s(%{"job" => 7}),
+               "json" => %{"job" => 7, "input" => [1, 2]}
+             } = slix_next(slix, &(&1["event"] == "groupchat"), 10_000)
+
+      close_session(elx)
+      assert slix_stop(slix) == 0
+    end
+
+    @tag :pending_groups
+    @tag skip: "needs the bus's group API (XmppBridge.Bus broadcasting to a group, §6.1)"
+    test "slixmpp receives a broadcast from XmppBridge.Bus to a group it joined" do
+      flunk("to be written when the group API is merged")
+    end
+  end
+
+  defp await_self_presence(session, room) do
+    id = session.id
+
+    receive do
+      {:xmpp_bridge, ^id, {:stanza, %Presence{from: from, payloads: payloads}}} ->
+        self? =
+          String.starts_with?(from || "", room <> "/") and
+            Enum.any?(payloads, fn
+              %MucUser{status_codes: codes} -> 110 in codes
+              _ -> false
+            end)
+
+        if self?, do: :ok, else: await_self_presence(session, room)
+    after
+      10_000 -> flunk("no self-presence from #{room}")
+    end
+  end
+end
