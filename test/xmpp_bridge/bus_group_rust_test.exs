@@ -6,7 +6,7 @@ defmodule XmppBridge.BusGroupRustTest do
 
   import XmppBridge.Test.XmppCase, only: [report: 3]
 
-  alias XmppBridge.Test.RustPeer
+  alias XmppBridge.Test.{RustPeer, TcpProxy}
   alias XmppTestServer, as: TestServer
 
   @moduletag :integration
@@ -285,6 +285,52 @@ defmodule XmppBridge.BusGroupRustTest do
       assert %{"reason" => "left", "group" => ^disco} =
                RustPeer.next(p, &(&1["event"] == "member_left" and &1["jid"] == c.jid))
     end
+  end
+
+  test "three nodes join a new group at once: joins to the locked room are tried again",
+       %{server: server} do
+    peers = for u <- ~w(groupa groupb groupc), do: start(server, u)
+    g = group()
+    ids = for p <- peers, do: {p, cmd(p, %{"cmd" => "join", "group" => g})}
+    for {p, id} <- ids, do: assert(%{"event" => "joined_ok"} = answer(p, id))
+    all = Enum.sort(Enum.map(peers, & &1.jid))
+    for p <- peers, do: eventually(fn -> jids(members(p, g)) == all end, 5_000)
+  end
+
+  test "a node whose connection drops (no resumption) joins again; the others see it go and come back",
+       %{server: server} do
+    proxy = TcpProxy.start(server.ports.c2s_plain)
+    on_exit(fn -> TcpProxy.stop(proxy) end)
+    [a, b] = for u <- ~w(groupa groupb), do: start(server, u)
+
+    c = RustPeer.start_with_flags(server, "groupc", [port: proxy.port], ["--no-sm"])
+
+    g = group()
+    for p <- [a, b, c], do: join!(p, g)
+    all = Enum.sort([a.jid, b.jid, c.jid])
+    for p <- [a, b, c], do: eventually(fn -> jids(members(p, g)) == all end, 5_000)
+    TcpProxy.cut(proxy)
+    assert %{"resumed" => false} = RustPeer.next(c, &(&1["event"] == "online"), 30_000)
+
+    for p <- [a, b] do
+      assert %{"reason" => reason} =
+               RustPeer.next(p, &(&1["event"] == "member_left" and &1["jid"] == c.jid))
+
+      assert reason in ["left", "noconnection"]
+
+      assert %{"group" => ^g} =
+               RustPeer.next(p, &(&1["event"] == "member_joined" and &1["jid"] == c.jid))
+    end
+
+    for p <- [a, b, c], do: eventually(fn -> jids(members(p, g)) == all end, 5_000)
+    # c found a and b again in the room: no news for it.
+    assert RustPeer.drain(c, 500)
+           |> Enum.filter(&(&1["event"] in ["member_left", "member_joined"])) ==
+             []
+
+    broadcast(c, g, :back)
+    assert %{"from" => from} = RustPeer.next(a, &broadcast?/1)
+    assert from == c.jid
   end
 
   test "a member killed with kill -9 leaves the others' lists within heartbeat + timeout",

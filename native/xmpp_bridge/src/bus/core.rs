@@ -727,6 +727,15 @@ impl Core {
         let Some(group) = self.groups.group_of_room(room) else {
             return false;
         };
+        if nick.is_none() {
+            // From the room itself: a notice, such as a configuration change.
+            if let Some(info) = wire::muc_user_in(&m.payloads) {
+                let actions =
+                    self.with_ctx(inner, |g, ctx| g.config_changed(ctx, &group, &info.codes));
+                self.apply_groups(inner, actions);
+            }
+            return false;
+        }
         let data = match carried {
             Carried::Data(d) => d,
             Carried::Nothing => return false,
@@ -767,7 +776,6 @@ impl Core {
         if let Some(o) = origin {
             self.dedupe.insert(&bare, o);
         }
-        let _ = inner;
         true
     }
 

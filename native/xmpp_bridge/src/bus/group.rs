@@ -140,7 +140,11 @@ enum Phase {
 
 #[derive(Debug)]
 struct Occupant {
+    /// The real JID, or the occupant JID (`room/nick`) while the room
+    /// has not said it (a room being configured is still semi-anonymous).
     jid: String,
+    /// The real JID is known: a member (listed, reported, watched).
+    real: bool,
     bus: bool,
     status: Status,
     incarnation: Option<String>,
@@ -264,7 +268,13 @@ impl Groups {
         let mut out: Vec<Member> = self
             .groups
             .get(group)
-            .map(|g| g.occupants.values().map(Occupant::member).collect())
+            .map(|g| {
+                g.occupants
+                    .values()
+                    .filter(|o| o.real)
+                    .map(Occupant::member)
+                    .collect()
+            })
             .unwrap_or_default();
         out.sort_by(|a, b| a.jid.cmp(&b.jid));
         out
@@ -370,10 +380,7 @@ impl Groups {
         match (own, available) {
             (true, true) => self.own_presence(ctx, name, nick, &info.codes, &mut actions),
             (true, false) => self.own_exit(ctx, name, &info.codes, &mut actions),
-            (false, true) => {
-                let jid = info.jid.unwrap_or_else(|| format!("{}/{nick}", g.room));
-                self.occupant(ctx, name, nick, jid, p, &mut actions)
-            }
+            (false, true) => self.occupant(ctx, name, nick, info.jid, p, &mut actions),
             (false, false) => self.occupant_left(name, nick, &mut actions),
         }
         actions
@@ -439,6 +446,7 @@ impl Groups {
             nick.to_owned(),
             Occupant {
                 jid: ctx.jid.to_owned(),
+                real: true,
                 bus: true,
                 status,
                 incarnation: Some(ctx.incarnation.to_owned()),
@@ -462,6 +470,9 @@ impl Groups {
                 if let Some(m) = o.mref {
                     self.members.remove(&m);
                     actions.push(GroupAction::Demonitor(m));
+                }
+                if !o.real {
+                    continue;
                 }
                 actions.push(GroupAction::Emit(Event::Left {
                     group: name.to_owned(),
@@ -523,12 +534,13 @@ impl Groups {
     }
 
     /// An occupant's presence: a new member, or a member's new status.
+    /// `real`: the real JID the room gave, if it gave one.
     fn occupant(
         &mut self,
         ctx: &Ctx<'_>,
         name: &str,
         nick: &str,
-        jid: String,
+        real: Option<String>,
         p: &Presence<'_>,
         actions: &mut Vec<GroupAction>,
     ) {
@@ -539,6 +551,27 @@ impl Groups {
         let events = g.established;
         if let Some(a) = g.announced.as_mut() {
             a.insert(nick.to_owned());
+        }
+        // Without a real JID: a member known already keeps its own; any
+        // other occupant waits, unlisted, until the room names it.
+        let known = g.occupants.get(nick).filter(|o| o.real);
+        let Some(jid) = real.or_else(|| known.map(|o| o.jid.clone())) else {
+            g.occupants.insert(
+                nick.to_owned(),
+                Occupant {
+                    jid: format!("{}/{nick}", g.room),
+                    real: false,
+                    bus: node.is_some(),
+                    status,
+                    incarnation,
+                    mref: None,
+                },
+            );
+            return;
+        };
+        if g.occupants.get(nick).is_some_and(|o| !o.real) {
+            // Named at last: a member from now on.
+            g.occupants.remove(nick);
         }
         if let Some(o) = g.occupants.get_mut(nick) {
             let restarted = matches!((&o.incarnation, &incarnation), (Some(a), Some(b)) if a != b);
@@ -602,6 +635,7 @@ impl Groups {
             nick.to_owned(),
             Occupant {
                 jid: jid.clone(),
+                real: true,
                 bus,
                 status,
                 incarnation,
@@ -629,7 +663,7 @@ impl Groups {
             self.members.remove(&m);
             actions.push(GroupAction::Demonitor(m));
         }
-        if g.established {
+        if g.established && o.real {
             actions.push(GroupAction::Emit(Event::Left {
                 group: name.to_owned(),
                 jid: o.jid,
@@ -738,7 +772,39 @@ impl Groups {
         if nick == g.nick {
             return None;
         }
-        g.occupants.get(nick).map(|o| o.jid.clone())
+        g.occupants
+            .get(nick)
+            .filter(|o| o.real)
+            .map(|o| o.jid.clone())
+    }
+
+    /// The room of `name` announced a change of its configuration
+    /// (status codes, XEP-0045 §10.2.1). A room that became non-anonymous
+    /// (`172`), or changed while some occupants are still unnamed (`104`:
+    /// a room configured after others joined it) gets the node's presence
+    /// again: the room relays it to every occupant, now with the node's
+    /// real JID.
+    pub(crate) fn config_changed(
+        &mut self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        codes: &[u16],
+    ) -> Vec<GroupAction> {
+        let mut actions = Vec::new();
+        let Some(g) = self.groups.get(name) else {
+            return actions;
+        };
+        let unnamed = g.occupants.values().any(|o| !o.real);
+        let again = codes.contains(&172) || (codes.contains(&104) && unnamed);
+        if again && g.phase != Phase::Joining && ctx.online {
+            actions.push(GroupAction::Send(wire::presence(
+                Some(&g.occupant_jid()),
+                ctx.incarnation,
+                false,
+                &self.status,
+            )));
+        }
+        actions
     }
 
     /// A new status: remembered for the joins to come, sent to every room
@@ -1167,6 +1233,50 @@ mod tests {
             Error::NotJoined("jobs".into())
         );
         assert!(g.members.is_empty());
+    }
+
+    #[test]
+    fn occupants_of_a_room_not_yet_configured_are_members_once_named() {
+        let t0 = Instant::now();
+        let mut g = Groups::new("conference.example.com".into(), Duration::from_secs(10));
+        let (mut rx, _) = g.join(&ctx(t0), "jobs", JoinOptions::default());
+        // Semi-anonymous: bob's presence without his real JID.
+        let anonymous = bob("bbbb", "").replace(&format!(" jid='{BOB}'"), "");
+        let a = feed(&mut g, t0, BOB, &anonymous);
+        assert!(a.is_empty(), "not watched, not listed");
+        feed(&mut g, t0, ME, &own_presence(&[110]));
+        assert_eq!(rx.try_recv().unwrap(), Ok(()));
+        assert_eq!(g.members("jobs").len(), 1, "only the node itself");
+        assert_eq!(g.sender("jobs", Some(BOB)), None);
+        // The room is configured: the node's presence goes again (once
+        // 104 comes while someone is unnamed, or at 172).
+        let a = g.config_changed(&ctx(t0), "jobs", &[104]);
+        assert_eq!(
+            sent(&a),
+            vec![format!("<presence to='{ROOM}/{ME}'><node xmlns='urn:xmpp-bridge:bus:0' incarnation='aaaa'/></presence>")]
+        );
+        // Bob's presence again, named: a member now.
+        let a = feed(&mut g, t0, BOB, &bob("bbbb", ""));
+        assert_eq!(
+            events(&a),
+            vec![Event::Joined {
+                group: "jobs".into(),
+                jid: BOB.into()
+            }]
+        );
+        assert!(a.iter().any(|x| matches!(x, GroupAction::Monitor(..))));
+        assert_eq!(g.members("jobs").len(), 2);
+        // Everyone named: a 104 asks nothing, a 172 still does.
+        assert!(g.config_changed(&ctx(t0), "jobs", &[104]).is_empty());
+        assert_eq!(sent(&g.config_changed(&ctx(t0), "jobs", &[172])).len(), 1);
+        // A later presence without the JID keeps the one known.
+        let a = feed(
+            &mut g,
+            t0,
+            BOB,
+            &anonymous.replace("<node", "<show>away</show><node"),
+        );
+        assert!(matches!(&events(&a)[..], [Event::Status { jid, .. }] if jid == BOB));
     }
 
     #[test]
