@@ -413,12 +413,15 @@ defmodule XmppBridge.BusGroupRustTest do
     )
   end
 
-  test "Prosody: three nodes join, list each other and broadcast" do
+  test "Prosody: three nodes join at once, list each other, broadcast and see a status" do
     server = TestServer.start!(:prosody, accounts: ~w(groupa groupb groupc))
     on_exit(fn -> TestServer.stop(server) end)
     peers = [a, _b, _c] = for u <- ~w(groupa groupb groupc), do: start(server, u)
     g = group()
-    for p <- peers, do: join!(p, g)
+    # All at once: Prosody locks the room until its creator configured it,
+    # the others are refused (item-not-found) and try again.
+    ids = for p <- peers, do: {p, cmd(p, %{"cmd" => "join", "group" => g})}
+    for {p, id} <- ids, do: assert(%{"event" => "joined_ok"} = answer(p, id))
     all = Enum.sort(Enum.map(peers, & &1.jid))
 
     for p <- peers do
