@@ -177,4 +177,81 @@ defmodule XmppBridge.Test.RustPeer do
     {:ok, term} = XmppBridge.Bus.Term.decode(Base.decode64!(b64))
     term
   end
+
+  # ---- groups (test/xmpp_bridge/bus_group_rust_test.exs)
+
+  @doc """
+  Like `start/3`, with more bus_peer flags after the usual ones (e.g.
+  `["--discovery", "bus"]`, `["--no-sm"]`); waits until it prints `online`.
+  """
+  def start_with_flags(server, user, opts, flags) do
+    password = Map.get(server.accounts, user, "#{user}-secret")
+
+    args =
+      [
+        "--jid",
+        XmppTestServer.jid(server, user),
+        "--password",
+        password,
+        "--host",
+        server.host,
+        "--port",
+        Integer.to_string(Keyword.get(opts, :port, server.ports.c2s_plain)),
+        "--tls",
+        "plain",
+        "--heartbeat-ms",
+        Integer.to_string(Keyword.get(opts, :heartbeat, 500)),
+        "--heartbeat-timeout-ms",
+        Integer.to_string(Keyword.get(opts, :heartbeat_timeout, 1000)),
+        "--max-calls",
+        Integer.to_string(Keyword.get(opts, :max_calls, 64))
+      ] ++ flags
+
+    port =
+      Port.open({:spawn_executable, binary("bus_peer")}, [
+        :binary,
+        :exit_status,
+        {:line, 1_048_576},
+        args: args
+      ])
+
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    peer = %__MODULE__{port: port, os_pid: os_pid, id: port, user: user}
+
+    case next(peer, &(&1["event"] == "online"), Keyword.get(opts, :online_timeout, 15_000)) do
+      %{"jid" => jid, "incarnation" => inc} -> %{peer | jid: jid, incarnation: inc}
+    end
+  end
+
+  @doc """
+  Takes the peer's events until `done?.(acc)` is true for the list of the
+  ones `keep?` selects (in order; the others are dropped); raises after
+  `timeout` ms without one.
+  """
+  def take(%__MODULE__{port: port} = peer, keep?, done?, timeout \\ 30_000, acc \\ []) do
+    if done?.(acc) do
+      acc
+    else
+      receive do
+        {^port, {:data, {:eol, line}}} ->
+          event = decode(line)
+          acc = if keep?.(event), do: acc ++ [event], else: acc
+          take(peer, keep?, done?, timeout, acc)
+
+        {^port, {:exit_status, status}} ->
+          raise "bus_peer exited with status #{status} (kept #{length(acc)} events)"
+      after
+        timeout -> raise "bus_peer: no event for #{timeout} ms (kept #{length(acc)})"
+      end
+    end
+  end
+
+  @doc "The events the peer prints until it is quiet for `idle` ms, in order."
+  def drain(%__MODULE__{port: port} = peer, idle, acc \\ []) do
+    receive do
+      {^port, {:data, {:eol, line}}} -> drain(peer, idle, [decode(line) | acc])
+    after
+      idle -> Enum.reverse(acc)
+    end
+  end
 end

@@ -4,7 +4,11 @@
 //! `cargo run -p xmpp_bridge --example bus_peer -- --jid J --password P
 //! --host H --port N [--tls plain|starttls] [--resource bus]
 //! [--heartbeat-ms 5000] [--heartbeat-timeout-ms 5000] [--max-calls 64]
-//! [--echo] [--no-sm]`
+//! [--echo] [--no-sm] [--discovery G] [--muc-service S] [--join-timeout-ms 10000]`
+//!
+//! With `--discovery G` the node joins group `G` before it reports
+//! `online` (docs/PROTOCOL.md §6.3); `--muc-service` names the MUC service
+//! of its groups (default `conference.<domain>`).
 //!
 //! Prints one JSON object a line on stdout (diagnostics go to stderr):
 //!
@@ -13,6 +17,22 @@
 //! - `{"event":"delivered","id":N}`, `{"event":"failed","id":N,"reason":R}`
 //! - `{"event":"result","id":N,"etf":B64}`, `{"event":"error","id":N,"reason":R,"detail":D}`
 //! - `{"event":"down","id":N,"jid":J,"reason":R}`
+//! - groups: `{"event":"joined_ok","id":N}`, `{"event":"left_ok","id":N}`,
+//!   `{"event":"status_ok","id":N}`,
+//!   `{"event":"members","id":N,"members":[M...]}` and
+//!   `{"event":"nodes","id":N,"members":[M...]}` with each member
+//!   `M = {"jid":J,"bus":true|false,"show":S|null,"text":T|null}` (plus
+//!   `"etf":B64` or `"json":V` when its status carries a value),
+//!   `{"event":"methods","id":N,"methods":[NAME...]}`; a command that
+//!   fails gives `{"event":"error","id":N,"reason":R,"detail":D}` (R one
+//!   of `invalid_group`, `not_joined`, `join_failed` (D the condition),
+//!   `timeout`, `stanza_error`, `closed`, `queue_full`, `invalid_jid`,
+//!   `encode`, `connect`)
+//! - `{"event":"broadcast","group":G,"from":J,"etf":B64}` (or `"json":V`)
+//! - `{"event":"member_joined","group":G,"jid":J}`,
+//!   `{"event":"member_left","group":G,"jid":J,"reason":R}` (R `left` or a
+//!   DOWN reason), `{"event":"status","group":G,"jid":J,"show":S|null,"text":T|null}`
+//!   (plus `"etf"` or `"json"` when the status carries a value)
 //! - `{"event":"bad_command","detail":D}`
 //! - `{"event":"stopped"}` before exiting 0 (after `stop` or the end of stdin)
 //!
@@ -25,6 +45,14 @@
 //! - `{"cmd":"hold"}` / `{"cmd":"release"}`: stop / start taking events (a
 //!   slow application: the node's flow control holds the stream back)
 //! - `{"cmd":"rss"}`: prints `{"event":"rss","kb":N}`, this process's VmRSS
+//! - `{"cmd":"join","id":N,"group":G,"history":H}` (`history` optional, 0)
+//! - `{"cmd":"leave","id":N,"group":G}`
+//! - `{"cmd":"broadcast","id":N,"group":G,"etf":B64}` or `"json":V` instead
+//!   of `"etf"`: nothing is printed unless it fails (`failed` with the id)
+//! - `{"cmd":"members","id":N,"group":G}`, `{"cmd":"nodes","id":N}`
+//! - `{"cmd":"status","id":N,"show":S|null,"text":T|null,"etf":B64}` (`etf`
+//!   or `json` optional: the status value; S one of chat, away, xa, dnd)
+//! - `{"cmd":"methods","id":N,"jid":J}`
 //!
 //! Serves `echo`, `add` (integers of any size), `sleep` (ms), `crash`
 //! (panics with "boom") and `whoami`. With `--echo`, every term received
@@ -35,7 +63,10 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::time::Duration;
-use xmpp_bridge::bus::{self, Args, Delivery, Event, MonitorRef, Payload, SendOptions, SendRef};
+use xmpp_bridge::bus::{
+    self, Args, Delivery, Event, JoinOptions, Member, MonitorRef, Payload, SendOptions, SendRef,
+    Show, Status,
+};
 use xmpp_bridge::connection::TlsMode;
 use xmpp_bridge::etf::{self, Term};
 
@@ -58,7 +89,8 @@ fn usage(why: &str) -> ! {
     eprintln!(
         "usage: bus_peer --jid J --password P --host H --port N [--tls plain|starttls] \
          [--resource bus] [--heartbeat-ms 5000] [--heartbeat-timeout-ms 5000] \
-         [--max-calls 64] [--echo]"
+         [--max-calls 64] [--echo] [--no-sm] [--discovery G] [--muc-service S] \
+         [--join-timeout-ms 10000]"
     );
     std::process::exit(2)
 }
@@ -81,6 +113,9 @@ fn flags() -> Flags {
     let mut max_calls = 64usize;
     let mut echo = false;
     let mut stream_management = true;
+    let mut discovery = None;
+    let mut muc_service = None;
+    let mut join_timeout = 10_000u64;
     while let Some(flag) = args.next() {
         let mut value = || {
             args.next()
@@ -111,6 +146,9 @@ fn flags() -> Flags {
             // Testing aid: no XEP-0198, so a lost connection ends the
             // session at the server and the reconnect is not a resumption.
             "--no-sm" => stream_management = false,
+            "--discovery" => discovery = Some(value()),
+            "--muc-service" => muc_service = Some(value()),
+            "--join-timeout-ms" => join_timeout = number(value()),
             other => usage(&format!("unknown flag {other}")),
         }
     }
@@ -128,6 +166,9 @@ fn flags() -> Flags {
     config.heartbeat_timeout = Duration::from_millis(heartbeat_timeout);
     config.max_calls = max_calls;
     config.connection.stream_management = stream_management;
+    config.discovery = discovery;
+    config.muc_service = muc_service;
+    config.join_timeout = Duration::from_millis(join_timeout);
     Flags { config, echo }
 }
 
@@ -346,6 +387,32 @@ fn command(state: &mut State, line: &str) -> bool {
         }
         Some("send") => send(state, &cmd, id),
         Some("call") => call(state, &cmd, id),
+        Some("join") => join(state, &cmd, id),
+        Some("leave") => str_arg(&cmd, "group").map(|group| match state.node.leave(group) {
+            Ok(()) => emit(json!({"event": "left_ok", "id": id})),
+            Err(e) => emit_error(id, &e),
+        }),
+        Some("broadcast") => broadcast(state, &cmd, id),
+        Some("members") => str_arg(&cmd, "group").map(|group| {
+            let members = members_json(&state.node.members(group));
+            emit(json!({"event": "members", "id": id, "members": members}));
+        }),
+        Some("nodes") => {
+            let members = members_json(&state.node.nodes());
+            emit(json!({"event": "nodes", "id": id, "members": members}));
+            Ok(())
+        }
+        Some("status") => status(state, &cmd, id),
+        Some("methods") => str_arg(&cmd, "jid").map(|jid| {
+            let node = state.node.clone();
+            let jid = jid.to_owned();
+            tokio::spawn(async move {
+                match node.methods(&jid).await {
+                    Ok(names) => emit(json!({"event": "methods", "id": id, "methods": names})),
+                    Err(e) => emit_error(id, &e),
+                }
+            });
+        }),
         Some("monitor") => str_arg(&cmd, "jid").map(|jid| match state.node.monitor(jid) {
             Ok(m) => {
                 state.monitors.insert(m, id);
@@ -399,6 +466,128 @@ fn send(state: &mut State, cmd: &Value, id: Value) -> Result<(), String> {
             }
         }
         Err(e) => emit(json!({"event": "failed", "id": id, "reason": e.to_string()})),
+    }
+    Ok(())
+}
+
+/// The name and detail of a bus error, as `error` events print them.
+fn error_parts(e: &bus::Error) -> (&'static str, Option<String>) {
+    match e {
+        bus::Error::Connect(c) => ("connect", Some(c.to_string())),
+        bus::Error::InvalidJid(why) => ("invalid_jid", Some(why.clone())),
+        bus::Error::QueueFull => ("queue_full", None),
+        bus::Error::Closed => ("closed", None),
+        bus::Error::Encode(why) => ("encode", Some(why.clone())),
+        bus::Error::InvalidGroup(why) => ("invalid_group", Some(why.clone())),
+        bus::Error::NotJoined(group) => ("not_joined", Some(group.clone())),
+        bus::Error::JoinFailed(condition) => ("join_failed", Some(condition.clone())),
+        bus::Error::Timeout => ("timeout", None),
+        bus::Error::Stanza { condition, .. } => ("stanza_error", Some(condition.clone())),
+    }
+}
+
+fn emit_error(id: Value, e: &bus::Error) {
+    let (reason, detail) = error_parts(e);
+    emit(json!({"event": "error", "id": id, "reason": reason, "detail": detail}));
+}
+
+/// A status as the fields of an event: show, text, and its value.
+fn status_fields(status: &Status, out: &mut serde_json::Map<String, Value>) {
+    out.insert("show".into(), json!(status.show.map(Show::as_str)));
+    out.insert("text".into(), json!(status.text));
+    match &status.payload {
+        Some(Payload::Term(t)) => {
+            out.insert("etf".into(), json!(term_b64(t)));
+        }
+        Some(Payload::Json(v)) => {
+            out.insert("json".into(), v.clone());
+        }
+        None => {}
+    }
+}
+
+fn members_json(members: &[Member]) -> Value {
+    Value::Array(
+        members
+            .iter()
+            .map(|m| {
+                let mut o = serde_json::Map::new();
+                o.insert("jid".into(), json!(m.jid));
+                o.insert("bus".into(), json!(m.bus));
+                status_fields(&m.status, &mut o);
+                Value::Object(o)
+            })
+            .collect(),
+    )
+}
+
+fn join(state: &mut State, cmd: &Value, id: Value) -> Result<(), String> {
+    let group = str_arg(cmd, "group")?.to_owned();
+    let history = match cmd.get("history") {
+        None | Some(Value::Null) => 0,
+        Some(h) => h
+            .as_u64()
+            .and_then(|h| u32::try_from(h).ok())
+            .ok_or("history is not a count")?,
+    };
+    let node = state.node.clone();
+    tokio::spawn(async move {
+        match node.join_with(&group, JoinOptions { history }).await {
+            Ok(()) => emit(json!({"event": "joined_ok", "id": id})),
+            Err(e) => emit_error(id, &e),
+        }
+    });
+    Ok(())
+}
+
+/// The value of a command: `etf` (Base64 ETF) or `json`.
+fn payload_arg(cmd: &Value) -> Result<Option<Payload>, String> {
+    if cmd.get("etf").is_some_and(|v| !v.is_null()) {
+        return term_arg(cmd, "etf").map(|t| Some(Payload::Term(t)));
+    }
+    Ok(cmd
+        .get("json")
+        .filter(|v| !v.is_null())
+        .map(|v| Payload::Json(v.clone())))
+}
+
+fn broadcast(state: &mut State, cmd: &Value, id: Value) -> Result<(), String> {
+    let group = str_arg(cmd, "group")?;
+    let sent = match payload_arg(cmd)? {
+        Some(Payload::Term(t)) => state.node.broadcast_term(group, t),
+        Some(Payload::Json(v)) => state.node.broadcast_json(group, v),
+        None => return Err("etf or json is missing".into()),
+    };
+    match sent {
+        Ok(r) => {
+            state.sends.insert(r, id);
+        }
+        Err(e) => emit_error(id, &e),
+    }
+    Ok(())
+}
+
+fn status(state: &mut State, cmd: &Value, id: Value) -> Result<(), String> {
+    let show = match cmd.get("show") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            Some(Show::parse(s).ok_or_else(|| format!("unknown show {s:?}"))?)
+        }
+        Some(other) => return Err(format!("show is not a string: {other}")),
+    };
+    let text = match cmd.get("text") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => return Err(format!("text is not a string: {other}")),
+    };
+    let payload = payload_arg(cmd)?;
+    match state.node.set_status(Status {
+        show,
+        text,
+        payload,
+    }) {
+        Ok(()) => emit(json!({"event": "status_ok", "id": id})),
+        Err(e) => emit_error(id, &e),
     }
     Ok(())
 }
@@ -470,6 +659,35 @@ fn event(state: &mut State, echo: bool, e: Event) {
             if let Some(id) = state.monitors.remove(&monitor) {
                 emit(json!({"event": "down", "id": id, "jid": jid, "reason": reason.as_str()}));
             }
+        }
+        Event::Broadcast {
+            group,
+            from,
+            payload,
+        } => match payload {
+            Payload::Term(t) => emit(
+                json!({"event": "broadcast", "group": group, "from": from, "etf": term_b64(&t)}),
+            ),
+            Payload::Json(v) => {
+                emit(json!({"event": "broadcast", "group": group, "from": from, "json": v}))
+            }
+        },
+        Event::Joined { group, jid } => {
+            emit(json!({"event": "member_joined", "group": group, "jid": jid}))
+        }
+        Event::Left { group, jid, reason } => emit(json!({
+            "event": "member_left",
+            "group": group,
+            "jid": jid,
+            "reason": reason.as_str(),
+        })),
+        Event::Status { group, jid, status } => {
+            let mut o = serde_json::Map::new();
+            o.insert("event".into(), json!("status"));
+            o.insert("group".into(), json!(group));
+            o.insert("jid".into(), json!(jid));
+            status_fields(&status, &mut o);
+            emit(Value::Object(o));
         }
         Event::Disconnected(e) => eprintln!("bus_peer: disconnected: {e}"),
         Event::Closed(reason) => eprintln!("bus_peer: closed: {reason:?}"),

@@ -22,7 +22,10 @@
 //! Its methods block the calling thread; they must not be called from
 //! inside an async runtime.
 
-use super::{Args, CallError, Config, Error, Event, MonitorRef, SendOptions, SendRef};
+use super::{
+    Args, CallError, Config, Error, Event, JoinOptions, Member, MonitorRef, SendOptions, SendRef,
+    Status,
+};
 use crate::etf::Term;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -150,6 +153,61 @@ impl Node {
     /// See [`super::Node::demonitor`].
     pub fn demonitor(&self, monitor: MonitorRef) -> bool {
         self.node.demonitor(monitor)
+    }
+
+    /// See [`super::Node::join`]; blocks until the join is complete.
+    pub fn join(&self, group: &str) -> Result<(), Error> {
+        self.rt().block_on(self.node.join(group))
+    }
+
+    /// See [`super::Node::join_with`].
+    pub fn join_with(&self, group: &str, options: JoinOptions) -> Result<(), Error> {
+        self.rt().block_on(self.node.join_with(group, options))
+    }
+
+    /// See [`super::Node::leave`].
+    pub fn leave(&self, group: &str) -> Result<(), Error> {
+        self.node.leave(group)
+    }
+
+    /// See [`super::Node::broadcast`].
+    pub fn broadcast<T: Serialize + ?Sized>(
+        &self,
+        group: &str,
+        value: &T,
+    ) -> Result<SendRef, Error> {
+        self.node.broadcast(group, value)
+    }
+
+    /// See [`super::Node::broadcast_term`].
+    pub fn broadcast_term(&self, group: &str, term: Term) -> Result<SendRef, Error> {
+        self.node.broadcast_term(group, term)
+    }
+
+    /// See [`super::Node::broadcast_json`].
+    pub fn broadcast_json(&self, group: &str, value: serde_json::Value) -> Result<SendRef, Error> {
+        self.node.broadcast_json(group, value)
+    }
+
+    /// See [`super::Node::members`].
+    pub fn members(&self, group: &str) -> Vec<Member> {
+        self.node.members(group)
+    }
+
+    /// See [`super::Node::nodes`].
+    pub fn nodes(&self) -> Vec<Member> {
+        self.node.nodes()
+    }
+
+    /// See [`super::Node::set_status`].
+    pub fn set_status(&self, status: Status) -> Result<(), Error> {
+        self.node.set_status(status)
+    }
+
+    /// See [`super::Node::methods`]; blocks until the answer or the
+    /// timeout.
+    pub fn methods(&self, jid: &str) -> Result<Vec<String>, Error> {
+        self.rt().block_on(self.node.methods(jid))
     }
 
     /// The next event; `None` once the node is closed.

@@ -1,7 +1,7 @@
 //! The state of a node that the session's handler, the API and the timer
 //! task share (under one mutex, held briefly and never across an await):
 //! sends waiting for an outcome, calls waiting for an answer, requests
-//! being served, monitors, watchers, the dedupe cache, the timers.
+//! being served, monitors, watchers, groups, the dedupe cache, the timers.
 //!
 //! Everything that happens to a node goes through [`Core`]: the session
 //! handler ([`BusHandler`]) calls it for every event and stanza, the API
@@ -9,6 +9,7 @@
 
 use super::dedupe::{Dedupe, DEDUPE_KEPT};
 use super::error::{CallError, SendError};
+use super::group::{Ctx, GroupAction, Groups, JoinOptions, Status, MEMBER_REF};
 use super::monitor::{Action, Monitors, PingAnswer};
 use super::wire::{self, Carried, Refusal};
 use super::{Args, Delivery, Event, MonitorRef, Payload, SendRef};
@@ -50,6 +51,8 @@ pub(crate) struct Inner {
     pub jid: Mutex<String>,
     pub settings: Settings,
     pub runtime: tokio::runtime::Handle,
+    /// The discovery group (docs/PROTOCOL.md §6.3), if any.
+    pub discovery: Option<String>,
     pub semaphore: Arc<Semaphore>,
     /// Wakes the timer task when a timer earlier than the others is set.
     pub timer_wake: Notify,
@@ -83,6 +86,7 @@ pub(crate) enum Timer {
     Peer(String),
     Retry(u64),
     Deadline(u64),
+    Group(String),
 }
 
 pub(crate) enum Waiter {
@@ -93,6 +97,10 @@ pub(crate) enum Waiter {
     Ping,
     /// The close's barrier: answered once everything before it is through.
     Barrier(oneshot::Sender<()>),
+    /// The configuration of the room of this group.
+    Configure(String),
+    /// A disco#items query for a node's methods.
+    Methods(oneshot::Sender<Result<Vec<String>, super::Error>>),
 }
 
 /// A data message written before the core is locked (encoding a big
@@ -114,6 +122,20 @@ impl OutMessage {
             id,
             bytes,
             delivery,
+        }
+    }
+
+    /// A broadcast to `room`: followed as far as the server (a bounce
+    /// from the room fails it).
+    pub(crate) fn group(inner: &Inner, room: &str, data: &Payload) -> OutMessage {
+        let n = inner.next_id();
+        let id = format!("{}-{n}", inner.incarnation);
+        let bytes = wire::group_message(room, &id, data);
+        OutMessage {
+            n,
+            id,
+            bytes,
+            delivery: Delivery::Server,
         }
     }
 }
@@ -166,6 +188,7 @@ pub(crate) struct Core {
     pub methods: HashMap<String, Method>,
     monitors: Monitors,
     watchers: HashSet<String>,
+    pub groups: Groups,
     dedupe: Dedupe,
     timers: BTreeSet<(Instant, u64, Timer)>,
     timer_seq: u64,
@@ -173,7 +196,7 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(heartbeat: Duration, heartbeat_timeout: Duration) -> Core {
+    pub(crate) fn new(heartbeat: Duration, heartbeat_timeout: Duration, groups: Groups) -> Core {
         Core {
             online: false,
             closed: false,
@@ -189,6 +212,7 @@ impl Core {
             methods: HashMap::new(),
             monitors: Monitors::new(heartbeat, heartbeat_timeout),
             watchers: HashSet::new(),
+            groups,
             dedupe: Dedupe::new(DEDUPE_KEPT),
             timers: BTreeSet::new(),
             timer_seq: 0,
@@ -231,6 +255,10 @@ impl Core {
                     if self.sends.get(&sref).is_some_and(|s| s.deadline.is_some()) {
                         self.finish_send(sref, Some(SendError::Timeout));
                     }
+                }
+                Timer::Group(name) => {
+                    let actions = self.with_ctx(inner, |g, ctx| g.on_timer(ctx, &name));
+                    self.apply_groups(inner, actions);
                 }
             }
         }
@@ -471,7 +499,9 @@ impl Core {
 
     pub(crate) fn monitor(&mut self, inner: &Inner, jid: &str) -> MonitorRef {
         let mref = inner.next_id();
-        let actions = self.monitors.add(mref, jid, self.online && !self.closed);
+        let actions = self
+            .monitors
+            .add(mref, jid, self.online && !self.closed, true);
         self.apply(inner, actions);
         MonitorRef(mref)
     }
@@ -485,9 +515,10 @@ impl Core {
     fn apply(&mut self, inner: &Inner, actions: Vec<Action>) {
         for a in actions {
             match a {
-                Action::Watch(jid) => {
-                    self.send_raw(inner, wire::presence(Some(&jid), &inner.incarnation, true))
-                }
+                Action::Watch(jid) => self.send_raw(
+                    inner,
+                    wire::presence(Some(&jid), &inner.incarnation, true, &self.groups.status),
+                ),
                 Action::Ping(jid) => {
                     if !self.online || self.closed {
                         continue;
@@ -512,6 +543,10 @@ impl Core {
                         inner.handle().cancel_iq(format!("h{token}"));
                     }
                 }
+                Action::Down(mref, _, reason) if mref & MEMBER_REF != 0 => {
+                    let more = self.groups.member_down(mref, reason);
+                    self.apply_groups(inner, more);
+                }
                 Action::Down(mref, jid, reason) => self.emit(Event::Down {
                     monitor: MonitorRef(mref),
                     jid,
@@ -522,11 +557,235 @@ impl Core {
         }
     }
 
+    // ------------------------------------------------------------- groups
+
+    /// Runs `f` on the groups with what they need to know of the node.
+    fn with_ctx<R>(&mut self, inner: &Inner, f: impl FnOnce(&mut Groups, &Ctx<'_>) -> R) -> R {
+        let jid = inner.jid.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let ctx = Ctx {
+            jid: &jid,
+            incarnation: &inner.incarnation,
+            online: self.online && !self.closed,
+            now: Instant::now(),
+        };
+        f(&mut self.groups, &ctx)
+    }
+
+    fn apply_groups(&mut self, inner: &Inner, actions: Vec<GroupAction>) {
+        for a in actions {
+            match a {
+                GroupAction::Send(bytes) => self.send_raw(inner, bytes),
+                GroupAction::Configure { group, room } => {
+                    let token = inner.next_id();
+                    let id = format!("g{token}");
+                    match inner
+                        .handle()
+                        .iq(token, id.clone(), wire::room_config(&room, &id))
+                    {
+                        Ok(_) => {
+                            self.waiters.insert(token, Waiter::Configure(group));
+                        }
+                        Err(_) => {
+                            let more = self.groups.configured(&group, Err(super::Error::QueueFull));
+                            self.apply_groups(inner, more);
+                        }
+                    }
+                }
+                GroupAction::Emit(event) => self.emit(event),
+                GroupAction::Monitor(mref, jid, node) => {
+                    let now = Instant::now();
+                    // A sign of life first: a restarted peer ends the
+                    // monitors of its previous incarnation before this one
+                    // shares their peer.
+                    if let Some(n) = &node {
+                        let a = self.monitors.presence(&jid, true, Some(n), now);
+                        self.apply(inner, a);
+                    }
+                    let online = self.online && !self.closed;
+                    let a = self.monitors.add(mref, &jid, online, false);
+                    self.apply(inner, a);
+                    if let Some(n) = &node {
+                        let a = self.monitors.presence(&jid, true, Some(n), now);
+                        self.apply(inner, a);
+                    }
+                }
+                GroupAction::Demonitor(mref) => {
+                    let (_, a) = self.monitors.remove(mref);
+                    self.apply(inner, a);
+                }
+                GroupAction::Alive(jid, node) => {
+                    let a = self
+                        .monitors
+                        .presence(&jid, true, Some(&node), Instant::now());
+                    self.apply(inner, a);
+                }
+                GroupAction::Wake(at, name) => self.add_timer(inner, at, Timer::Group(name)),
+            }
+        }
+    }
+
+    /// Starts joining `group` (a checked name); the receiver has the
+    /// outcome.
+    pub(crate) fn join(
+        &mut self,
+        inner: &Inner,
+        group: &str,
+        options: JoinOptions,
+    ) -> Result<oneshot::Receiver<Result<(), super::Error>>, super::Error> {
+        if self.closed || self.closing {
+            return Err(super::Error::Closed);
+        }
+        let (rx, actions) = self.with_ctx(inner, |g, ctx| g.join(ctx, group, options));
+        self.apply_groups(inner, actions);
+        Ok(rx)
+    }
+
+    pub(crate) fn leave(&mut self, inner: &Inner, group: &str) -> Result<(), super::Error> {
+        let actions = self.groups.leave(group)?;
+        self.apply_groups(inner, actions);
+        Ok(())
+    }
+
+    /// A new status: broadcast presence, each watcher, each room.
+    pub(crate) fn set_status(&mut self, inner: &Inner, status: Status) -> Result<(), super::Error> {
+        if self.closed || self.closing {
+            return Err(super::Error::Closed);
+        }
+        if self.online {
+            self.send_raw(
+                inner,
+                wire::presence(None, &inner.incarnation, false, &status),
+            );
+            let mut watchers: Vec<&String> = self.watchers.iter().collect();
+            watchers.sort();
+            for w in watchers {
+                self.send_raw(
+                    inner,
+                    wire::presence(Some(w), &inner.incarnation, false, &status),
+                );
+            }
+        }
+        let actions = self.with_ctx(inner, |g, ctx| g.set_status(ctx, status));
+        self.apply_groups(inner, actions);
+        Ok(())
+    }
+
+    /// Sends the disco#items query for the methods of `to`.
+    pub(crate) fn query_methods(
+        &mut self,
+        inner: &Inner,
+        token: u64,
+        to: &str,
+    ) -> Result<oneshot::Receiver<Result<Vec<String>, super::Error>>, super::Error> {
+        if self.closed || self.closing {
+            return Err(super::Error::Closed);
+        }
+        let id = format!("d{token}");
+        let (tx, rx) = oneshot::channel();
+        inner
+            .handle()
+            .iq(token, id.clone(), wire::methods_query(to, &id))
+            .map_err(|e| match e {
+                crate::connection::QueueError::Full => super::Error::QueueFull,
+                crate::connection::QueueError::Closed => super::Error::Closed,
+            })?;
+        self.waiters.insert(token, Waiter::Methods(tx));
+        Ok(rx)
+    }
+
+    /// The query's caller gave up.
+    pub(crate) fn abandon_query(&mut self, inner: &Inner, token: u64) {
+        if self.waiters.remove(&token).is_some() {
+            inner.handle().cancel_iq(format!("d{token}"));
+        }
+    }
+
+    /// A presence from the room of `group`.
+    fn on_room_presence(
+        &mut self,
+        inner: &Inner,
+        group: &str,
+        nick: Option<&str>,
+        p: &Presence<'_>,
+    ) {
+        let actions = self.with_ctx(inner, |g, ctx| g.on_presence(ctx, group, nick, p));
+        self.apply_groups(inner, actions);
+    }
+
+    /// A groupchat message: a broadcast from a member, or nothing of ours.
+    fn on_broadcast(
+        &mut self,
+        inner: &Inner,
+        from: &str,
+        m: &Message<'_>,
+        carried: Carried,
+    ) -> bool {
+        let (room, nick) = match from.split_once('/') {
+            Some((room, nick)) => (room, Some(nick)),
+            None => (from, None),
+        };
+        let Some(group) = self.groups.group_of_room(room) else {
+            return false;
+        };
+        if nick.is_none() {
+            // From the room itself: a notice, such as a configuration change.
+            if let Some(info) = wire::muc_user_in(&m.payloads) {
+                let actions =
+                    self.with_ctx(inner, |g, ctx| g.config_changed(ctx, &group, &info.codes));
+                self.apply_groups(inner, actions);
+            }
+            return false;
+        }
+        let data = match carried {
+            Carried::Data(d) => d,
+            Carried::Nothing => return false,
+            Carried::Refused(why) => {
+                self.refusals_logged += 1;
+                let n = self.refusals_logged;
+                if n <= 10 || n % 1000 == 0 {
+                    eprintln!(
+                        "xmpp_bridge bus: dropped a broadcast from {from} (refusal {n}): {why}"
+                    );
+                }
+                return false;
+            }
+        };
+        // The echo of our own, and occupants we do not know, are dropped.
+        let Some(sender) = self.groups.sender(&group, nick) else {
+            return false;
+        };
+        let Some(events) = &self.events else {
+            return false;
+        };
+        let bare = sender.split('/').next().unwrap_or(&sender).to_owned();
+        let origin = m.payloads.iter().find_map(|p| match p {
+            StanzaPayload::OriginId { id } => Some(id.as_ref()),
+            _ => None,
+        });
+        if origin.is_some_and(|o| self.dedupe.contains(&bare, o)) {
+            return false;
+        }
+        let event = Event::Broadcast {
+            group,
+            from: sender,
+            payload: data,
+        };
+        if events.send((event, true)).is_err() {
+            return false;
+        }
+        if let Some(o) = origin {
+            self.dedupe.insert(&bare, o);
+        }
+        true
+    }
+
     // ------------------------------------------------------------ closing
 
-    /// The goodbye: unavailable presence with `goodbye` to each watcher,
-    /// then the broadcast unavailable presence.
+    /// The goodbye: unavailable presence to each room, with `goodbye` to
+    /// each watcher, then the broadcast unavailable presence.
     pub(crate) fn say_goodbye(&mut self, inner: &Inner) {
+        let leaves = self.groups.leave_all();
+        self.apply_groups(inner, leaves);
         let mut watchers: Vec<&String> = self.watchers.iter().collect();
         watchers.sort();
         for w in watchers {
@@ -544,15 +803,26 @@ impl Core {
                 self.online = true;
                 *inner.jid.lock().unwrap_or_else(|e| e.into_inner()) = jid.clone();
                 if !resumed && !self.closing {
-                    self.send_raw(inner, wire::presence(None, &inner.incarnation, false));
+                    let status = &self.groups.status;
+                    self.send_raw(
+                        inner,
+                        wire::presence(None, &inner.incarnation, false, status),
+                    );
                     let mut watchers: Vec<&String> = self.watchers.iter().collect();
                     watchers.sort();
                     for w in watchers {
-                        self.send_raw(inner, wire::presence(Some(w), &inner.incarnation, false));
+                        self.send_raw(
+                            inner,
+                            wire::presence(Some(w), &inner.incarnation, false, status),
+                        );
                     }
                 }
                 let actions = self.monitors.online(resumed, Instant::now());
                 self.apply(inner, actions);
+                if !self.closing {
+                    let actions = self.with_ctx(inner, |g, ctx| g.online(ctx, resumed));
+                    self.apply_groups(inner, actions);
+                }
                 if let Some(tx) = self.first_online.take() {
                     let _ = tx.send(Ok(jid));
                 }
@@ -579,7 +849,11 @@ impl Core {
                         Some(Waiter::Barrier(tx)) => {
                             let _ = tx.send(());
                         }
-                        None => {}
+                        Some(Waiter::Methods(tx)) => {
+                            let _ = tx.send(Err(super::Error::Closed));
+                        }
+                        // The rejoin after the reconnect configures again.
+                        Some(Waiter::Configure(_)) | None => {}
                     }
                 }
             }
@@ -605,9 +879,13 @@ impl Core {
                         Waiter::Barrier(tx) => {
                             let _ = tx.send(());
                         }
-                        Waiter::Ping => {}
+                        Waiter::Methods(tx) => {
+                            let _ = tx.send(Err(super::Error::Closed));
+                        }
+                        Waiter::Ping | Waiter::Configure(_) => {}
                     }
                 }
+                self.groups.closed();
                 if let Some(tx) = self.first_online.take() {
                     let _ = tx.send(Err(reason.clone().unwrap_or_else(|| {
                         ConnError::Protocol("closed before it was online".into())
@@ -647,6 +925,9 @@ impl Core {
         if m.type_ == MessageType::Error {
             self.bounced(&m);
             return false;
+        }
+        if m.type_ == MessageType::Groupchat {
+            return self.on_broadcast(inner, from, &m, carried);
         }
         for p in &m.payloads {
             if let StanzaPayload::ReceiptReceived { id: Some(id) } = p {
@@ -712,6 +993,13 @@ impl Core {
         let Some(from) = p.from.as_deref() else {
             return;
         };
+        let (bare, nick) = match from.split_once('/') {
+            Some((bare, nick)) => (bare, Some(nick)),
+            None => (from, None),
+        };
+        if let Some(group) = self.groups.group_of_room(bare) {
+            return self.on_room_presence(inner, &group, nick, &p);
+        }
         let own = inner.jid.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if from == own {
             return;
@@ -729,7 +1017,10 @@ impl Core {
             && self.watchers.insert(from.to_owned())
             && !self.closing
         {
-            self.send_raw(inner, wire::presence(Some(from), &inner.incarnation, false));
+            self.send_raw(
+                inner,
+                wire::presence(Some(from), &inner.incarnation, false, &self.groups.status),
+            );
         }
         if !available {
             self.watchers.remove(from);
@@ -748,6 +1039,13 @@ impl Core {
         let Some(from) = iq.from.as_deref() else {
             return;
         };
+        if let (IqType::Get, Some(StanzaPayload::DiscoItems(query))) = (iq.type_, &iq.payload) {
+            // What the node serves (docs/PROTOCOL.md §6.3).
+            let own = inner.jid.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let names: Vec<&str> = self.methods.keys().map(String::as_str).collect();
+            let answer = wire::items_answer(from, &iq.id, &own, query.node.as_deref(), &names);
+            return self.send_raw(inner, answer);
+        }
         match wire::call_request(&iq) {
             Some(req) => self.serve_request(inner, from, &iq.id, req),
             None => self.send_raw(
@@ -964,6 +1262,24 @@ impl Handler for BusHandler {
             }
             Waiter::Barrier(tx) => {
                 let _ = tx.send(());
+            }
+            Waiter::Configure(group) => {
+                let answer = match &iq {
+                    Some(iq) if iq.type_ == IqType::Result => Ok(()),
+                    Some(iq) => Err(wire::stanza_error(iq.error.as_ref())),
+                    None => Err(wire::stanza_error(None)),
+                };
+                let actions = core.groups.configured(&group, answer);
+                core.apply_groups(&inner, actions);
+            }
+            Waiter::Methods(tx) => {
+                let answer = match &iq {
+                    Some(iq) => wire::methods_answer(iq),
+                    None => Err(super::Error::Encode(
+                        "an answer that is not a valid IQ".into(),
+                    )),
+                };
+                let _ = tx.send(answer);
             }
         }
     }

@@ -17,6 +17,27 @@ pub enum Error {
     Closed,
     /// A value could not be turned into a term or JSON (or back).
     Encode(String),
+    /// Not a group name (docs/PROTOCOL.md §6.1: 1 to 64 of `a-z`, `0-9`,
+    /// `.`, `_`, `-`, starting with a letter or a digit); the text says
+    /// why.
+    InvalidGroup(String),
+    /// The node is not in this group (it never joined, left it, or its
+    /// join has not completed): only an occupant can broadcast.
+    NotJoined(String),
+    /// The room refused the join, or its configuration, with this
+    /// condition (`conflict`, `forbidden`, `not-allowed`, ...).
+    JoinFailed(String),
+    /// No answer in time (a join within [`super::Config::join_timeout`],
+    /// a query within [`super::Config::default_call_timeout`]).
+    Timeout,
+    /// A query was answered with an error (or bounced by a server).
+    Stanza {
+        /// The RFC 6120 condition (`service-unavailable`, `item-not-found`,
+        /// ...).
+        condition: String,
+        /// The error's text, if it had one.
+        text: Option<String>,
+    },
 }
 
 impl fmt::Display for Error {
@@ -27,6 +48,18 @@ impl fmt::Display for Error {
             Error::QueueFull => f.write_str("the outbound queue is full"),
             Error::Closed => f.write_str("the node is closed"),
             Error::Encode(why) => write!(f, "cannot encode: {why}"),
+            Error::InvalidGroup(why) => write!(f, "invalid group name: {why}"),
+            Error::NotJoined(group) => write!(f, "not in group {group:?}"),
+            Error::JoinFailed(condition) => write!(f, "join failed: {condition}"),
+            Error::Timeout => f.write_str("timeout"),
+            Error::Stanza {
+                condition,
+                text: Some(text),
+            } => write!(f, "{condition}: {text}"),
+            Error::Stanza {
+                condition,
+                text: None,
+            } => f.write_str(condition),
         }
     }
 }
@@ -174,6 +207,31 @@ impl fmt::Display for DownReason {
     }
 }
 
+/// Why a member left a group's list (docs/PROTOCOL.md §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeftReason {
+    /// The room sent its unavailable presence: it left (or was removed).
+    Left,
+    /// The node's heartbeat found it down, for this reason (§5.4).
+    Down(DownReason),
+}
+
+impl LeftReason {
+    /// `left`, or the DOWN reason's name (`heartbeat_timeout`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeftReason::Left => "left",
+            LeftReason::Down(r) => r.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for LeftReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +259,15 @@ mod tests {
         assert_eq!(
             DownReason::HeartbeatTimeout.to_string(),
             "heartbeat_timeout"
+        );
+        assert_eq!(LeftReason::Left.to_string(), "left");
+        assert_eq!(
+            LeftReason::Down(DownReason::Restarted).as_str(),
+            "restarted"
+        );
+        assert_eq!(
+            Error::JoinFailed("conflict".into()).to_string(),
+            "join failed: conflict"
         );
         assert_eq!(
             SendError::Bounced {

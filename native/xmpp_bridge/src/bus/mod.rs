@@ -7,8 +7,10 @@
 //! at-most-once hand-over (dedupe by sender and origin id) and optional
 //! XEP-0184 receipts; calls answered by handlers running in tasks of their
 //! own; monitors that report DOWN once per monitor, from directed
-//! presence and heartbeat pings. Any Elixir node (`XmppBridge.Bus`) and any
-//! XMPP client can take part: it is plain XMPP.
+//! presence and heartbeat pings; groups (MUC rooms) with broadcasts,
+//! member lists and statuses; discovery of the nodes online and of the
+//! methods a node serves. Any Elixir node (`XmppBridge.Bus`) and any XMPP
+//! client can take part: it is plain XMPP.
 //!
 //! Where the API takes a JID, a bare JID means that account's bus node:
 //! `bob@example.com` is `bob@example.com/bus`.
@@ -61,6 +63,39 @@
 //! # }
 //! ```
 //!
+//! Groups (docs/PROTOCOL.md §6): a group is a MUC room on the node's
+//! service (`conference.<domain>` unless [`Config::muc_service`] says
+//! otherwise), the node's nickname its own full JID.
+//!
+//! ```no_run
+//! use xmpp_bridge::bus::{self, Event, Show, Status};
+//!
+//! # async fn run() -> Result<(), bus::Error> {
+//! let mut config = bus::Config::new("alice@example.com", "secret");
+//! config.discovery = Some("bus".into());
+//! let (node, mut events) = bus::Node::connect(config).await?;
+//! node.join("jobs").await?;
+//! node.broadcast("jobs", &("resize", 7))?;
+//! for m in node.members("jobs") {
+//!     println!("{} (bus node: {})", m.jid, m.bus);
+//! }
+//! node.set_status(Status {
+//!     show: Some(Show::Dnd),
+//!     text: Some("busy: 12 jobs".into()),
+//!     payload: None,
+//! })?;
+//! println!("online: {:?}", node.nodes());
+//! while let Some(event) = events.next().await {
+//!     match event {
+//!         Event::Broadcast { group, from, payload } => println!("{group} {from}: {payload:?}"),
+//!         Event::Left { group, jid, reason } => println!("{jid} left {group}: {reason}"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Flow control: incoming messages wait in [`Events`] up to
 //! [`Config::window`] of them; beyond that the session stops reading, so
 //! that a fast sender fills the socket and its server, not this process.
@@ -75,13 +110,17 @@ pub mod blocking;
 mod core;
 mod dedupe;
 pub mod error;
+mod group;
 pub mod json;
 mod monitor;
 pub mod render;
 mod wire;
 
 pub use self::core::MethodFuture;
-pub use error::{CallError, DownReason, Error, SendError};
+pub use crate::stanza::Show;
+pub use error::{CallError, DownReason, Error, LeftReason, SendError};
+pub use group::{check_group, JoinOptions, Member, Status, MAX_GROUP_CHARS};
+pub use wire::METHODS_NODE;
 
 use self::core::{BusHandler, Core, Inner, Item, Method, OutCall, OutMessage, Settings, Waiter};
 use crate::connection::{self, Active, ConnError};
@@ -117,8 +156,18 @@ pub struct Config {
     /// Incoming messages that may wait in [`Events`] before the session
     /// stops reading (256).
     pub window: u32,
-    /// The deadline of a request that names no timeout (5 s).
+    /// The deadline of a request that names no timeout, and how long
+    /// [`Node::methods`] waits (5 s).
     pub default_call_timeout: Duration,
+    /// The MUC service of the node's groups; `None`: `conference.<domain>`
+    /// of the node's JID.
+    pub muc_service: Option<String>,
+    /// A group to join at start (docs/PROTOCOL.md §6.3): its members are
+    /// the nodes [`Node::nodes`] lists. [`Node::connect`] returns once it
+    /// is joined.
+    pub discovery: Option<String>,
+    /// How long a join may take, the room's configuration included (10 s).
+    pub join_timeout: Duration,
 }
 
 impl Config {
@@ -137,6 +186,9 @@ impl Config {
             retry_interval: Duration::from_secs(5),
             window: 256,
             default_call_timeout: Duration::from_secs(5),
+            muc_service: None,
+            discovery: None,
+            join_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -281,6 +333,44 @@ pub enum Event {
         /// Why it is considered down.
         reason: DownReason,
     },
+    /// A broadcast to a group the node is in (never its own: the room's
+    /// echo is dropped).
+    Broadcast {
+        /// The group.
+        group: String,
+        /// The sender's full JID.
+        from: String,
+        /// What it carried.
+        payload: Payload,
+    },
+    /// A member entered a group the node is in (after the node's join
+    /// completed: the members found at the join are [`Node::members`]).
+    Joined {
+        /// The group.
+        group: String,
+        /// The member's full JID.
+        jid: String,
+    },
+    /// A member left a group's list: the room said so ([`LeftReason::Left`]),
+    /// or the node's heartbeat found it down. The node's own JID when the
+    /// room removed the node itself (then the group is over).
+    Left {
+        /// The group.
+        group: String,
+        /// The member's full JID.
+        jid: String,
+        /// Why.
+        reason: LeftReason,
+    },
+    /// A member's status changed.
+    Status {
+        /// The group.
+        group: String,
+        /// The member's full JID.
+        jid: String,
+        /// Its new status.
+        status: Status,
+    },
     /// The session is online (also right after [`Node::connect`]).
     Online {
         /// True when XEP-0198 resumed the stream (nothing was lost).
@@ -369,6 +459,26 @@ pub struct Node {
     _owner: Arc<Owner>,
 }
 
+/// The MUC service of a configuration: its own, or `conference.<domain>`.
+fn muc_service(config: &Config) -> Result<String, Error> {
+    let bad = |why: String| Error::Connect(ConnError::Config(why));
+    match &config.muc_service {
+        Some(s) => {
+            let parts = crate::jid::parse(s).map_err(|e| bad(format!("muc_service: {e}")))?;
+            if parts.node.is_some() || parts.resource.is_some() {
+                return Err(bad(format!("muc_service must be a domain, not {s:?}")));
+            }
+            Ok(parts.domain)
+        }
+        None => {
+            let parts =
+                crate::jid::parse(&config.connection.jid).map_err(|e| bad(format!("jid: {e}")))?;
+            let service = format!("conference.{}", parts.domain);
+            crate::jid::normalize(&service).map_err(|e| bad(format!("muc_service: {e}")))
+        }
+    }
+}
+
 /// The bus address of `jid`: normalised, `/bus` added to a bare JID.
 pub fn address(jid: &str) -> Result<String, Error> {
     let parts = crate::jid::parse(jid).map_err(|e| Error::InvalidJid(e.to_string()))?;
@@ -441,6 +551,10 @@ impl Node {
                 "max_calls must be positive".into(),
             )));
         }
+        let service = muc_service(&config)?;
+        if let Some(d) = &config.discovery {
+            check_group(d)?;
+        }
         let incarnation = format!("{:016x}", rand::random::<u64>());
         let mut conn = config.connection.clone();
         conn.bus_incarnation = Some(incarnation.clone());
@@ -448,7 +562,8 @@ impl Node {
         conn.active = Active::More(config.window.max(1));
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (online_tx, online_rx) = oneshot::channel();
-        let mut core = Core::new(config.heartbeat, config.heartbeat_timeout);
+        let groups = group::Groups::new(service, config.join_timeout);
+        let mut core = Core::new(config.heartbeat, config.heartbeat_timeout, groups);
         core.events = Some(events_tx);
         core.first_online = Some(online_tx);
         let runtime = tokio::runtime::Handle::current();
@@ -462,6 +577,7 @@ impl Node {
                 default_call_timeout: config.default_call_timeout,
             },
             runtime: runtime.clone(),
+            discovery: config.discovery.clone(),
             semaphore: Arc::new(Semaphore::new(config.max_calls)),
             timer_wake: Notify::new(),
             closed: tokio::sync::watch::Sender::new(false),
@@ -484,19 +600,23 @@ impl Node {
             inner: inner.clone(),
         });
         match online_rx.await {
-            Ok(Ok(_)) => Ok((
-                Node {
-                    inner: inner.clone(),
-                    _owner: owner,
-                },
-                Events {
-                    rx: events_rx,
-                    inner,
-                },
-            )),
-            Ok(Err(e)) => Err(Error::Connect(e)),
-            Err(_) => Err(Error::Closed),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(Error::Connect(e)),
+            Err(_) => return Err(Error::Closed),
         }
+        let node = Node {
+            inner: inner.clone(),
+            _owner: owner,
+        };
+        let events = Events {
+            rx: events_rx,
+            inner,
+        };
+        if let Some(group) = &config.discovery {
+            // Dropping the node on failure closes the session.
+            node.join(group).await?;
+        }
+        Ok((node, events))
     }
 
     /// The node's full JID (as the server bound it).
@@ -683,8 +803,118 @@ impl Node {
         self.inner.lock().demonitor(&self.inner, monitor)
     }
 
-    /// Stops the node cleanly: goodbye presence to each watcher, the
-    /// unavailable presence, the session's close. Returns once the session
+    /// Joins `group` (no history) and waits until the join is complete:
+    /// the room's presence of the node, and its configuration when the
+    /// node created it. A group joined already (or being joined) answers
+    /// at once (or with that join). The node stays in the group, and joins
+    /// it again after a reconnect that was not a resumption, until
+    /// [`Node::leave`].
+    ///
+    /// Fails with [`Error::InvalidGroup`], [`Error::JoinFailed`] (the
+    /// room's condition), [`Error::Timeout`] (after
+    /// [`Config::join_timeout`]) or [`Error::Closed`].
+    pub async fn join(&self, group: &str) -> Result<(), Error> {
+        self.join_with(group, JoinOptions::default()).await
+    }
+
+    /// [`Node::join`] with options (the history to replay).
+    pub async fn join_with(&self, group: &str, options: JoinOptions) -> Result<(), Error> {
+        check_group(group)?;
+        let rx = self.inner.lock().join(&self.inner, group, options)?;
+        rx.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// Leaves `group`: its members are forgotten (no events for them).
+    /// [`Error::NotJoined`] when the node is not in it.
+    pub fn leave(&self, group: &str) -> Result<(), Error> {
+        check_group(group)?;
+        self.inner.lock().leave(&self.inner, group)
+    }
+
+    /// Broadcasts `value` (as the term [`etf::to_term`] makes of it) to the
+    /// members of `group`; the outcome is followed as far as the server
+    /// (an [`Event::Failed`] when the session lost it or the room bounced
+    /// it).
+    pub fn broadcast<T: Serialize + ?Sized>(
+        &self,
+        group: &str,
+        value: &T,
+    ) -> Result<SendRef, Error> {
+        let term = etf::to_term(value).map_err(|e| Error::Encode(e.to_string()))?;
+        self.broadcast_term(group, term)
+    }
+
+    /// Broadcasts a term to the members of `group` (see [`Node::broadcast`]).
+    pub fn broadcast_term(&self, group: &str, term: Term) -> Result<SendRef, Error> {
+        self.broadcast_payload(group, &Payload::Term(term))
+    }
+
+    /// Broadcasts a JSON value (XEP-0335) to the members of `group`.
+    pub fn broadcast_json(&self, group: &str, value: serde_json::Value) -> Result<SendRef, Error> {
+        self.broadcast_payload(group, &Payload::Json(value))
+    }
+
+    fn broadcast_payload(&self, group: &str, payload: &Payload) -> Result<SendRef, Error> {
+        check_group(group)?;
+        let room = self
+            .inner
+            .lock()
+            .groups
+            .room_of_joined(group)
+            .ok_or_else(|| Error::NotJoined(group.to_owned()))?;
+        // Written before the core is locked again: encoding takes time.
+        let message = OutMessage::group(&self.inner, &room, payload);
+        self.inner.lock().send_data(&self.inner, message, None)
+    }
+
+    /// The members of `group` as the room announced them, the node itself
+    /// included, sorted by JID; empty when the node is not in it.
+    pub fn members(&self, group: &str) -> Vec<Member> {
+        self.inner.lock().groups.members(group)
+    }
+
+    /// The nodes online: the members of the discovery group
+    /// ([`Config::discovery`]); empty without one.
+    pub fn nodes(&self) -> Vec<Member> {
+        match &self.inner.discovery {
+            Some(group) => self.members(group),
+            None => Vec::new(),
+        }
+    }
+
+    /// Sets the node's status (docs/PROTOCOL.md §6.2): sent as its
+    /// broadcast presence, to every room it is in and to every watcher;
+    /// carried by the joins to come.
+    pub fn set_status(&self, status: Status) -> Result<(), Error> {
+        self.inner.lock().set_status(&self.inner, status)
+    }
+
+    /// The node's status, as last set.
+    pub fn status(&self) -> Status {
+        self.inner.lock().groups.status.clone()
+    }
+
+    /// The methods the node at `jid` serves (a bare JID means its bus
+    /// node), sorted by name: its answer to a disco#items query
+    /// (docs/PROTOCOL.md §6.3). Waits at most
+    /// [`Config::default_call_timeout`].
+    pub async fn methods(&self, jid: &str) -> Result<Vec<String>, Error> {
+        let to = address(jid)?;
+        let token = self.inner.next_id();
+        let rx = self.inner.lock().query_methods(&self.inner, token, &to)?;
+        match tokio::time::timeout(self.inner.settings.default_call_timeout, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => {
+                self.inner.lock().abandon_query(&self.inner, token);
+                Err(Error::Timeout)
+            }
+        }
+    }
+
+    /// Stops the node cleanly: unavailable presence to each room, goodbye
+    /// presence to each watcher, the unavailable presence, the session's
+    /// close. Returns once the session
     /// is over; [`Events`] ends after its [`Event::Closed`].
     pub async fn close(&self) {
         let barrier = {
@@ -755,6 +985,18 @@ mod tests {
         assert_eq!(c.connection.resource, None, "the JID's own resource");
         assert_eq!(c.heartbeat, Duration::from_secs(5));
         assert_eq!(c.max_calls, 64);
+        assert_eq!(c.join_timeout, Duration::from_secs(10));
+        assert_eq!(c.discovery, None);
+    }
+
+    #[test]
+    fn the_muc_service_is_conference_of_the_domain_unless_configured() {
+        let mut c = Config::new("Alice@Example.com", "pw");
+        assert_eq!(muc_service(&c).unwrap(), "conference.example.com");
+        c.muc_service = Some("MUC.Example.com".into());
+        assert_eq!(muc_service(&c).unwrap(), "muc.example.com");
+        c.muc_service = Some("room@muc.example.com".into());
+        assert!(matches!(muc_service(&c), Err(Error::Connect(_))));
     }
 
     #[test]

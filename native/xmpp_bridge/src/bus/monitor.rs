@@ -52,6 +52,9 @@ pub(crate) enum PingAnswer {
 #[derive(Debug)]
 struct Peer {
     monitors: Vec<u64>,
+    /// Some monitor asked for directed presence (`watch='true'`); the
+    /// node's own watch of a group member only pings (§6.1).
+    directed: bool,
     /// The first incarnation seen.
     incarnation: Option<String>,
     /// Something of the peer was seen since it was first watched.
@@ -101,17 +104,32 @@ impl Monitors {
         self.refs.len()
     }
 
-    /// A new monitor `mref` of `jid`.
-    pub(crate) fn add(&mut self, mref: u64, jid: &str, online: bool) -> Vec<Action> {
+    /// A new monitor `mref` of `jid`; `directed` when the peer is asked
+    /// for directed presence too (an application's monitor), not only
+    /// pinged (the heartbeat of a group member).
+    pub(crate) fn add(
+        &mut self,
+        mref: u64,
+        jid: &str,
+        online: bool,
+        directed: bool,
+    ) -> Vec<Action> {
         self.refs.insert(mref, jid.to_owned());
         if let Some(p) = self.peers.get_mut(jid) {
             p.monitors.push(mref);
+            if directed && !p.directed {
+                p.directed = true;
+                if online {
+                    return vec![Action::Watch(jid.to_owned())];
+                }
+            }
             return Vec::new();
         }
         self.peers.insert(
             jid.to_owned(),
             Peer {
                 monitors: vec![mref],
+                directed,
                 incarnation: None,
                 seen: false,
                 ping: None,
@@ -119,8 +137,10 @@ impl Monitors {
                 next_ping: None,
             },
         );
-        if online {
+        if online && directed {
             vec![Action::Watch(jid.to_owned()), Action::Ping(jid.to_owned())]
+        } else if online {
+            vec![Action::Ping(jid.to_owned())]
         } else {
             // The node's Online sends both.
             Vec::new()
@@ -332,7 +352,7 @@ impl Monitors {
                 *until = now + timeout;
                 actions.push(Action::Wake(*until, jid.clone()));
             }
-            if !resumed {
+            if !resumed && p.directed {
                 actions.push(Action::Watch(jid.clone()));
             }
             actions.push(Action::Ping(jid));
@@ -370,7 +390,7 @@ mod tests {
     fn watched(t0: Instant) -> Monitors {
         let mut m = Monitors::new(HB, TO);
         assert_eq!(
-            m.add(1, B, true),
+            m.add(1, B, true, true),
             vec![Action::Watch(B.into()), Action::Ping(B.into())]
         );
         m.ping_sent(B, 100, t0);
@@ -383,8 +403,8 @@ mod tests {
     fn a_first_ping_that_bounces_is_noconnection() {
         let t0 = Instant::now();
         let mut m = Monitors::new(HB, TO);
-        m.add(1, B, true);
-        m.add(2, B, true);
+        m.add(1, B, true, true);
+        m.add(2, B, true, true);
         m.ping_sent(B, 100, t0);
         let a = m.ping_answered(100, PingAnswer::Unavailable, t0);
         assert_eq!(
@@ -529,7 +549,10 @@ mod tests {
     fn demonitor_forgets_and_a_second_monitor_shares_the_peer() {
         let t0 = Instant::now();
         let mut m = watched(t0);
-        assert!(m.add(2, B, true).is_empty(), "already watched: no new ping");
+        assert!(
+            m.add(2, B, true, true).is_empty(),
+            "already watched: no new ping"
+        );
         assert_eq!(m.remove(1), (true, vec![]));
         assert_eq!(m.remove(1), (false, vec![]));
         m.on_timer(B, t0 + HB, true);
@@ -540,9 +563,34 @@ mod tests {
     }
 
     #[test]
+    fn a_group_member_is_only_pinged_until_a_monitor_asks_for_presence() {
+        let t0 = Instant::now();
+        let mut m = Monitors::new(HB, TO);
+        assert_eq!(m.add(1, B, true, false), vec![Action::Ping(B.into())]);
+        m.ping_sent(B, 100, t0);
+        m.ping_answered(100, PingAnswer::Alive(Some("i1".into())), t0);
+        assert_eq!(
+            m.online(false, t0),
+            vec![Action::Ping(B.into())],
+            "no directed presence after a reconnect"
+        );
+        m.ping_sent(B, 101, t0);
+        // An application's monitor of the same peer: presence now.
+        assert_eq!(m.add(2, B, true, true), vec![Action::Watch(B.into())]);
+        let a = m.on_timer(B, t0 + TO, true);
+        assert_eq!(
+            downs(&a),
+            vec![
+                (1, DownReason::HeartbeatTimeout),
+                (2, DownReason::HeartbeatTimeout)
+            ]
+        );
+    }
+
+    #[test]
     fn a_monitor_made_offline_waits_for_online() {
         let mut m = Monitors::new(HB, TO);
-        assert!(m.add(1, B, false).is_empty());
+        assert!(m.add(1, B, false, true).is_empty());
         assert_eq!(
             m.online(false, Instant::now()),
             vec![Action::Watch(B.into()), Action::Ping(B.into())]

@@ -1,14 +1,17 @@
-//! The bus's stanzas (docs/PROTOCOL.md §5), both ways, with no session:
-//! what a node writes (term messages, receipts, presences with `<node/>`,
-//! pings, calls, answers, cancels) and how it reads what it receives.
+//! The bus's stanzas (docs/PROTOCOL.md §5 and §6), both ways, with no
+//! session: what a node writes (term messages, receipts, presences with
+//! `<node/>` and its status, pings, calls, answers, cancels, joins, room
+//! configuration, broadcasts, disco#items) and how it reads what it
+//! receives.
 
 use super::error::CallError;
+use super::group::Status;
 use super::Payload as Data;
 use crate::etf::{self, Term};
 use crate::ns;
 use crate::stanza::{
-    Condition, ErrorType, Iq, IqType, Message, MessageType, Payload, Presence, PresenceType,
-    Stanza, StanzaError,
+    Condition, DiscoItem, DiscoItems, ErrorType, Iq, IqType, Message, MessageType, MucHistory,
+    MucJoin, Payload, Presence, PresenceType, Stanza, StanzaError,
 };
 use crate::xml::Element;
 use base64::Engine;
@@ -17,6 +20,17 @@ use std::time::Duration;
 
 /// Longest method name, in bytes (docs/PROTOCOL.md §5.3).
 pub const MAX_METHOD_BYTES: usize = 256;
+
+/// The disco#items node that lists the methods a node serves
+/// (docs/PROTOCOL.md §6.3).
+pub const METHODS_NODE: &str = "urn:xmpp-bridge:bus:0#methods";
+
+/// XEP-0045 room owner namespace (configuration).
+pub(crate) const MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
+/// XEP-0004 data forms.
+pub(crate) const DATA_FORMS: &str = "jabber:x:data";
+/// The `FORM_TYPE` of a room configuration form.
+pub(crate) const ROOMCONFIG: &str = "http://jabber.org/protocol/muc#roomconfig";
 
 /// The conditions of an error without a bus element that say the peer is
 /// not there (a server's answer, docs/PROTOCOL.md §5.3).
@@ -139,17 +153,195 @@ pub(crate) fn not_acceptable(to: &str, id: Option<&str>, why: &str) -> Vec<u8> {
     }))
 }
 
-/// Presence carrying `<node/>`: broadcast (`to` None) or directed; with
-/// `watch='true'` when asking `to` to tell us when it goes.
-pub(crate) fn presence(to: Option<&str>, incarnation: &str, watch: bool) -> Vec<u8> {
+/// The `<node/>` of a presence: the incarnation, and the status payload
+/// inside when there is one (docs/PROTOCOL.md §6.2).
+fn node_el(incarnation: &str, watch: bool, status: &Status) -> Element<'static> {
     let mut node = bus_el("node").with_attr("incarnation", incarnation.to_owned());
     if watch {
         node = node.with_attr("watch", "true");
     }
+    if let Some(p) = &status.payload {
+        node = node.with_child(data_el(p));
+    }
+    node
+}
+
+fn status_presence(to: Option<&str>, status: &Status, payloads: Vec<Payload<'static>>) -> Vec<u8> {
     bytes(Stanza::Presence(Presence {
         to: to.map(|s| s.to_owned().into()),
-        payloads: vec![Payload::Xml(node)],
+        show: status.show,
+        statuses: status
+            .text
+            .iter()
+            .map(|t| (None, xml_safe(t).into()))
+            .collect(),
+        payloads,
         ..Presence::default()
+    }))
+}
+
+/// Presence carrying `<node/>` and the node's status: broadcast (`to`
+/// None) or directed; with `watch='true'` when asking `to` to tell us
+/// when it goes.
+pub(crate) fn presence(
+    to: Option<&str>,
+    incarnation: &str,
+    watch: bool,
+    status: &Status,
+) -> Vec<u8> {
+    status_presence(
+        to,
+        status,
+        vec![Payload::Xml(node_el(incarnation, watch, status))],
+    )
+}
+
+/// The join of a room (docs/PROTOCOL.md §6.1): presence to `room/nick`
+/// with the MUC element asking for the last `history` messages (none by
+/// default), and the node's status.
+pub(crate) fn join(occupant: &str, incarnation: &str, status: &Status, history: u32) -> Vec<u8> {
+    let muc = MucJoin {
+        password: None,
+        history: Some(MucHistory {
+            maxstanzas: Some(history),
+            ..MucHistory::default()
+        }),
+    };
+    status_presence(
+        Some(occupant),
+        status,
+        vec![
+            Payload::MucJoin(muc),
+            Payload::Xml(node_el(incarnation, false, status)),
+        ],
+    )
+}
+
+/// Leaving a room: unavailable presence to `room/nick`.
+pub(crate) fn leave(occupant: &str) -> Vec<u8> {
+    bytes(Stanza::Presence(Presence {
+        type_: PresenceType::Unavailable,
+        to: Some(occupant.to_owned().into()),
+        ..Presence::default()
+    }))
+}
+
+fn form_field(var: &'static str, value: &'static str) -> Element<'static> {
+    Element::new("field")
+        .with_attr("var", var)
+        .with_child(Element::new("value").with_text(value))
+}
+
+/// The configuration the creator of a room submits (docs/PROTOCOL.md
+/// §6.1): non-anonymous, not persistent, not public.
+pub(crate) fn room_config(room: &str, id: &str) -> Vec<u8> {
+    let form = Element::new("x")
+        .with_attr("xmlns", DATA_FORMS)
+        .with_attr("type", "submit")
+        .with_child(form_field("FORM_TYPE", ROOMCONFIG))
+        .with_child(form_field("muc#roomconfig_whois", "anyone"))
+        .with_child(form_field("muc#roomconfig_persistentroom", "0"))
+        .with_child(form_field("muc#roomconfig_publicroom", "0"));
+    let query = Element::new("query")
+        .with_attr("xmlns", MUC_OWNER)
+        .with_child(form);
+    bytes(Stanza::Iq(Iq {
+        id: id.into(),
+        type_: IqType::Set,
+        from: None,
+        to: Some(room.to_owned().into()),
+        lang: None,
+        payload: Some(Payload::Xml(query)),
+        error: None,
+        attrs: Vec::new(),
+    }))
+}
+
+/// A broadcast (docs/PROTOCOL.md §6.1): a `groupchat` message to the room
+/// with the body, the term or JSON and the origin id of a term message,
+/// and no receipt request.
+pub(crate) fn group_message(room: &str, id: &str, data: &Data) -> Vec<u8> {
+    let payload = match data {
+        Data::Term(t) => Payload::Term(Cow::Owned(etf::encode(t))),
+        Data::Json(v) => Payload::Json(Cow::Owned(v.to_string())),
+    };
+    bytes(Stanza::Message(Message {
+        id: Some(id.to_owned().into()),
+        type_: MessageType::Groupchat,
+        to: Some(room.to_owned().into()),
+        bodies: vec![(None, body(data).into())],
+        payloads: vec![
+            payload,
+            Payload::OriginId {
+                id: id.to_owned().into(),
+            },
+        ],
+        ..Message::default()
+    }))
+}
+
+/// The disco#items query for the methods `to` serves.
+pub(crate) fn methods_query(to: &str, id: &str) -> Vec<u8> {
+    bytes(Stanza::Iq(Iq {
+        id: id.to_owned().into(),
+        type_: IqType::Get,
+        from: None,
+        to: Some(to.to_owned().into()),
+        lang: None,
+        payload: Some(Payload::DiscoItems(DiscoItems {
+            node: Some(METHODS_NODE.into()),
+            items: Vec::new(),
+        })),
+        error: None,
+        attrs: Vec::new(),
+    }))
+}
+
+/// The answer to a disco#items query (docs/PROTOCOL.md §6.3) on `node`:
+/// the methods `own` serves, one item each, sorted by name (no node: one
+/// item pointing there; another node: `item-not-found`).
+pub(crate) fn items_answer(
+    to: &str,
+    id: &str,
+    own: &str,
+    node: Option<&str>,
+    methods: &[&str],
+) -> Vec<u8> {
+    let item = |name: &str| DiscoItem {
+        jid: own.to_owned().into(),
+        node: Some(METHODS_NODE.into()),
+        name: Some(xml_safe(name).into()),
+    };
+    let items = match node {
+        None => vec![item("methods")],
+        Some(METHODS_NODE) => {
+            let mut names = methods.to_vec();
+            names.sort_unstable();
+            names.into_iter().map(item).collect()
+        }
+        Some(_) => {
+            return iq_error(
+                to,
+                id,
+                ErrorType::Cancel,
+                Condition::ItemNotFound,
+                None,
+                None,
+            )
+        }
+    };
+    bytes(Stanza::Iq(Iq {
+        id: id.to_owned().into(),
+        type_: IqType::Result,
+        from: None,
+        to: Some(to.to_owned().into()),
+        lang: None,
+        payload: Some(Payload::DiscoItems(DiscoItems {
+            node: node.map(|n| n.to_owned().into()),
+            items,
+        })),
+        error: None,
+        attrs: Vec::new(),
     }))
 }
 
@@ -527,6 +719,95 @@ pub(crate) fn bounce_reason(m: &Message<'_>) -> (String, Option<String>, bool) {
     }
 }
 
+/// What a room says about an occupant in its presence: the real JID
+/// (non-anonymous rooms) and the status codes (`110`: this is you, `201`:
+/// you created the room).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct MucInfo {
+    pub jid: Option<String>,
+    pub codes: Vec<u16>,
+}
+
+/// The `<x xmlns='http://jabber.org/protocol/muc#user'/>` of a presence,
+/// typed or not (a room may add what the typed form does not know, such
+/// as `<destroy/>`).
+pub(crate) fn muc_user_in(payloads: &[Payload<'_>]) -> Option<MucInfo> {
+    payloads.iter().find_map(|p| match p {
+        Payload::MucUser(u) => Some(MucInfo {
+            jid: u
+                .items
+                .iter()
+                .find_map(|i| i.jid.as_deref().map(str::to_owned)),
+            codes: u.status_codes.clone(),
+        }),
+        Payload::Xml(el) if el.name == "x" && el.attr("xmlns") == Some(ns::MUC_USER) => {
+            let mut info = MucInfo::default();
+            for c in el.elements() {
+                match c.name.as_ref() {
+                    "item" if info.jid.is_none() => {
+                        info.jid = c.attr("jid").and_then(|j| crate::jid::normalize(j).ok());
+                    }
+                    "status" => {
+                        if let Some(code) = c.attr("code").and_then(|c| c.parse().ok()) {
+                            info.codes.push(code);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Some(info)
+        }
+        _ => None,
+    })
+}
+
+/// The status a presence carries (docs/PROTOCOL.md §6.2): `<show/>`, the
+/// first `<status/>`, the term or JSON inside `<node/>` (one that cannot
+/// be read is left out).
+pub(crate) fn status_of(p: &Presence<'_>) -> Status {
+    let payload = p.payloads.iter().find_map(|pl| match pl {
+        Payload::Xml(el) if is_bus(el, "node") => data_in(el).ok().flatten(),
+        _ => None,
+    });
+    Status {
+        show: p.show,
+        text: p.statuses.first().map(|(_, t)| t.to_string()),
+        payload,
+    }
+}
+
+/// A stanza error as the bus's [`super::Error::Stanza`].
+pub(crate) fn stanza_error(e: Option<&StanzaError<'_>>) -> super::Error {
+    match e {
+        Some(e) => super::Error::Stanza {
+            condition: e.condition.as_str().to_owned(),
+            text: e.text.as_deref().map(str::to_owned),
+        },
+        None => super::Error::Stanza {
+            condition: Condition::UndefinedCondition.as_str().to_owned(),
+            text: None,
+        },
+    }
+}
+
+/// The methods named in the answer to [`methods_query`].
+pub(crate) fn methods_answer(iq: &Iq<'_>) -> Result<Vec<String>, super::Error> {
+    match (iq.type_, &iq.payload) {
+        (IqType::Result, Some(Payload::DiscoItems(d))) => Ok(d
+            .items
+            .iter()
+            .filter(|i| i.node.as_deref() == Some(METHODS_NODE))
+            .filter_map(|i| i.name.as_deref().map(str::to_owned))
+            .collect()),
+        // An empty result: no methods.
+        (IqType::Result, None) => Ok(Vec::new()),
+        (IqType::Result, Some(_)) => Err(super::Error::Encode(
+            "the answer is not a disco#items list".into(),
+        )),
+        _ => Err(stanza_error(iq.error.as_ref())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -587,11 +868,11 @@ mod tests {
     #[test]
     fn presences_pings_and_cancels() {
         assert_eq!(
-            text(presence(None, "9f2c4e1a0b7d3365", false)),
+            text(presence(None, "9f2c4e1a0b7d3365", false, &Status::default())),
             "<presence><node xmlns='urn:xmpp-bridge:bus:0' incarnation='9f2c4e1a0b7d3365'/></presence>"
         );
         assert_eq!(
-            text(presence(Some("bob@example.com/bus"), "1d", true)),
+            text(presence(Some("bob@example.com/bus"), "1d", true, &Status::default())),
             "<presence to='bob@example.com/bus'><node xmlns='urn:xmpp-bridge:bus:0' incarnation='1d' watch='true'/></presence>"
         );
         assert_eq!(
@@ -828,5 +1109,246 @@ mod tests {
         let t = Term::Atom("\u{1}".into());
         let m = data_message("b@x/bus", "i", &Data::Term(t), false);
         assert!(!m.is_empty());
+    }
+
+    #[test]
+    fn a_join_as_the_protocol_shows_it() {
+        let occupant = "jobs@conference.example.com/alice@example.com/bus";
+        assert_eq!(
+            text(join(occupant, "9f2c4e1a0b7d3365", &Status::default(), 0)),
+            "<presence to='jobs@conference.example.com/alice@example.com/bus'>\
+             <x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x>\
+             <node xmlns='urn:xmpp-bridge:bus:0' incarnation='9f2c4e1a0b7d3365'/></presence>"
+        );
+        // With history and a status.
+        let status = Status {
+            show: Some(crate::stanza::Show::Away),
+            text: Some("back soon".into()),
+            payload: Some(Data::Term(Term::Int(3))),
+        };
+        let j = text(join(occupant, "9f", &status, 5));
+        assert_eq!(
+            j,
+            "<presence to='jobs@conference.example.com/alice@example.com/bus'><show>away</show><status>back soon</status>\
+             <x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='5'/></x>\
+             <node xmlns='urn:xmpp-bridge:bus:0' incarnation='9f'><term xmlns='urn:xmpp-bridge:term:0'>g2ED</term></node></presence>"
+        );
+        let Stanza::Presence(p) = decoded(j.as_bytes()) else {
+            panic!()
+        };
+        assert_eq!(status_of(&p), status);
+        assert_eq!(
+            node_in(&p.payloads).unwrap().incarnation.as_deref(),
+            Some("9f")
+        );
+        assert_eq!(
+            text(leave(occupant)),
+            "<presence type='unavailable' to='jobs@conference.example.com/alice@example.com/bus'/>"
+        );
+    }
+
+    #[test]
+    fn the_room_configuration_as_the_protocol_shows_it() {
+        assert_eq!(
+            text(room_config("jobs@conference.example.com", "g1")),
+            "<iq id='g1' type='set' to='jobs@conference.example.com'>\
+             <query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>\
+             <field var='muc#roomconfig_whois'><value>anyone</value></field>\
+             <field var='muc#roomconfig_persistentroom'><value>0</value></field>\
+             <field var='muc#roomconfig_publicroom'><value>0</value></field>\
+             </x></query></iq>"
+        );
+    }
+
+    #[test]
+    fn a_broadcast_as_the_protocol_shows_it() {
+        // The protocol's example writes atoms as ATOM_EXT; ours are
+        // SMALL_ATOM_UTF8: the same term.
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode("g2gDZAADam9iYQdtAAAABnJlc2l6ZQ==")
+            .unwrap();
+        let t = etf::decode(&raw).unwrap();
+        assert_eq!(
+            t,
+            Term::Tuple(vec![
+                atom("job"),
+                Term::Int(7),
+                Term::Binary(b"resize".to_vec())
+            ])
+        );
+        let m = text(group_message(
+            "jobs@conference.example.com",
+            "b7",
+            &Data::Term(t.clone()),
+        ));
+        let b64 = b64(&etf::encode(&t));
+        assert_eq!(
+            m,
+            format!(
+                "<message id='b7' type='groupchat' to='jobs@conference.example.com'>\
+                 <body>{{:job, 7, \"resize\"}}</body><term xmlns='urn:xmpp-bridge:term:0'>{b64}</term>\
+                 <origin-id xmlns='urn:xmpp:sid:0' id='b7'/></message>"
+            )
+        );
+        // As the room relays it.
+        let relayed = m.replace(
+            "to='jobs@conference.example.com'",
+            "from='jobs@conference.example.com/bob@example.com/bus' to='alice@example.com/bus'",
+        );
+        let Stanza::Message(back) = decoded(relayed.as_bytes()) else {
+            panic!()
+        };
+        assert_eq!(back.type_, MessageType::Groupchat);
+        assert_eq!(
+            back.from.as_deref(),
+            Some("jobs@conference.example.com/bob@example.com/bus")
+        );
+        assert_eq!(carried(&back.payloads), Carried::Data(Data::Term(t)));
+        let j = text(group_message(
+            "jobs@conference.example.com",
+            "b8",
+            &Data::Json(serde_json::json!([1, "a"])),
+        ));
+        assert!(
+            j.contains("<json xmlns='urn:xmpp:json:0'>[1,\"a\"]</json>"),
+            "{j}"
+        );
+    }
+
+    #[test]
+    fn a_status_presence_as_the_protocol_shows_it() {
+        let xml = "<presence><show>dnd</show><status>busy: 12 jobs</status>\
+                   <node xmlns='urn:xmpp-bridge:bus:0' incarnation='9f2c4e1a0b7d3365'>\
+                   <term xmlns='urn:xmpp-bridge:term:0'>g3QAAAABZAAEbG9hZGEM</term></node></presence>";
+        let Stanza::Presence(p) = decoded(xml.as_bytes()) else {
+            panic!()
+        };
+        let status = status_of(&p);
+        let load = Term::Map(vec![(atom("load"), Term::Int(12))]);
+        assert_eq!(
+            status,
+            Status {
+                show: Some(crate::stanza::Show::Dnd),
+                text: Some("busy: 12 jobs".into()),
+                payload: Some(Data::Term(load.clone())),
+            }
+        );
+        let written = text(presence(None, "9f2c4e1a0b7d3365", false, &status));
+        let b64 = b64(&etf::encode(&load));
+        assert_eq!(
+            written,
+            format!(
+                "<presence><show>dnd</show><status>busy: 12 jobs</status>\
+                 <node xmlns='urn:xmpp-bridge:bus:0' incarnation='9f2c4e1a0b7d3365'>\
+                 <term xmlns='urn:xmpp-bridge:term:0'>{b64}</term></node></presence>"
+            )
+        );
+        // No status: no show, no text, no payload; an unreadable payload is
+        // left out.
+        let Stanza::Presence(p) = decoded(b"<presence><node xmlns='urn:xmpp-bridge:bus:0' incarnation='1'><term xmlns='urn:xmpp-bridge:term:0'>!!</term></node></presence>") else {
+            panic!()
+        };
+        assert_eq!(status_of(&p), Status::default());
+        // A text with control characters is written safely.
+        let odd = Status {
+            text: Some("a\u{1}b".into()),
+            ..Status::default()
+        };
+        assert!(text(presence(None, "1", false, &odd)).contains("<status>a\u{FFFD}b</status>"));
+    }
+
+    #[test]
+    fn what_a_room_says_about_an_occupant() {
+        let xml = "<presence from='jobs@conference.example.com/alice@example.com/bus'>\
+                   <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='owner' role='moderator' jid='Alice@Example.com/bus'/>\
+                   <status code='110'/><status code='201'/></x></presence>";
+        let Stanza::Presence(p) = decoded(xml.as_bytes()) else {
+            panic!()
+        };
+        assert_eq!(
+            muc_user_in(&p.payloads),
+            Some(MucInfo {
+                jid: Some("alice@example.com/bus".into()),
+                codes: vec![110, 201]
+            })
+        );
+        // What the typed form does not know (a room destroyed) is read too.
+        let xml = "<presence type='unavailable' from='jobs@conference.example.com/alice@example.com/bus'>\
+                   <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none' jid='alice@example.com/bus'/>\
+                   <destroy jid='other@conference.example.com'/><status code='110'/></x></presence>";
+        let Stanza::Presence(p) = decoded(xml.as_bytes()) else {
+            panic!()
+        };
+        assert_eq!(
+            muc_user_in(&p.payloads),
+            Some(MucInfo {
+                jid: Some("alice@example.com/bus".into()),
+                codes: vec![110]
+            })
+        );
+        // A semi-anonymous room: no JID.
+        let Stanza::Presence(p) = decoded(b"<presence from='r@c.x/n'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/></x></presence>") else {
+            panic!()
+        };
+        assert_eq!(muc_user_in(&p.payloads).unwrap().jid, None);
+        let Stanza::Presence(p) = decoded(b"<presence from='r@c.x/n'/>") else {
+            panic!()
+        };
+        assert_eq!(muc_user_in(&p.payloads), None);
+    }
+
+    #[test]
+    fn methods_by_disco_items_as_the_protocol_shows_it() {
+        assert_eq!(
+            text(methods_query("bob@example.com/bus", "d1")),
+            "<iq id='d1' type='get' to='bob@example.com/bus'><query xmlns='http://jabber.org/protocol/disco#items' node='urn:xmpp-bridge:bus:0#methods'/></iq>"
+        );
+        let answer = text(items_answer(
+            "alice@example.com/bus",
+            "d1",
+            "bob@example.com/bus",
+            Some(METHODS_NODE),
+            &["echo", "add"],
+        ));
+        assert_eq!(
+            answer,
+            "<iq id='d1' type='result' to='alice@example.com/bus'>\
+             <query xmlns='http://jabber.org/protocol/disco#items' node='urn:xmpp-bridge:bus:0#methods'>\
+             <item jid='bob@example.com/bus' node='urn:xmpp-bridge:bus:0#methods' name='add'/>\
+             <item jid='bob@example.com/bus' node='urn:xmpp-bridge:bus:0#methods' name='echo'/>\
+             </query></iq>"
+        );
+        let Stanza::Iq(iq) = decoded(answer.as_bytes()) else {
+            panic!()
+        };
+        assert_eq!(
+            methods_answer(&iq),
+            Ok(vec!["add".to_string(), "echo".to_string()])
+        );
+        // No node: one item pointing there.
+        assert_eq!(
+            text(items_answer("a@x/bus", "d2", "b@x/bus", None, &["add"])),
+            "<iq id='d2' type='result' to='a@x/bus'><query xmlns='http://jabber.org/protocol/disco#items'>\
+             <item jid='b@x/bus' node='urn:xmpp-bridge:bus:0#methods' name='methods'/></query></iq>"
+        );
+        // Another node: item-not-found.
+        let other = items_answer("a@x/bus", "d3", "b@x/bus", Some("nope"), &["add"]);
+        let Stanza::Iq(iq) = decoded(&other) else {
+            panic!()
+        };
+        assert_eq!(
+            methods_answer(&iq),
+            Err(super::super::Error::Stanza {
+                condition: "item-not-found".into(),
+                text: None
+            })
+        );
+        // No methods.
+        let empty = items_answer("a@x/bus", "d4", "b@x/bus", Some(METHODS_NODE), &[]);
+        let Stanza::Iq(iq) = decoded(&empty) else {
+            panic!()
+        };
+        assert_eq!(methods_answer(&iq), Ok(vec![]));
     }
 }
