@@ -196,5 +196,27 @@ fn handle(state: &mut State, e: Event) {
             out::event("disconnected", vec![("reason", Json::str(e.to_string()))]);
         }
         Event::Closed(_) => {}
+        // Groups are joined with `--join` (to come); until then these are
+        // printed as they are.
+        Event::Broadcast { group, from, .. } => out::event(
+            "broadcast",
+            vec![("group", Json::str(group)), ("from", Json::str(from))],
+        ),
+        Event::Joined { group, jid } => out::event(
+            "member_joined",
+            vec![("group", Json::str(group)), ("jid", Json::str(jid))],
+        ),
+        Event::Left { group, jid, reason } => out::event(
+            "member_left",
+            vec![
+                ("group", Json::str(group)),
+                ("jid", Json::str(jid)),
+                ("reason", Json::str(reason.as_str())),
+            ],
+        ),
+        Event::Status { group, jid, .. } => out::event(
+            "status",
+            vec![("group", Json::str(group)), ("jid", Json::str(jid))],
+        ),
     }
 }
