@@ -27,7 +27,11 @@ defmodule XmppBridge.Test.RustPeer do
               "--example",
               "bus_peer",
               "--example",
-              "bus_blocking"
+              "bus_blocking",
+              "--example",
+              "bus_readme",
+              "--example",
+              "group_readme"
             ],
             cd: @root,
             stderr_to_stdout: true
