@@ -375,6 +375,61 @@ defmodule XmppBridge.BusGroupTest do
     end
   end
 
+  test "Prosody: three nodes join at once, list each other, broadcast in order, see a status" do
+    server = TestServer.start!(:prosody, accounts: ~w(pa pb pc))
+
+    try do
+      group = unique_group("pros")
+      [pa, pb, pc] = Enum.map(~w(pa pb pc), &start_bus(server, &1))
+      test = self()
+
+      # All at once: Prosody keeps the room locked until its creator has
+      # configured it; the others are let in by the retry.
+      for {tag, bus} <- [pa: pa, pb: pb, pc: pc] do
+        spawn_link(fn ->
+          Kernel.send(test, {tag, :join_result, Bus.join(bus, group, events: tag == :pa)})
+          forward(test, tag)
+        end)
+      end
+
+      for tag <- [:pa, :pb, :pc], do: assert_receive({^tag, :join_result, :ok}, 20_000)
+      expected = Enum.sort(Enum.map(~w(pa pb pc), &bus_jid(server, &1)))
+
+      for bus <- [pa, pb, pc] do
+        assert eventually(fn ->
+                 {:ok, members} = Bus.members(bus, group)
+                 Enum.map(members, & &1.jid) == expected
+               end)
+      end
+
+      n = 100
+
+      for i <- 1..n do
+        :ok = Bus.broadcast(pb, group, {:pb, i})
+        :ok = Bus.broadcast(pc, group, {:pc, i})
+      end
+
+      got = collect(:pa, 2 * n)
+      assert for({:pb, i} <- got, do: i) == Enum.to_list(1..n)
+      assert for({:pc, i} <- got, do: i) == Enum.to_list(1..n)
+      assert collect(:pb, n) == for(i <- 1..n, do: {:pc, i})
+
+      :ok = Bus.set_status(pc, show: :away, text: "on prosody")
+      pc_jid = bus_jid(server, "pc")
+
+      assert_receive {:pa,
+                      {:xmpp_bridge_bus, :status, ^group, ^pc_jid,
+                       %{show: :away, text: "on prosody"}}},
+                     5000
+
+      stop_quietly(pc)
+      assert_receive {:pa, {:xmpp_bridge_bus, :left, ^group, ^pc_jid, _}}, 5000
+      Enum.each([pa, pb], &stop_quietly/1)
+    after
+      TestServer.stop(server)
+    end
+  end
+
   test "bad group names and options are refused with clear errors", %{server: server} do
     ann = start_bus(server, "ann")
 
