@@ -6,7 +6,8 @@
 #   make bench-codec  codec benchmark (bench/codec.exs), MIX_ENV=bench
 #   make bench-conn   connection benchmark (bench/conn.exs): bridge vs tokio-xmpp, MIX_ENV=bench
 #   make bench-bus    bus benchmark (bench/bus.exs): BEAM/Rust bus nodes vs the raw connection,
-#                     Erlang distribution and NATS, MIX_ENV=bench
+#                     Erlang distribution and NATS, group fan-out vs plain tokio-xmpp MUC
+#                     clients, MIX_ENV=bench (BENCH_BUS_ONLY=groups: the group fan-out alone)
 #   make demo         codec demo, then a BEAM process and a Rust program over a private ejabberd
 #   make clean        remove build output (also `cargo clean` of CARGO_TARGET_DIR)
 #
@@ -103,12 +104,19 @@ bench-conn: deps
 # into bench/bus_rust/target. nats-server comes from scripts/install-deps.sh;
 # the script starts (and stops, by pid) its own ejabberd, nats-server, :peer
 # node and, when none runs, epmd.
+# The group fan-out part also needs bench/baseline's muc_baseline (plain
+# tokio-xmpp MUC clients), built into $(CARGO_TARGET_DIR)/bench-baseline when
+# CARGO_TARGET_DIR is set, else into bench/baseline/target.
+# BENCH_BUS_ONLY=groups runs the group fan-out alone (bench/results/bus-groups.md).
 BUS_RUST_TARGET = $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR)/bench-bus,$(CURDIR)/bench/bus_rust/target)
 BUS_RUST_BIN = $(BUS_RUST_TARGET)/release/bus_bench
+BUS_BASELINE_TARGET = $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR)/bench-baseline,$(CURDIR)/bench/baseline/target)
+MUC_BASELINE_BIN = $(BUS_BASELINE_TARGET)/release/muc_baseline
 
 bench-bus: deps
 	$(CARGO) build --release --manifest-path bench/bus_rust/Cargo.toml --target-dir $(BUS_RUST_TARGET)
-	MIX_ENV=bench BENCH_BUS_RUST=$(BUS_RUST_BIN) $(MIX) run bench/bus.exs
+	$(CARGO) build --release --manifest-path bench/baseline/Cargo.toml --target-dir $(BUS_BASELINE_TARGET) --bin muc_baseline
+	MIX_ENV=bench BENCH_BUS_RUST=$(BUS_RUST_BIN) BENCH_MUC_BASELINE=$(MUC_BASELINE_BIN) $(MIX) run bench/bus.exs
 
 demo: deps
 	$(MIX) run demos/codec_demo.exs

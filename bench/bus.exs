@@ -129,8 +129,24 @@ defmodule XmppBridge.Bench.Bus do
       ref_n: env_int("BENCH_REF_N", 200_000),
       nats: env_int("BENCH_NATS", 1) == 1,
       dist: env_int("BENCH_DIST", 1) == 1,
-      dist_sink_beam: dist_sink_beam
+      dist_sink_beam: dist_sink_beam,
+      only: System.get_env("BENCH_BUS_ONLY", ""),
+      groups: env_int("BENCH_GROUPS", 1) == 1,
+      group_sizes: env_ints("BENCH_GROUP_SIZES", [10, 50]),
+      group_n: env_int("BENCH_GROUP_N", 2_000),
+      group_warmup_n: env_int("BENCH_GROUP_WARMUP_N", 200),
+      group_rounds: max(env_int("BENCH_GROUP_ROUNDS", 3), 1),
+      group_senders: group_senders()
     }
+
+    cfg =
+      case cfg.only do
+        o when o in ["", "all"] -> cfg
+        "groups" -> %{cfg | groups: true}
+        other -> raise "BENCH_BUS_ONLY=#{other}: expected groups (or all)"
+      end
+
+    only_groups = cfg.only == "groups"
 
     started = System.monotonic_time(:millisecond)
     bin = rust_binary!()
@@ -139,17 +155,24 @@ defmodule XmppBridge.Bench.Bus do
 
     victims = for i <- 1..max(cfg.down_trials * 2, 1), do: "victim#{i}"
 
-    accounts =
-      (["alice", "bob", "ralice", "rbob", "alice0", "bob0", "ralice0", "rbob0", "raw1", "raw2"] ++
-         ["watcher" | victims])
-      |> Enum.map(&{&1, &1 <> "-secret"})
+    core_accounts =
+      if only_groups,
+        do: [],
+        else:
+          ["alice", "bob", "ralice", "rbob", "alice0", "bob0", "ralice0", "rbob0", "raw1", "raw2"] ++
+            ["watcher" | victims]
+
+    accounts = Enum.map(core_accounts ++ group_accounts(cfg), &{&1, &1 <> "-secret"})
+    muc_bin = if cfg.groups, do: muc_binary!()
 
     srv = TestServer.start!(:ejabberd, accounts: accounts, log_level: "warning")
     log("ejabberd up (c2s plain port #{srv.ports.c2s_plain})")
 
     status =
       try do
-        run(cfg, srv, bin, started)
+        if only_groups,
+          do: run_groups_only(cfg, srv, bin, muc_bin, started),
+          else: run(cfg, srv, bin, muc_bin, started)
       after
         kill_leftovers()
         TestServer.stop(srv)
@@ -164,7 +187,7 @@ defmodule XmppBridge.Bench.Bus do
     end
   end
 
-  defp run(cfg, srv, bin, started) do
+  defp run(cfg, srv, bin, muc_bin, started) do
     load_before = loadavg()
 
     # the nodes
@@ -287,7 +310,11 @@ defmodule XmppBridge.Bench.Bus do
     dist = if cfg.dist, do: dist_reference(cfg)
     nats = if cfg.nats, do: nats_reference(cfg, bin)
 
+    # 6. group fan-out
+    groups = if cfg.groups, do: groups_bench(cfg, srv, bin, muc_bin)
+
     results = %{
+      groups: groups,
       cfg: cfg,
       srv: srv,
       rounds: rounds,
@@ -301,18 +328,57 @@ defmodule XmppBridge.Bench.Bus do
       secs: (System.monotonic_time(:millisecond) - started) / 1000
     }
 
-    report = render(results)
-    IO.puts("\n" <> report)
-    path = Path.join([__DIR__, "results", System.get_env("BENCH_OUT", "bus.md")])
-    File.mkdir_p!(Path.dirname(path))
-    File.write!(path, report)
-    IO.puts("(written to #{Path.relative_to_cwd(path)})")
+    write_report(render(results), "bus.md")
 
     broken =
       Enum.any?(rounds, fn r -> Enum.any?(Map.values(r), &lossy?/1) end) or
-        (confirmed != nil and Enum.any?(Map.values(confirmed), &lossy?/1))
+        (confirmed != nil and Enum.any?(Map.values(confirmed), &lossy?/1)) or
+        groups_lossy?(groups)
 
     if broken, do: :broken, else: :ok
+  end
+
+  # BENCH_BUS_ONLY=groups: the group fan-out alone
+  defp run_groups_only(cfg, srv, bin, muc_bin, started) do
+    load_before = loadavg()
+    groups = groups_bench(cfg, srv, bin, muc_bin)
+    secs = (System.monotonic_time(:millisecond) - started) / 1000
+
+    report = """
+    # Bus benchmark: group fan-out (BENCH_BUS_ONLY=groups)
+
+    #{Date.utc_today()}, #{cpu_model()}, #{:erlang.system_info(:logical_processors_available)} logical CPUs shared by ejabberd, this VM, the Rust bus nodes and the plain clients; load average #{load_before} before, #{loadavg()} after. Run time #{round(secs)} s. ejabberd #{ejabberd_version()} (XmppTestServer, log level warning), plaintext c2s on loopback; Erlang/OTP #{:erlang.system_info(:otp_release)}, Elixir #{System.version()}, VM flags: #{vm_flags()}.
+    #{groups_section(groups, cfg)}
+    """
+
+    write_report(report, "bus-groups.md")
+    if groups_lossy?(groups), do: :broken, else: :ok
+  end
+
+  defp groups_lossy?(nil), do: false
+
+  defp groups_lossy?(sizes),
+    do:
+      Enum.any?(sizes, fn s ->
+        Enum.any?(s.rounds, &Enum.any?(Map.values(&1), fn t -> group_lossy?(t) end))
+      end)
+
+  defp write_report(report, default_name) do
+    IO.puts("\n" <> report)
+    path = Path.join([__DIR__, "results", System.get_env("BENCH_OUT", default_name)])
+    File.mkdir_p!(Path.dirname(path))
+    File.write!(path, report)
+    IO.puts("(written to #{Path.relative_to_cwd(path)})")
+  end
+
+  defp group_senders do
+    System.get_env("BENCH_GROUP_SENDERS", "beam,rust")
+    |> String.split(",", trim: true)
+    |> Enum.map(fn
+      "beam" -> :beam
+      "rust" -> :rust
+      other -> raise "BENCH_GROUP_SENDERS: unknown sender #{other} (beam, rust)"
+    end)
   end
 
   # ---------------------------------------------------------------------------
@@ -1348,6 +1414,646 @@ defmodule XmppBridge.Bench.Bus do
   end
 
   # ---------------------------------------------------------------------------
+  # group fan-out: bus groups (MUC rooms) against plain tokio-xmpp MUC clients
+
+  defp group_accounts(%{groups: false}), do: []
+
+  defp group_accounts(cfg) do
+    m = Enum.max(cfg.group_sizes)
+    ["gsend", "grsend", "psend"] ++ for(i <- 1..m, do: "gm#{i}") ++ for(i <- 1..m, do: "pm#{i}")
+  end
+
+  defp groups_bench(cfg, srv, bin, muc_bin) do
+    for size <- cfg.group_sizes, do: group_size_bench(cfg, srv, bin, muc_bin, size)
+  end
+
+  defp group_size_bench(cfg, srv, bin, muc_bin, size) do
+    tag = System.unique_integer([:positive])
+    senders = cfg.group_senders
+    groups = Map.new(senders, &{&1, "fanout#{size}#{String.first(to_string(&1))}-#{tag}"})
+    plain_room = "plainfanout#{size}-#{tag}@#{srv.muc_domain}"
+    n_beam = div(size + 1, 2)
+    beam_users = for i <- 1..n_beam, do: "gm#{i}"
+    rust_users = for i <- (n_beam + 1)..size//1, do: "gm#{i}"
+
+    log(
+      "group fan-out, #{size} members (#{length(beam_users)} BEAM, #{length(rust_users)} Rust), " <>
+        "senders #{inspect(senders)}: starting"
+    )
+
+    # the senders first: each creates (and configures) its room
+    idle = spawn_link(&discard_loop/0)
+
+    beam_sender =
+      if :beam in senders do
+        bus = start_bus(srv, "gsend", idle)
+        :ok = join_from(bus, [groups.beam])
+        bus
+      end
+
+    rust_sender =
+      if :rust in senders do
+        p = start_rust_members(bin, srv, ["grsend"], "grsend")
+        rust_join!(p, groups.rust)
+        p
+      end
+
+    # the members: BEAM nodes of this VM (a process each that joins every
+    # group), Rust nodes in one bus_bench process (a session each)
+    beam_nodes = start_many_bus(srv, beam_users, idle)
+    rust_members = if rust_users != [], do: start_rust_members(bin, srv, rust_users, "rmembers")
+    member_pids = Enum.map(beam_nodes, &start_group_member(&1, Map.values(groups)))
+    if rust_members, do: for(g <- Map.values(groups), do: rust_join!(rust_members, g))
+    for pid <- member_pids, do: await_member_joined(pid)
+
+    # plain tokio-xmpp MUC clients, each its own account, one room
+    pad = plain_pad(groups |> Map.values() |> hd(), srv, plain_room)
+    plain = start_plain(muc_bin, srv, plain_room, size, pad)
+    log("group fan-out, #{size} members: all joined (plain body padding #{pad} chars)")
+
+    os = %{
+      server: srv.os_pid,
+      ours_rust: [rust_sender, rust_members] |> Enum.reject(&is_nil/1) |> Enum.map(& &1.os_pid),
+      plain: [plain.os_pid]
+    }
+
+    ctx = %{
+      size: size,
+      groups: groups,
+      beam_sender: beam_sender,
+      rust_sender: rust_sender,
+      members: member_pids,
+      rust_members: rust_members,
+      plain: plain,
+      os: os
+    }
+
+    rows = [:plain | Enum.map(senders, &{:ours, &1})]
+
+    try do
+      if cfg.group_warmup_n > 0 do
+        for row <- rows do
+          w = group_row_round(ctx, row, cfg.group_warmup_n, 0)
+
+          if w.lost > 0 or not w.in_order,
+            do: raise("group fan-out #{size}, #{row_name(row)}: warm-up lost: #{group_detail(w)}")
+        end
+      end
+
+      rounds =
+        for r <- 1..cfg.group_rounds do
+          Map.new(rows, fn row ->
+            t = group_row_round(ctx, row, cfg.group_n, r)
+
+            log(
+              "group fan-out #{size}, round #{r}: #{row_name(row)} #{rate(t.rate)} deliveries/s " <>
+                "(#{group_detail(t)})"
+            )
+
+            {row, t}
+          end)
+        end
+
+      %{size: size, n_beam: length(beam_users), n_rust: length(rust_users), pad: pad, rows: rows}
+      |> Map.put(:rounds, rounds)
+    after
+      stop_plain(plain)
+      if rust_members, do: stop_rust(rust_members)
+      if rust_sender, do: stop_rust(rust_sender)
+      for b <- beam_nodes, do: Bus.stop(b)
+      if beam_sender, do: Bus.stop(beam_sender)
+      for pid <- [idle | member_pids], do: Process.unlink(pid) && Process.exit(pid, :kill)
+    end
+  end
+
+  defp row_name(:plain), do: "plain tokio-xmpp MUC"
+  defp row_name({:ours, :beam}), do: "bus group, BEAM sender"
+  defp row_name({:ours, :rust}), do: "bus group, Rust sender"
+
+  defp discard_loop do
+    receive do
+      _ -> discard_loop()
+    end
+  end
+
+  # BEAM bus nodes, started at once, then awaited
+  defp start_many_bus(srv, users, receiver) do
+    buses =
+      for user <- users do
+        {:ok, bus} =
+          Bus.start_link(
+            jid: TestServer.jid(srv, user),
+            password: srv.accounts[user],
+            host: srv.host,
+            port: srv.ports.c2s_plain,
+            tls: :plain,
+            receiver: receiver
+          )
+
+        bus
+      end
+
+    for bus <- buses, do: :ok = Bus.await_online(bus, 60_000)
+    buses
+  end
+
+  # a process that joins the groups on `bus` and stays in them
+  defp join_from(bus, groups) do
+    pid = start_group_member(bus, groups)
+    await_member_joined(pid)
+  end
+
+  defp start_group_member(bus, groups) do
+    parent = self()
+
+    spawn_link(fn ->
+      Process.put(:bench_role, "group member")
+      results = Enum.map(groups, &Bus.join(bus, &1, timeout: 30_000))
+      send(parent, {:member_joined, self(), results})
+      gmember_idle()
+    end)
+  end
+
+  defp await_member_joined(pid) do
+    receive do
+      {:member_joined, ^pid, results} ->
+        if Enum.any?(results, &(&1 != :ok)), do: raise("a join failed: #{inspect(results)}")
+        :ok
+    after
+      60_000 -> raise "a BEAM member did not join within 60 s"
+    end
+  end
+
+  defp gmember_idle do
+    receive do
+      {:arm, group, n, from} ->
+        send(from, {:armed, self()})
+        seen = :atomics.new(max(n, 1), [])
+
+        gmember_count(from, group, n, seen, %{got: 0, next: 0, in_order: true, dups: 0, others: 0})
+
+      _ ->
+        gmember_idle()
+    end
+  end
+
+  defp gmember_count(from, _group, n, _seen, %{got: n} = s) do
+    send(from, {:gcount, self(), Map.put(s, :done, now_us())})
+    gmember_idle()
+  end
+
+  defp gmember_count(from, group, n, seen, s) do
+    receive do
+      {:xmpp_bridge_bus, :group, ^group, _from, {:n, i, "payload"}} when i >= 0 and i < n ->
+        if :atomics.exchange(seen, i + 1, 1) == 1 do
+          gmember_count(from, group, n, seen, %{s | dups: s.dups + 1})
+        else
+          s = %{s | got: s.got + 1, next: i + 1, in_order: s.in_order and i == s.next}
+          gmember_count(from, group, n, seen, s)
+        end
+
+      {:xmpp_bridge_bus, :group, ^group, _from, _other} ->
+        gmember_count(from, group, n, seen, %{s | others: s.others + 1})
+    after
+      30_000 ->
+        send(from, {:gcount, self(), Map.put(s, :done, now_us())})
+        gmember_idle()
+    end
+  end
+
+  # `bus_bench members`: one OS process, a bus node (session) per account
+  defp start_rust_members(bin, srv, users, label) do
+    accounts =
+      Enum.flat_map(users, &["--account", "#{TestServer.jid(srv, &1)}:#{srv.accounts[&1]}"])
+
+    args =
+      ["members", "--host", srv.host, "--port", Integer.to_string(srv.ports.c2s_plain)] ++
+        accounts
+
+    port =
+      Port.open({:spawn_executable, bin}, [:binary, :exit_status, {:line, 65_536}, args: args])
+
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    Process.put(:os_pids, [os_pid | Process.get(:os_pids, [])])
+    node = %{port: port, os_pid: os_pid, user: label, jid: nil}
+    _ = await_line(node, "ONLINE", 60_000)
+    node
+  end
+
+  defp rust_join!(node, group) do
+    rust_command(node, "join #{group}")
+    kv = kv(await_line(node, "JOINED", 60_000))
+
+    if kv["errors"] != "0",
+      do: raise("#{node.user}: #{kv["errors"]} joins of #{group} failed: #{kv["first_error"]}")
+
+    :ok
+  end
+
+  # filler for the plain bodies: a plain groupchat message as big as a bus
+  # broadcast (`Bus.broadcast/4`'s stanza, built by the same code) to a room
+  # whose name is as long
+  defp plain_pad(group, srv, plain_room) do
+    term = {:n, 1000, "payload"}
+    {:ok, el, body} = XmppBridge.Bus.Wire.value_and_body(term, :term)
+    id = String.duplicate("f", 16) <> "rs"
+
+    ours = %Message{
+      to: "#{group}@#{srv.muc_domain}",
+      type: :groupchat,
+      id: id,
+      bodies: [{nil, body}],
+      payloads: [el, %XmppBridge.Payload.OriginId{id: id}]
+    }
+
+    plain = %Message{to: plain_room, type: :groupchat, id: "r1m1000", bodies: [{nil, "1000 "}]}
+    size = fn m -> m |> XmppBridge.Stanza.encode!() |> IO.iodata_length() end
+    max(size.(ours) - size.(plain), 0)
+  end
+
+  defp muc_binary! do
+    case System.get_env("BENCH_MUC_BASELINE") do
+      path when path not in [nil, ""] ->
+        unless File.regular?(path), do: raise("BENCH_MUC_BASELINE=#{path}: no such file")
+        path
+
+      _ ->
+        dir = Path.expand("baseline", __DIR__)
+        target = Path.join(dir, "target")
+        log("cargo build --release (bench/baseline)")
+
+        cargo =
+          System.get_env("CARGO") || System.find_executable("cargo") ||
+            Path.expand("~/.cargo/bin/cargo")
+
+        {out, status} =
+          System.cmd(
+            cargo,
+            [
+              "build",
+              "--release",
+              "--quiet",
+              "--manifest-path",
+              Path.join(dir, "Cargo.toml"),
+              "--target-dir",
+              target
+            ],
+            stderr_to_stdout: true
+          )
+
+        if status != 0, do: raise("building bench/baseline failed:\n#{out}")
+        Path.join([target, "release", "muc_baseline"])
+    end
+  end
+
+  defp start_plain(muc_bin, srv, room, size, pad) do
+    members = Enum.flat_map(1..size, &["--member", "pm#{&1}:#{srv.accounts["pm#{&1}"]}"])
+
+    args =
+      [
+        "--port",
+        Integer.to_string(srv.ports.c2s_plain),
+        "--host",
+        srv.host,
+        "--domain",
+        srv.domain,
+        "--room",
+        room,
+        "--sender",
+        "psend:#{srv.accounts["psend"]}",
+        "--pad",
+        Integer.to_string(pad)
+      ] ++ members
+
+    port =
+      Port.open({:spawn_executable, muc_bin}, [:binary, :exit_status, {:line, 65_536}, args: args])
+
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    Process.put(:os_pids, [os_pid | Process.get(:os_pids, [])])
+    node = %{port: port, os_pid: os_pid, user: "plain MUC", jid: nil}
+    _ = await_line(node, "READY", 60_000)
+    node
+  end
+
+  defp stop_plain(node), do: stop_rust(node)
+
+  # One round of a row: arm every member, start the clock, start the
+  # sender; the clock stops when the last member has all n.
+  defp group_row_round(ctx, row, n, round) do
+    :erlang.garbage_collect()
+    before = group_cpu(ctx.os)
+    t = group_round(ctx, row, n, round)
+    later = group_cpu(ctx.os)
+    Map.put(t, :cpu, Map.new(later, fn {k, v} -> {k, ticks_ms(v - before[k])} end))
+  end
+
+  defp group_cpu(os) do
+    sum = fn pids -> pids |> Enum.map(&cpu_ticks/1) |> Enum.sum() end
+
+    %{
+      vm: cpu_ticks(:self),
+      server: cpu_ticks(os.server),
+      ours_rust: sum.(os.ours_rust),
+      plain: sum.(os.plain)
+    }
+  end
+
+  defp group_round(ctx, :plain, n, round) do
+    plain = ctx.plain
+    t0 = now_us()
+    rust_command(plain, "round #{round} #{n}")
+
+    got =
+      collect_round(0, [{plain.port, "PROUND"}, {plain.port, "PSENT"}], %{beam: [], lines: %{}})
+
+    {line, t1} = got.lines[{plain.port, "PROUND"}]
+    {sent_line, _} = got.lines[{plain.port, "PSENT"}]
+    kv = kv(line)
+    received = int(kv, "received_total")
+    secs = (t1 - t0) / 1.0e6
+
+    %{
+      n: n,
+      members: ctx.size,
+      received: received,
+      complete: int(kv, "complete"),
+      lost: n * ctx.size - received,
+      dups: int(kv, "dups"),
+      in_order: kv["in_order"] == "true",
+      others: 0,
+      secs: secs,
+      rate: n * ctx.size / secs,
+      send_secs: int(kv(sent_line), "send_us") / 1.0e6,
+      queue_full: nil,
+      send_errors: 0
+    }
+  end
+
+  defp group_round(ctx, {:ours, sender}, n, _round) do
+    group = ctx.groups[sender]
+    for m <- ctx.members, do: send(m, {:arm, group, n, self()})
+
+    for m <- ctx.members,
+        do: receive(do: ({:armed, ^m} -> :ok), after: (10_000 -> raise "not armed"))
+
+    waits =
+      if ctx.rust_members do
+        rust_command(ctx.rust_members, "count #{group} #{n}")
+        _ = await_line(ctx.rust_members, "ARMED", 10_000)
+        [{ctx.rust_members.port, "GSINK"}]
+      else
+        []
+      end
+
+    t0 = now_us()
+
+    {waits, flood} =
+      case sender do
+        :beam ->
+          {waits, beam_gflood(ctx.beam_sender, group, n)}
+
+        :rust ->
+          rust_command(ctx.rust_sender, "gflood 0 #{group} #{n}")
+          {[{ctx.rust_sender.port, "GFLOOD"} | waits], nil}
+      end
+
+    got = collect_round(length(ctx.members), waits, %{beam: [], lines: %{}})
+
+    sent =
+      case flood do
+        nil ->
+          {line, _} = got.lines[{ctx.rust_sender.port, "GFLOOD"}]
+          kv = kv(line)
+
+          %{
+            queue_full: int(kv, "queue_full"),
+            errors: int(kv, "errors"),
+            send_us: int(kv, "send_us")
+          }
+
+        pid ->
+          receive do
+            {:gflood_done, ^pid, f} -> f
+          after
+            120_000 -> raise "the BEAM group flood did not report"
+          end
+      end
+
+    rust =
+      case ctx.rust_members && got.lines[{ctx.rust_members.port, "GSINK"}] do
+        nil ->
+          []
+
+        {line, t} ->
+          kv = kv(line)
+
+          [
+            %{
+              got: int(kv, "received_total"),
+              complete: int(kv, "complete"),
+              in_order: kv["in_order"] == "true",
+              dups: int(kv, "dups"),
+              others: int(kv, "others"),
+              done: t
+            }
+          ]
+      end
+
+    beam = Enum.map(got.beam, &Map.put(&1, :complete, if(&1.got == n, do: 1, else: 0)))
+    all = beam ++ rust
+    received = all |> Enum.map(& &1.got) |> Enum.sum()
+    t1 = all |> Enum.map(& &1.done) |> Enum.max()
+    secs = (t1 - t0) / 1.0e6
+
+    %{
+      n: n,
+      members: ctx.size,
+      received: received,
+      complete: all |> Enum.map(& &1.complete) |> Enum.sum(),
+      lost: n * ctx.size - received,
+      dups: all |> Enum.map(& &1.dups) |> Enum.sum(),
+      in_order: Enum.all?(all, & &1.in_order),
+      others: all |> Enum.map(& &1.others) |> Enum.sum(),
+      secs: secs,
+      rate: n * ctx.size / secs,
+      send_secs: sent.send_us / 1.0e6,
+      queue_full: sent.queue_full,
+      send_errors: sent.errors
+    }
+  end
+
+  # the BEAM sender: Bus.broadcast/4 from a process of its own
+  defp beam_gflood(bus, group, n) do
+    parent = self()
+
+    spawn_link(fn ->
+      t0 = now_us()
+
+      {fulls, errors} =
+        Enum.reduce(0..(n - 1)//1, {0, 0}, fn i, acc -> gbroadcast(bus, group, i, acc) end)
+
+      send(
+        parent,
+        {:gflood_done, self(), %{queue_full: fulls, errors: errors, send_us: now_us() - t0}}
+      )
+    end)
+  end
+
+  defp gbroadcast(bus, group, i, {fulls, errors}) do
+    case Bus.broadcast(bus, group, {:n, i, "payload"}) do
+      :ok ->
+        {fulls, errors}
+
+      {:error, %{reason: :queue_full}} ->
+        Process.sleep(1)
+        gbroadcast(bus, group, i, {fulls + 1, errors})
+
+      {:error, error} ->
+        if errors == 0, do: log("broadcast failed: #{inspect(error)}")
+        {fulls, errors + 1}
+    end
+  end
+
+  # Waits for `beam_left` {:gcount, pid, count} messages and for a line with
+  # each {port, tag} of `waits`, in whatever order they come; each line is
+  # stamped when it arrives.
+  defp collect_round(0, [], acc), do: acc
+
+  defp collect_round(beam_left, waits, acc) do
+    receive do
+      {:gcount, _pid, s} ->
+        collect_round(beam_left - 1, waits, %{acc | beam: [s | acc.beam]})
+
+      {port, {:data, {:eol, line}}} when is_port(port) ->
+        case Enum.find(waits, fn {p, tag} -> p == port and String.starts_with?(line, tag) end) do
+          nil ->
+            log("(#{inspect(port)}) #{line}")
+            collect_round(beam_left, waits, acc)
+
+          wait ->
+            lines = Map.put(acc.lines, wait, {line, now_us()})
+            collect_round(beam_left, List.delete(waits, wait), %{acc | lines: lines})
+        end
+
+      {port, {:exit_status, status}} when is_port(port) ->
+        if Enum.any?(waits, fn {p, _} -> p == port end),
+          do: raise("a bench process exited with status #{status} during a group round"),
+          else: collect_round(beam_left, waits, acc)
+    after
+      120_000 ->
+        raise "a group round did not finish within 120 s (#{beam_left} BEAM members, #{inspect(waits)} left)"
+    end
+  end
+
+  defp group_detail(t) do
+    "#{t.received}/#{t.n * t.members} deliveries, #{t.complete}/#{t.members} members complete, " <>
+      if(t.in_order, do: "in order", else: "OUT OF ORDER") <>
+      if(t.dups > 0, do: ", #{t.dups} DUPLICATES", else: "") <>
+      if(t.others > 0, do: ", #{t.others} other terms", else: "") <>
+      ", sent in #{Float.round(t.send_secs, 3)} s" <>
+      if(t.queue_full, do: ", #{t.queue_full} queue_full", else: "") <>
+      if(t.send_errors > 0, do: ", #{t.send_errors} SEND ERRORS", else: "")
+  end
+
+  defp group_loss(t), do: t.lost + t.dups + if(t.in_order, do: 0, else: 1)
+
+  defp group_lossy?(t), do: group_loss(t) > 0 or t.send_errors > 0
+
+  defp groups_section(nil, _cfg), do: ""
+
+  defp groups_section(sizes, cfg) do
+    rows =
+      for s <- sizes, row <- s.rows do
+        ts = Enum.map(s.rounds, & &1[row])
+        plain_rate = s.rounds |> Enum.map(& &1[:plain].rate) |> median()
+        r = ts |> Enum.map(& &1.rate) |> median()
+        lost = ts |> Enum.map(&group_loss/1) |> Enum.sum()
+        cpu = fn who -> ts |> Enum.map(&(&1.cpu[who] / 1000 / &1.secs)) |> median() |> pct() end
+
+        [
+          "#{s.size}",
+          row_name(row),
+          "#{cfg.group_n} x #{s.size}",
+          rate(r),
+          pct(r / plain_rate),
+          if(lost == 0, do: "0", else: "#{lost} LOST/OUT OF ORDER/DUPLICATED"),
+          :erlang.float_to_binary(ts |> Enum.map(& &1.send_secs) |> median() |> Kernel./(1),
+            decimals: 3
+          ),
+          cpu.(:server),
+          cpu.(:vm),
+          if(row == :plain, do: "-", else: cpu.(:ours_rust)),
+          if(row == :plain, do: cpu.(:plain), else: "-")
+        ]
+      end
+
+    targets =
+      for s <- sizes, {:ours, _} = row <- s.rows do
+        plain_rate = s.rounds |> Enum.map(& &1[:plain].rate) |> median()
+        r = s.rounds |> Enum.map(& &1[row].rate) |> median()
+
+        ok =
+          r / plain_rate >= @throughput_ratio_target and
+            Enum.all?(s.rounds, &(not group_lossy?(&1[row])))
+
+        "- #{if ok, do: "PASS", else: "FAIL"}: group fan-out, #{s.size} members, #{row_name(row)} >= " <>
+          "#{pct(@throughput_ratio_target)} of plain MUC, zero loss: #{pct(r / plain_rate)} " <>
+          "(#{rate(r)} vs #{rate(plain_rate)} deliveries/s)"
+      end
+
+    round_lines =
+      for s <- sizes, {rd, i} <- Enum.with_index(s.rounds, 1) do
+        "- #{s.size} members, round #{i}: " <>
+          Enum.map_join(
+            s.rows,
+            "; ",
+            &"#{row_name(&1)} #{rate(rd[&1].rate)} (#{group_detail(rd[&1])})"
+          )
+      end
+
+    members_line =
+      Enum.map_join(sizes, "; ", fn s ->
+        "#{s.size} members: #{s.n_beam} BEAM + #{s.n_rust} Rust (plain body padding #{s.pad} chars)"
+      end)
+
+    """
+
+    ## Group fan-out (#{cfg.group_rounds} rounds x #{cfg.group_n} broadcasts, medians)
+
+    | members | sender | broadcasts x members | deliveries/s | vs plain MUC | loss (all rounds) | send loop (s) | ejabberd CPU | this VM's CPU | Rust bus nodes' CPU | plain clients' CPU |
+    |---:|---|---|---:|---:|---|---:|---:|---:|---:|---:|
+    #{table(rows)}
+
+    deliveries/s = broadcasts x receiving members / (the sender starts -> the last member has the
+    last one). Zero loss: every member counted every broadcast, distinct and in order. #{members_line}.
+
+    #{Enum.join(targets, "\n")}
+
+    #{Enum.join(round_lines, "\n")}
+
+    - Bus groups: each member a bus node of its own account and session (BEAM: `XmppBridge.Bus`
+      in this VM, a process per node that joined with `Bus.join/3`; Rust: `xmpp_bridge::bus::Node`
+      in one `bus_bench members` process, a task per node taking its events), defaults
+      (heartbeat 5 s: every bus member pings every other one). The sender (its own node and
+      account, the room's creator) broadcasts `{:n, i, "payload"}` with `Bus.broadcast/4` (BEAM,
+      from a process of its own) or `Node::broadcast_term` (Rust) as fast as the outbound queue
+      takes them (`:queue_full`: wait 1 ms, again). A room per sender kind; the members are in
+      both, so every room has the sender and the members only.
+    - Plain MUC: `muc_baseline` (bench/baseline, tokio-xmpp 6 `StanzaStream`, TCP_NODELAY), one
+      process, a session per account: the sender creates the room (instant room), the members
+      join with a plain MUC presence (no history); the sender sends `groupchat` messages with a
+      body `i` + padding, as big as a bus broadcast, as fast as tokio-xmpp's queue takes them;
+      each member counts its own. Same ejabberd, same MUC service, same number of occupants.
+    - The rows of a size take turns, round after round (one unrecorded warm-up round of
+      #{cfg.group_warmup_n} each); every client of both kinds stays online meanwhile.
+    - MUC limits of the generated ejabberd config (ejabberd 23.01 defaults, none set by the
+      harness): `max_users` 200 per room, `max_user_conferences` 100, `min_message_interval` 0,
+      `room_shaper`/`user_message_shaper` none; no c2s shaper (no `shaper` on the listener, no
+      `c2s_shaper` rule); `max_fsm_queue` 100,000.
+    """
+  end
+
+  # ---------------------------------------------------------------------------
   # report
 
   defp render(r) do
@@ -1635,7 +2341,7 @@ defmodule XmppBridge.Bench.Bus do
     | | p50 (us) | p90 (us) | p99 (us) | calls/s, #{cfg.few_concurrency} in flight | p50 at #{cfg.few_concurrency} in flight (us) | calls/s, #{cfg.concurrency} in flight | p50 / p99 at #{cfg.concurrency} in flight (us) | ejabberd CPU at #{cfg.concurrency} in flight | errors |
     |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
     #{table(rpc_rows)}
-    #{confirmed_section(confirmed_rows, cfg)}#{down_section(down_rows, cfg)}
+    #{confirmed_section(confirmed_rows, cfg)}#{down_section(down_rows, cfg)}#{groups_section(r.groups, cfg)}
     ## Ratios
 
     #{Enum.join(ratio_lines, "\n")}
@@ -1919,6 +2625,13 @@ defmodule XmppBridge.Bench.Bus do
   defp pct(x), do: "#{:erlang.float_to_binary(x * 100, decimals: 1)}%"
 
   defp log(text), do: IO.puts(:stderr, "[bus] " <> text)
+
+  defp env_ints(name, default) do
+    case System.get_env(name) do
+      v when v in [nil, ""] -> default
+      v -> v |> String.split(",", trim: true) |> Enum.map(&String.to_integer(String.trim(&1)))
+    end
+  end
 
   defp env_int(name, default) do
     case System.get_env(name) do

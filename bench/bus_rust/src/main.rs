@@ -20,6 +20,24 @@
 //! - `stop`: close the node cleanly and exit (so does the end of stdin:
 //!   the process never outlives the VM that drives it)
 //!
+//! `bus_bench members --host H --port N --account JID:PASSWORD [--account ...]`
+//!
+//! Group members for the fan-out benchmark: one bus node (own account,
+//! own session, defaults otherwise) per `--account`, all in this process,
+//! each with a task of its own that takes its events. Commands, one a line
+//! on stdin:
+//!
+//! - `join G`: every node joins group G (at once); prints `JOINED ...` when
+//!   all joins are done
+//! - `count G N`: every node counts the next N broadcasts `{n, I,
+//!   "payload"}` to G (prints `ARMED` at once, `GSINK ...` when every node
+//!   has all N, or one stalled 30 s)
+//! - `gflood K G N`: node K (0-based) broadcasts N terms `{n, I,
+//!   "payload"}`, I = 0..N-1, to G as fast as its outbound queue takes them
+//!   (on `QueueFull` wait 1 ms, again); prints `GFLOOD ...` once all are out
+//! - `leave G`: every node leaves G (prints `LEFT`)
+//! - `stop` (or the end of stdin): close every node and exit
+//!
 //! `bus_bench nats --url nats://127.0.0.1:P [--n 20000] [--rounds 3]
 //! [--warmup-n 2000] [--rtt 2000] [--warmup 200] [--calls 10000]
 //! [--concurrency 64[,8...]]`
@@ -57,6 +75,7 @@ fn usage(why: &str) -> ! {
     eprintln!("bus_bench: {why}");
     eprintln!(
         "usage: bus_bench node --jid J --password P --host H --port N [--batch-delay-ms MS]\n       \
+         bus_bench members --host H --port N --account JID:PASSWORD [--account ...]\n       \
          bus_bench nats --url URL [--n N] [--rounds R] [--warmup-n N] [--rtt S] [--warmup W] \
          [--calls C] [--concurrency K[,K2...]]"
     );
@@ -107,6 +126,7 @@ fn main() {
     let status = match mode.as_str() {
         "node" => runtime.block_on(node_main(&flags)),
         "nats" => runtime.block_on(nats_main(&flags)),
+        "members" => runtime.block_on(members_main(&flags)),
         other => usage(&format!("unknown mode {other}")),
     };
     // Whatever tasks are left (a call in flight at `stop`) go with the process.
@@ -618,6 +638,256 @@ async fn node_main(flags: &[(String, String)]) -> i32 {
         }
     }
     node.close().await;
+    say!("STOPPED");
+    0
+}
+
+// ------------------------------------------------------ group members
+
+/// What a member's task reports: its index and its count of a round.
+type Counted = (usize, Sink);
+
+/// Takes the events of one node; counts the broadcasts to a group while
+/// armed (`(group, N)` on `arm`).
+async fn member_task(
+    index: usize,
+    mut events: bus::Events,
+    mut arm: mpsc::UnboundedReceiver<(String, u64)>,
+    done: mpsc::UnboundedSender<Counted>,
+) {
+    let mut counting: Option<(String, Sink)> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            cmd = arm.recv() => match cmd {
+                Some((group, n)) => counting = Some((group, Sink::new(n))),
+                None => break,
+            },
+            event = events.next() => match event {
+                None => break,
+                Some(Event::Broadcast { group, payload, .. }) => {
+                    if let Some((g, s)) = counting.as_mut() {
+                        if *g == group {
+                            s.take(&payload);
+                            if s.done() {
+                                let (_, s) = counting.take().expect("counting");
+                                let _ = done.send((index, s));
+                            }
+                        }
+                    }
+                }
+                Some(Event::Disconnected(e)) => eprintln!("bus_bench member {index}: disconnected: {e}"),
+                Some(Event::Closed(Some(e))) => eprintln!("bus_bench member {index}: closed: {e}"),
+                Some(_) => {}
+            },
+            _ = tick.tick() => {
+                let stalled = counting
+                    .as_ref()
+                    .is_some_and(|(_, s)| s.last.elapsed() > Duration::from_secs(30));
+                if stalled {
+                    let (_, s) = counting.take().expect("counting");
+                    let _ = done.send((index, s));
+                }
+            }
+        }
+    }
+}
+
+async fn gflood(node: bus::Node, group: String, count: u64) -> String {
+    let t0 = Instant::now();
+    let (mut sent, mut queue_full, mut errors) = (0u64, 0u64, 0u64);
+    let mut first_error = None;
+    for i in 0..count {
+        loop {
+            match node.broadcast_term(&group, bench_term(i as i64)) {
+                Ok(_) => {
+                    sent += 1;
+                    break;
+                }
+                Err(bus::Error::QueueFull) => {
+                    queue_full += 1;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(e) => {
+                    errors += 1;
+                    first_error.get_or_insert(e.to_string());
+                    break;
+                }
+            }
+        }
+    }
+    format!(
+        "GFLOOD count={count} sent={sent} queue_full={queue_full} errors={errors} send_us={} \
+         first_error={}",
+        t0.elapsed().as_micros(),
+        one_word(first_error.as_deref().unwrap_or("-"))
+    )
+}
+
+/// A round being counted: N, and the members' reports so far.
+struct Round {
+    count: u64,
+    reports: Vec<Sink>,
+}
+
+impl Round {
+    fn report(&self, nodes: usize) -> String {
+        let received: Vec<u64> = self.reports.iter().map(|s| s.got).collect();
+        format!(
+            "GSINK count={} nodes={nodes} complete={} received_total={} received_min={} \
+             in_order={} dups={} others={}",
+            self.count,
+            self.reports.iter().filter(|s| s.done()).count(),
+            received.iter().sum::<u64>(),
+            if self.reports.len() < nodes {
+                0
+            } else {
+                received.iter().copied().min().unwrap_or(0)
+            },
+            self.reports.iter().all(|s| s.in_order),
+            self.reports.iter().map(|s| s.dups).sum::<u64>(),
+            self.reports.iter().map(|s| s.others).sum::<u64>(),
+        )
+    }
+}
+
+async fn members_main(flags: &[(String, String)]) -> i32 {
+    let host = flag(flags, "host").map(str::to_owned);
+    let port = u16::try_from(number(flags, "port", 5222)).unwrap_or_else(|_| usage("--port"));
+    let accounts: Vec<(String, String)> = flags
+        .iter()
+        .filter(|(k, _)| k == "account")
+        .map(|(_, v)| match v.split_once(':') {
+            Some((jid, pw)) => (jid.to_owned(), pw.to_owned()),
+            None => usage("--account: expected JID:PASSWORD"),
+        })
+        .collect();
+    if accounts.is_empty() {
+        usage("members: no --account");
+    }
+    let connects = accounts.iter().map(|(jid, pw)| {
+        let mut config = bus::Config::new(jid.as_str(), pw.as_str());
+        config.connection.host = host.clone();
+        config.connection.port = port;
+        config.connection.tls = TlsMode::Plain;
+        tokio::time::timeout(Duration::from_secs(30), bus::Node::connect(config))
+    });
+    let mut nodes = Vec::new();
+    let mut arms = Vec::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Counted>();
+    for (index, result) in futures::future::join_all(connects)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let (node, events) = match result {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                eprintln!("bus_bench members: {}: {e}", accounts[index].0);
+                return 1;
+            }
+            Err(_) => {
+                eprintln!(
+                    "bus_bench members: {}: not online after 30 s",
+                    accounts[index].0
+                );
+                return 1;
+            }
+        };
+        let (arm_tx, arm_rx) = mpsc::unbounded_channel();
+        tokio::spawn(member_task(index, events, arm_rx, done_tx.clone()));
+        nodes.push(node);
+        arms.push(arm_tx);
+    }
+    say!(
+        "ONLINE nodes={} jids={}",
+        nodes.len(),
+        nodes
+            .iter()
+            .map(bus::Node::jid)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+
+    let (line_tx, mut lines) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = stdin.next_line().await {
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+    let mut round: Option<Round> = None;
+    loop {
+        tokio::select! {
+            line = lines.recv() => {
+                let Some(line) = line else { break };
+                let words: Vec<&str> = line.split_whitespace().collect();
+                match words.as_slice() {
+                    [] => {}
+                    ["stop"] => break,
+                    ["join", group] => {
+                        let (group, nodes, tx) = (group.to_string(), nodes.clone(), out_tx.clone());
+                        tokio::spawn(async move {
+                            let t0 = Instant::now();
+                            let results =
+                                futures::future::join_all(nodes.iter().map(|n| n.join(&group))).await;
+                            let errors: Vec<String> =
+                                results.into_iter().filter_map(|r| r.err().map(|e| e.to_string())).collect();
+                            let _ = tx.send(format!(
+                                "JOINED group={group} nodes={} errors={} ms={} first_error={}",
+                                nodes.len(),
+                                errors.len(),
+                                t0.elapsed().as_millis(),
+                                one_word(errors.first().map(String::as_str).unwrap_or("-"))
+                            ));
+                        });
+                    }
+                    ["leave", group] => {
+                        let errors = nodes.iter().filter(|n| n.leave(group).is_err()).count();
+                        say!("LEFT group={group} errors={errors}");
+                    }
+                    ["count", group, n] => match n.parse::<u64>() {
+                        Ok(n) => {
+                            round = Some(Round { count: n, reports: Vec::new() });
+                            for arm in &arms {
+                                let _ = arm.send((group.to_string(), n));
+                            }
+                            say!("ARMED count={n} nodes={}", nodes.len());
+                        }
+                        Err(_) => say!("BAD line={}", one_word(&line)),
+                    },
+                    ["gflood", k, group, n] => match (k.parse::<usize>(), n.parse::<u64>()) {
+                        (Ok(k), Ok(n)) if k < nodes.len() => {
+                            let (node, group, tx) = (nodes[k].clone(), group.to_string(), out_tx.clone());
+                            tokio::spawn(async move {
+                                let _ = tx.send(gflood(node, group, n).await);
+                            });
+                        }
+                        _ => say!("BAD line={}", one_word(&line)),
+                    },
+                    _ => say!("BAD line={}", one_word(&line)),
+                }
+            }
+            out = out_rx.recv() => {
+                if let Some(out) = out {
+                    say!("{out}");
+                }
+            }
+            counted = done_rx.recv() => {
+                if let (Some((_, sink)), Some(r)) = (counted, round.as_mut()) {
+                    r.reports.push(sink);
+                    if r.reports.len() == nodes.len() {
+                        say!("{}", r.report(nodes.len()));
+                        round = None;
+                    }
+                }
+            }
+        }
+    }
+    futures::future::join_all(nodes.iter().map(bus::Node::close)).await;
     say!("STOPPED");
     0
 }
