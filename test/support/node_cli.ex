@@ -130,6 +130,16 @@ defmodule XmppBridge.Test.NodeCli do
     end
   end
 
+  @doc "Every line of a `serve` node until none came for `quiet` ms."
+  def drain(%__MODULE__{port: port} = node, quiet, acc \\ []) do
+    receive do
+      {^port, {:data, {:eol, line}}} -> drain(node, quiet, [decode(line) | acc])
+      {^port, {:exit_status, status}} -> raise "xmpp-bridge-node serve exited with #{status}"
+    after
+      quiet -> Enum.reverse(acc)
+    end
+  end
+
   @doc "Every line of a `serve` node until it exits: `{events, exit_status}`."
   def until_exit(%__MODULE__{port: port} = node, timeout \\ 10_000, acc \\ []) do
     receive do
