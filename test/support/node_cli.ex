@@ -12,7 +12,7 @@ defmodule XmppBridge.Test.NodeCli do
 
   alias XmppBridge.Payload.Json
 
-  defstruct [:port, :os_pid, :jid, :incarnation, :user]
+  defstruct [:port, :os_pid, :jid, :incarnation, :user, joined: %{}]
 
   @root Path.expand("../..", __DIR__)
 
@@ -68,12 +68,18 @@ defmodule XmppBridge.Test.NodeCli do
     do: [{"XMPP_BRIDGE_PASSWORD", Map.get(server.accounts, user, "#{user}-secret")}]
 
   @doc """
-  Starts `serve` for `user` and waits for its `online` line. `extra` are
-  more flags (`--echo`, `--max-calls N`, `--monitor JID`).
+  Starts `serve` for `user` and waits for its `online` line, and for a
+  `joined` line per `--join GROUP` and `--discovery GROUP` in `extra` (more
+  flags: `--echo`, `--max-calls N`, `--monitor JID`, `--commands`, ...);
+  the members each `joined` line lists are in `joined`. `env` adds
+  variables.
   """
-  def serve(server, user, extra \\ []) do
+  def serve(server, user, extra \\ [], env \\ []) do
     args = ["serve", "--exit-on-eof" | conn_args(server, user)] ++ extra
-    env = for {k, v} <- conn_env(server, user), do: {String.to_charlist(k), String.to_charlist(v)}
+
+    port_env =
+      for {k, v} <- conn_env(server, user) ++ env,
+          do: {String.to_charlist(k), String.to_charlist(v)}
 
     port =
       Port.open({:spawn_executable, build!()}, [
@@ -81,13 +87,33 @@ defmodule XmppBridge.Test.NodeCli do
         :exit_status,
         {:line, 1_048_576},
         args: args,
-        env: env
+        env: port_env
       ])
 
     {:os_pid, os_pid} = Port.info(port, :os_pid)
     node = %__MODULE__{port: port, os_pid: os_pid, user: user}
     %{"jid" => jid, "incarnation" => inc} = next(node, &(&1["event"] == "online"), 15_000)
-    %{node | jid: jid, incarnation: inc}
+    groups = flag_values(extra, "--join") ++ flag_values(extra, "--discovery")
+    groups = groups ++ for({"XMPP_BRIDGE_JOIN", v} <- env, g <- String.split(v, ","), do: g)
+
+    joined =
+      Map.new(Enum.uniq(groups), fn _ ->
+        %{"group" => g, "members" => ms} = next(node, &(&1["event"] == "joined"), 15_000)
+        {g, ms}
+      end)
+
+    %{node | jid: jid, incarnation: inc, joined: joined}
+  end
+
+  defp flag_values([flag, v | rest], flag), do: [v | flag_values(rest, flag)]
+  defp flag_values([_ | rest], flag), do: flag_values(rest, flag)
+  defp flag_values([], _flag), do: []
+
+  @doc "Writes a command (a map, as JSON) on a `serve --commands` node's stdin."
+  def command(%__MODULE__{port: port}, cmd) do
+    {:ok, %Json{json: json}} = Json.from_term(cmd)
+    true = Port.command(port, json <> "\n")
+    :ok
   end
 
   @doc "The next line of a `serve` node for which `match?` is true (others are dropped)."
@@ -101,6 +127,16 @@ defmodule XmppBridge.Test.NodeCli do
         raise "xmpp-bridge-node serve exited with status #{status} while a line was awaited"
     after
       timeout -> raise "no matching line from xmpp-bridge-node serve within #{timeout} ms"
+    end
+  end
+
+  @doc "Every line of a `serve` node until none came for `quiet` ms."
+  def drain(%__MODULE__{port: port} = node, quiet, acc \\ []) do
+    receive do
+      {^port, {:data, {:eol, line}}} -> drain(node, quiet, [decode(line) | acc])
+      {^port, {:exit_status, status}} -> raise "xmpp-bridge-node serve exited with #{status}"
+    after
+      quiet -> Enum.reverse(acc)
     end
   end
 
@@ -155,6 +191,10 @@ defmodule XmppBridge.Test.NodeCli do
 
   @doc "Runs a one-shot subcommand as `user` of `server`."
   def run_as(server, user, args), do: run(args ++ conn_args(server, user), conn_env(server, user))
+
+  @doc "The JSON lines of a run's stdout, decoded."
+  def lines!(%{stdout: stdout}),
+    do: stdout |> String.split("\n", trim: true) |> Enum.map(&decode/1)
 
   @doc "The one JSON value on a run's stdout."
   def json!(%{stdout: stdout}), do: decode(String.trim(stdout))

@@ -23,6 +23,7 @@ It prints one JSON object a line on stdout (logs go to stderr):
         answer came in time
     {"event": "delivered", "id": N}       the receipt of a send came
     {"event": "joined", "id": N, "room": R, "nick": K, "created": B}
+    {"event": "sent", "id": N}            a groupchat message went out
     {"event": "groupchat", "room": R, "nick": K, "body": X, "json": V}
     {"event": "message", "from": J, "body": X, "json": V}
     {"event": "bad_command", "detail": D}
@@ -33,6 +34,9 @@ and reads one command a line on stdin:
     {"cmd": "call", "id": N, "to": J, "method": M, "args": [...], "timeout": MS}
     {"cmd": "send", "id": N, "to": J, "json": V, "timeout": MS}
     {"cmd": "join", "id": N, "room": R, "nick": K, "timeout": MS}
+    {"cmd": "groupchat", "id": N, "room": R, "body": X, "json": V}
+        a groupchat message to room R: the body X, and a <json/> payload
+        when "json" is given; answered {"event": "sent", "id": N}
     {"cmd": "stop"}
 
 The end of stdin stops it too.
@@ -312,6 +316,18 @@ class Peer(slixmpp.ClientXMPP):
         )
 
 
+    async def groupchat(self, cmd):
+        """A groupchat message, with a <json/> payload if one is given."""
+        msg = self.make_message(mto=cmd["room"], mbody=cmd["body"], mtype="groupchat")
+        if "json" in cmd:
+            token = uuid.uuid4().hex
+            msg["id"] = token
+            msg.xml.append(json_element(cmd["json"]))
+            msg.xml.append(ET.Element("{%s}origin-id" % SID, {"id": token}))
+        msg.send()
+        emit({"event": "sent", "id": cmd.get("id")})
+
+
 def stanza_error(stanza_xml):
     """The error of an error stanza: type, condition, bus element, text."""
     out = {"type": None, "condition": None, "bus": None, "text": None}
@@ -355,7 +371,12 @@ async def read_commands(peer):
         name = cmd.get("cmd")
         if name == "stop":
             break
-        handler = {"call": peer.call, "send": peer.send_json, "join": peer.join}.get(name)
+        handler = {
+            "call": peer.call,
+            "send": peer.send_json,
+            "join": peer.join,
+            "groupchat": peer.groupchat,
+        }.get(name)
         if handler is None:
             emit({"event": "bad_command", "detail": "unknown command %r" % (name,)})
             continue
@@ -370,7 +391,12 @@ async def read_commands(peer):
         task.cancel()
 
 
-REQUIRED = {"call": ["to", "method"], "send": ["to", "json"], "join": ["room", "nick"]}
+REQUIRED = {
+    "call": ["to", "method"],
+    "send": ["to", "json"],
+    "join": ["room", "nick"],
+    "groupchat": ["room", "body"],
+}
 
 
 async def main():

@@ -5,9 +5,11 @@ defmodule XmppBridge.NodeCliTest do
   # bus nodes (XmppBridge.Bus in this VM) on either side.
   use ExUnit.Case, async: false
 
-  import XmppBridge.Test.XmppCase, only: [session_opts: 2]
+  import XmppBridge.Test.XmppCase,
+    only: [session_opts: 2, open_session: 2, send_stanza: 2, close_session: 1]
 
-  alias XmppBridge.{Bus, Error}
+  alias XmppBridge.{Bus, Error, Presence}
+  alias XmppBridge.Payload.{MucHistory, MucJoin}
   alias XmppBridge.Test.NodeCli
   alias XmppTestServer, as: TestServer
 
@@ -23,6 +25,7 @@ defmodule XmppBridge.NodeCliTest do
   @no_method 6
   @crashed 7
   @unavailable 9
+  @join_failed 12
 
   setup_all do
     NodeCli.build!()
@@ -31,10 +34,11 @@ defmodule XmppBridge.NodeCliTest do
     %{server: server}
   end
 
-  defp start_bus(server, user) do
+  defp start_bus(server, user, extra \\ []) do
     opts =
       session_opts(server, user)
       |> Keyword.merge(receiver: self(), heartbeat: 500, heartbeat_timeout: 1000)
+      |> Keyword.merge(extra)
 
     {:ok, bus} = Bus.start_link(opts)
     :ok = Bus.await_online(bus)
@@ -47,8 +51,8 @@ defmodule XmppBridge.NodeCliTest do
     :exit, _ -> :ok
   end
 
-  defp serve(server, user, extra \\ []) do
-    node = NodeCli.serve(server, user, extra)
+  defp serve(server, user, extra \\ [], env \\ []) do
+    node = NodeCli.serve(server, user, extra, env)
     on_exit(fn -> NodeCli.kill_quietly(node) end)
     node
   end
@@ -63,8 +67,10 @@ defmodule XmppBridge.NodeCliTest do
         %{status: 0, stdout: help} = NodeCli.run([flag])
 
         for word <-
-              ~w(serve send call monitor --jid XMPP_BRIDGE_PASSWORD --timeout --confirmed) ++
-                ["EXIT CODES", "METHODS SERVED", "TERMS AS JSON"] do
+              ~w(serve send call monitor broadcast members --join XMPP_BRIDGE_JOIN --status
+                 --show --discovery --commands member_left --jid XMPP_BRIDGE_PASSWORD --timeout
+                 --confirmed) ++
+                ["EXIT CODES", "METHODS SERVED", "TERMS AS JSON", "COMMANDS"] do
           assert help =~ word, "#{flag}: no #{word}"
         end
       end
@@ -87,7 +93,11 @@ defmodule XmppBridge.NodeCliTest do
         {["frob"] ++ login, "unknown subcommand"},
         {["serve", "--tls", "ssl", "--jid", "a@localhost", "--password", "pw"],
          "starttls, direct or plain"},
-        {["--join", "jobs"] ++ login, "not available yet"}
+        {["--join", "Jobs"] ++ login, "must start with a-z or 0-9"},
+        {["--show", "sleepy"] ++ login, "available, chat, away, xa or dnd"},
+        {["broadcast", "jobs"] ++ login, "too few arguments"},
+        {["members", "a@b"] ++ login, "is not one of"},
+        {["send", "b@localhost", "1", "--join", "jobs"] ++ login, "not a flag of `send`"}
       ]
 
       for {args, why} <- cases do
@@ -322,6 +332,283 @@ defmodule XmppBridge.NodeCliTest do
       down = NodeCli.next(node, &(&1["event"] == "down"), 10_000)
       assert down["reason"] == "shutdown"
       assert {_, 0} = NodeCli.stop(node)
+    end
+  end
+
+  describe "groups (docs/PROTOCOL.md §6)" do
+    defp group, do: "cli-#{System.unique_integer([:positive])}"
+
+    # A process in the test VM that joins `group` on `bus` with events and
+    # forwards what it receives as {:elx, message}.
+    defp elixir_member(bus, group) do
+      test = self()
+
+      pid =
+        spawn_link(fn ->
+          Kernel.send(test, {:elx_joined, Bus.join(bus, group, events: true)})
+          forward(test)
+        end)
+
+      assert_receive {:elx_joined, :ok}, 15_000
+      pid
+    end
+
+    defp forward(test) do
+      receive do
+        msg ->
+          Kernel.send(test, {:elx, msg})
+          forward(test)
+      end
+    end
+
+    defp jids(members), do: Enum.map(members, & &1["jid"])
+
+    test "serve --join: members, broadcasts both ways with their payload, join/leave events",
+         %{server: server} do
+      g = group()
+      bus = start_bus(server, "clielx")
+      elixir_member(bus, g)
+      elx = Bus.jid(bus)
+
+      node = serve(server, "clisrv", ["--join", g, "--commands"])
+      me = node.jid
+      assert jids(node.joined[g]) == Enum.sort([elx, me])
+      assert Enum.all?(node.joined[g], & &1["bus"])
+      assert_receive {:elx, {:xmpp_bridge_bus, :joined, ^g, ^me}}, 5000
+
+      # Elixir broadcasts a term, then JSON: printed like messages.
+      term = {:job, 7, "résumé", [2 ** 70]}
+      :ok = Bus.broadcast(bus, g, term)
+      :ok = Bus.broadcast(bus, g, %{"k" => [1, true]}, format: :json)
+
+      b1 = NodeCli.next(node, &(&1["event"] == "broadcast"))
+      assert %{"group" => ^g, "from" => ^elx, "payload" => "term"} = b1
+      assert NodeCli.term64(b1["etf"]) == term
+      assert b1["text"] == inspect(term)
+      assert b1["json"] == %{"$tuple" => [%{"$atom" => "job"}, 7, "résumé", [2 ** 70]]}
+
+      b2 = NodeCli.next(node, &(&1["event"] == "broadcast"))
+      assert %{"payload" => "json", "json" => %{"k" => [1, true]}} = b2
+
+      # The node broadcasts from its stdin: a term, JSON, ETF, in order.
+      NodeCli.command(node, %{
+        "cmd" => "broadcast",
+        "id" => 1,
+        "group" => g,
+        "term" => %{"$tuple" => [%{"$atom" => "n"}, 1]}
+      })
+
+      NodeCli.command(node, %{
+        "cmd" => "broadcast",
+        "id" => 2,
+        "group" => g,
+        "json" => %{"n" => 2}
+      })
+
+      etf = Base.encode64(:erlang.term_to_binary({:n, <<3, 255>>}))
+      NodeCli.command(node, %{"cmd" => "broadcast", "id" => 3, "group" => g, "etf" => etf})
+      assert_receive {:elx, {:xmpp_bridge_bus, :group, ^g, ^me, {:n, 1}}}, 5000
+      assert_receive {:elx, {:xmpp_bridge_bus, :group, ^g, ^me, %{"n" => 2}}}, 5000
+      assert_receive {:elx, {:xmpp_bridge_bus, :group, ^g, ^me, {:n, <<3, 255>>}}}, 5000
+
+      for id <- 1..3,
+          do: assert(%{"event" => "broadcast_sent"} = NodeCli.next(node, &(&1["id"] == id)))
+
+      # Commands it cannot do say why; the node goes on.
+      NodeCli.command(node, %{
+        "cmd" => "broadcast",
+        "id" => 4,
+        "group" => "elsewhere",
+        "term" => 1
+      })
+
+      assert %{"event" => "command_failed", "reason" => why} =
+               NodeCli.next(node, &(&1["id"] == 4))
+
+      assert why =~ "not in group"
+      NodeCli.command(node, %{"cmd" => "frob", "id" => 5})
+
+      assert %{"event" => "command_failed", "reason" => "unknown cmd" <> _} =
+               NodeCli.next(node, &(&1["id"] == 5))
+
+      NodeCli.command(node, %{"cmd" => "members", "id" => 6, "group" => g})
+      assert %{"event" => "members", "members" => ms} = NodeCli.next(node, &(&1["id"] == 6))
+      assert jids(ms) == Enum.sort([elx, me])
+
+      # The broadcast subcommand: joins, sends in order, leaves, exit 0.
+      sent =
+        NodeCli.run_as(server, "clicall", ["broadcast", g, "1", "[2]", ~s({"$atom": "three"})])
+
+      assert sent.status == 0, sent.stderr
+      assert %{"event" => "broadcast", "group" => ^g, "count" => 3} = NodeCli.json!(sent)
+
+      for t <- [1, [2], :three] do
+        assert_receive {:elx, {:xmpp_bridge_bus, :group, ^g, from, ^t}}, 5000
+        assert from =~ ~r"^clicall@localhost/cli-[0-9a-f]{8}$"
+      end
+
+      joined = NodeCli.next(node, &(&1["event"] == "member_joined"))
+      cli = joined["jid"]
+      assert cli =~ ~r"^clicall@localhost/cli-"
+      got = for _ <- 1..3, do: NodeCli.next(node, &(&1["event"] == "broadcast"))
+      assert Enum.map(got, & &1["json"]) == [1, [2], %{"$atom" => "three"}]
+      assert Enum.all?(got, &(&1["from"] == cli))
+
+      assert %{"jid" => ^cli, "reason" => "left"} =
+               NodeCli.next(node, &(&1["event"] == "member_left"))
+
+      # members: the list, the one-shot node itself included.
+      listed = NodeCli.run_as(server, "clicall", ["members", g])
+      assert listed.status == 0, listed.stderr
+      members = NodeCli.json!(listed)
+      assert length(members) == 3
+      assert elx in jids(members) and me in jids(members)
+
+      assert %{"bus" => true, "show" => nil, "term" => %{"active" => 0, "max_calls" => 64}} =
+               Enum.find(members, &(&1["jid"] == me))
+
+      # The Elixir member leaves: `left`.
+      stop_quietly(bus)
+
+      assert %{"jid" => ^elx, "reason" => "left"} =
+               NodeCli.next(node, &(&1["event"] == "member_left" and &1["jid"] == elx))
+
+      {events, 0} = NodeCli.stop(node)
+      assert List.last(events) == %{"event" => "stopped"}
+    end
+
+    test "the status: --show, --status and the load, updated when it changes; status command",
+         %{server: server} do
+      g = group()
+      bus = start_bus(server, "clielx")
+      elixir_member(bus, g)
+
+      node =
+        serve(server, "clisrv", [
+          "--join",
+          g,
+          "--show",
+          "chat",
+          "--status",
+          "ready",
+          "--status-interval-ms",
+          "100",
+          "--commands"
+        ])
+
+      me = node.jid
+      assert_receive {:elx, {:xmpp_bridge_bus, :joined, ^g, ^me}}, 5000
+
+      assert {:ok, %{show: :chat, text: "ready", term: %{"active" => 0, "max_calls" => 64}}} =
+               Bus.status(bus, me)
+
+      # Two calls at once: the load goes up, then back to 0.
+      calls = for _ <- 1..2, do: Task.async(fn -> Bus.call(bus, me, "slow", [1200]) end)
+
+      assert_receive {:elx, {:xmpp_bridge_bus, :status, ^g, ^me, %{term: %{"active" => 2}}}},
+                     5000
+
+      assert [{:ok, 1200}, {:ok, 1200}] = Task.await_many(calls, 5000)
+
+      assert_receive {:elx,
+                      {:xmpp_bridge_bus, :status, ^g, ^me,
+                       %{show: :chat, text: "ready", term: %{"active" => 0}}}},
+                     5000
+
+      # The node prints the statuses it sees, its own too.
+      NodeCli.command(node, %{"cmd" => "status", "id" => 1, "show" => "dnd", "text" => "busy"})
+      assert %{"event" => "status_set"} = NodeCli.next(node, &(&1["id"] == 1))
+
+      assert_receive {:elx,
+                      {:xmpp_bridge_bus, :status, ^g, ^me,
+                       %{show: :dnd, text: "busy", term: %{"active" => 0}}}},
+                     5000
+
+      :ok = Bus.set_status(bus, show: :away, text: "lunch", term: {:load, 3})
+      elx = Bus.jid(bus)
+
+      st = NodeCli.next(node, &(&1["event"] == "status" and &1["jid"] == elx))
+      assert %{"group" => ^g, "show" => "away", "text" => "lunch"} = st
+      assert st["term"] == %{"$tuple" => [%{"$atom" => "load"}, 3]}
+      assert NodeCli.term64(st["etf"]) == {:load, 3}
+
+      stop_quietly(bus)
+      assert {_, 0} = NodeCli.stop(node)
+    end
+
+    test "--discovery and XMPP_BRIDGE_JOIN; a serve member killed -9 leaves by heartbeat",
+         %{server: server} do
+      d = group()
+      g1 = group()
+      g2 = group()
+      bus = start_bus(server, "clielx")
+      elixir_member(bus, g2)
+
+      node =
+        serve(server, "clisrv", ["--discovery", d, "--status", "up"], [
+          {"XMPP_BRIDGE_JOIN", "#{g1},#{g2}"}
+        ])
+
+      assert Map.keys(node.joined) |> Enum.sort() == Enum.sort([d, g1, g2])
+      me = node.jid
+      assert_receive {:elx, {:xmpp_bridge_bus, :joined, ^g2, ^me}}, 5000
+
+      # An Elixir node with the same discovery group lists the CLI node.
+      disc = start_bus(server, "clicall", discovery: d)
+
+      assert {:ok, nodes} = Bus.nodes(disc)
+      assert %{bus: true, status: %{text: "up"}} = Enum.find(nodes, &(&1.jid == me))
+
+      NodeCli.signal(node, "KILL")
+      t0 = System.monotonic_time(:millisecond)
+      assert_receive {:elx, {:xmpp_bridge_bus, :left, ^g2, ^me, reason}}, 10_000
+      elapsed = System.monotonic_time(:millisecond) - t0
+      IO.puts("\n  serve killed -9: left #{g2} after #{elapsed} ms (#{inspect(reason)})")
+      assert reason in [:heartbeat_timeout, :noconnection]
+
+      Enum.each([bus, disc], &stop_quietly/1)
+    end
+
+    test "serve --join of a room that refuses the node prints join_failed and exits 12",
+         %{server: server} do
+      g = group()
+      bus = start_bus(server, "clielx")
+      elixir_member(bus, g)
+      # A plain session takes the nickname clisrv's node would have in the
+      # room (its full JID): the room refuses that join with `conflict`.
+      squatter = open_session(server, "clicall")
+      room = "#{g}@#{server.muc_domain}"
+
+      send_stanza(
+        squatter,
+        Presence.available(
+          to: "#{room}/clisrv@localhost/bus",
+          payloads: [%MucJoin{history: %MucHistory{maxstanzas: 0}}]
+        )
+      )
+
+      # Known by its real JID (the room is not anonymous).
+      sq = squatter.jid
+      assert_receive {:elx, {:xmpp_bridge_bus, :joined, ^g, ^sq}}, 5000
+
+      run =
+        NodeCli.run(
+          ["serve", "--join", g | NodeCli.conn_args(server, "clisrv")],
+          NodeCli.conn_env(server, "clisrv")
+        )
+
+      assert run.status == @join_failed, inspect(run)
+      assert run.stderr =~ "cannot join #{g}"
+      lines = NodeCli.lines!(run)
+
+      assert %{"group" => ^g, "reason" => reason} =
+               Enum.find(lines, &(&1["event"] == "join_failed"))
+
+      assert reason =~ "conflict"
+      assert List.last(lines) == %{"event" => "stopped"}
+
+      close_session(squatter)
+      stop_quietly(bus)
     end
   end
 end

@@ -216,11 +216,10 @@ defmodule XmppBridge.SlixmppTest do
   end
 
   describe "groups are MUC rooms (§6.1)" do
-    # The bus's group API is not merged yet: the broadcast here is sent by
-    # a plain XmppBridge.Connection session in the shape §6.1 gives a
-    # broadcast (groupchat, <body/>, <json/>, origin id), not by
-    # XmppBridge.Bus. It checks that slixmpp joins as §6.1 says and reads
-    # such a broadcast's payload.
+    # The broadcast here is sent by a plain XmppBridge.Connection session
+    # in the shape §6.1 gives a broadcast (groupchat, <body/>, <json/>,
+    # origin id): slixmpp joins as §6.1 says and reads such a payload. The
+    # next test has bus nodes broadcast.
     test "slixmpp receives a groupchat broadcast with a <json/> payload", ctx do
       slix = start_slix(ctx)
       room = "jobs-#{System.unique_integer([:positive])}@#{ctx.server.muc_domain}"
@@ -264,10 +263,105 @@ defmodule XmppBridge.SlixmppTest do
       assert slix_stop(slix) == 0
     end
 
-    @tag :pending_groups
-    @tag skip: "needs the bus's group API (XmppBridge.Bus broadcasting to a group, §6.1)"
-    test "slixmpp receives a broadcast from XmppBridge.Bus to a group it joined" do
-      flunk("to be written when the group API is merged")
+    test "slixmpp receives broadcasts from XmppBridge.Bus and xmpp-bridge-node in a group it " <>
+           "joined: a readable body, and <json/> for a JSON broadcast",
+         ctx do
+      g = "slixg-#{System.unique_integer([:positive])}"
+      room = "#{g}@#{ctx.server.muc_domain}"
+      bus = start_bus(ctx.server, "slixelx")
+      elx = Bus.jid(bus)
+      test = self()
+
+      member =
+        spawn_link(fn ->
+          Kernel.send(test, {:joined, Bus.join(bus, g, events: true)})
+          forward(test)
+        end)
+
+      assert_receive {:joined, :ok}, 15_000
+
+      # slixmpp joins the room the bus node created and configured.
+      slix = start_slix(ctx)
+      slix_command(slix, %{"cmd" => "join", "id" => 1, "room" => room, "nick" => slix.jid})
+      assert %{"event" => "joined", "created" => false} = answer(slix, 1)
+      slix_jid = slix.jid
+      assert_receive {:member, {:xmpp_bridge_bus, :joined, ^g, ^slix_jid}}, 5000
+      {:ok, members} = Bus.members(bus, g)
+      assert %{bus: false} = Enum.find(members, &(&1.jid == slix_jid)), "an ordinary client"
+
+      # A term broadcast: the body is the term in Elixir syntax, no <json/>.
+      :ok = Bus.broadcast(bus, g, {:job, 7, "resize"})
+
+      assert %{"room" => ^room, "nick" => ^elx, "body" => ~s({:job, 7, "resize"}), "json" => nil} =
+               slix_next(slix, &(&1["event"] == "groupchat"), 10_000)
+
+      # A JSON broadcast: the same readable body, and the JSON itself.
+      value = %{"job" => 8, "input" => [1, 2], "ok" => true}
+      :ok = Bus.broadcast(bus, g, value, format: :json)
+      got = slix_next(slix, &(&1["event"] == "groupchat"), 10_000)
+      assert %{"nick" => ^elx, "json" => ^value} = got
+      assert got["body"] == inspect(value)
+
+      # A Rust member (the CLI node) broadcasts from its stdin: the same.
+      node = NodeCli.serve(ctx.server, "slixrust", ["--join", g, "--commands"])
+      on_exit(fn -> NodeCli.kill_quietly(node) end)
+      rust = node.jid
+
+      NodeCli.command(node, %{
+        "cmd" => "broadcast",
+        "group" => g,
+        "term" => %{"$tuple" => [%{"$atom" => "ok"}, 1]}
+      })
+
+      NodeCli.command(node, %{"cmd" => "broadcast", "group" => g, "json" => %{"rust" => [1]}})
+
+      assert %{"nick" => ^rust, "body" => "{:ok, 1}", "json" => nil} =
+               slix_next(slix, &(&1["event"] == "groupchat"), 10_000)
+
+      # The Rust crate writes a JSON payload's body as the JSON text
+      # (bus/wire.rs), where Elixir writes the term's Elixir syntax: both
+      # readable, not the same text.
+      assert %{"nick" => ^rust, "body" => ~s({"rust":[1]}), "json" => %{"rust" => [1]}} =
+               slix_next(slix, &(&1["event"] == "groupchat"), 10_000)
+
+      assert_receive {:member, {:xmpp_bridge_bus, :group, ^g, ^rust, {:ok, 1}}}, 5000
+      assert_receive {:member, {:xmpp_bridge_bus, :group, ^g, ^rust, %{"rust" => [1]}}}, 5000
+
+      # slixmpp's own chat in the room: plain text is not a broadcast and
+      # the bus drops it; with <json/> it is one, for both kinds of node.
+      slix_command(slix, %{"cmd" => "groupchat", "id" => 2, "room" => room, "body" => "hi all"})
+      assert %{"event" => "sent"} = answer(slix, 2)
+
+      slix_command(slix, %{
+        "cmd" => "groupchat",
+        "id" => 3,
+        "room" => room,
+        "body" => "job 9",
+        "json" => %{"job" => 9}
+      })
+
+      assert %{"event" => "sent"} = answer(slix, 3)
+      assert_receive {:member, {:xmpp_bridge_bus, :group, ^g, ^slix_jid, %{"job" => 9}}}, 5000
+      refute_received {:member, {:xmpp_bridge_bus, :group, _, _, "hi all"}}
+
+      b = NodeCli.next(node, &(&1["event"] == "broadcast"))
+      assert %{"from" => ^slix_jid, "payload" => "json", "json" => %{"job" => 9}} = b
+
+      assert [] == for(%{"event" => "broadcast"} = e <- NodeCli.drain(node, 300), do: e)
+      refute_receive {:member, {:xmpp_bridge_bus, :group, _, _, _}}, 300
+
+      assert slix_stop(slix) == 0
+      assert {_, 0} = NodeCli.stop(node)
+      Process.unlink(member)
+      stop_quietly(bus)
+    end
+  end
+
+  defp forward(test) do
+    receive do
+      msg ->
+        Kernel.send(test, {:member, msg})
+        forward(test)
     end
   end
 

@@ -61,6 +61,10 @@ pub enum Cmd {
     Call,
     /// `monitor`.
     Monitor,
+    /// `broadcast`.
+    Broadcast,
+    /// `members`.
+    Members,
 }
 
 impl Cmd {
@@ -70,6 +74,8 @@ impl Cmd {
             Cmd::Send => "send",
             Cmd::Call => "call",
             Cmd::Monitor => "monitor",
+            Cmd::Broadcast => "broadcast",
+            Cmd::Members => "members",
         }
     }
 }
@@ -85,6 +91,10 @@ pub enum Command {
     Call(CallOpts),
     /// Wait for one DOWN.
     Monitor(MonitorOpts),
+    /// Join a group, broadcast to it, leave.
+    Broadcast(BroadcastOpts),
+    /// Join a group, print its members, leave.
+    Members(MembersOpts),
 }
 
 /// The session: the connection flags and their variables.
@@ -153,9 +163,18 @@ pub struct ServeOpts {
     pub monitors: Vec<String>,
     /// Stop at the end of standard input.
     pub exit_on_eof: bool,
-    // Groups (`--join GROUP`) and status publishing (docs/PROTOCOL.md §6)
-    // belong here once the bus has its group API; `parse` refuses
-    // `--join` and `--status` with a clear error until then.
+    /// Read commands from standard input (and stop at its end).
+    pub commands: bool,
+    /// Groups to join at start, in order (docs/PROTOCOL.md §6.1).
+    pub joins: Vec<String>,
+    /// The discovery group (§6.3), joined before the others.
+    pub discovery: Option<String>,
+    /// The status's `<show/>` (`None`: plain available).
+    pub show: Option<bus::Show>,
+    /// The status's text.
+    pub status_text: Option<String>,
+    /// The shortest time between two status updates for the load.
+    pub status_interval: Duration,
 }
 
 /// What a send or a call carries.
@@ -204,6 +223,26 @@ pub struct MonitorOpts {
     pub timeout: Option<Duration>,
 }
 
+/// `broadcast`'s options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BroadcastOpts {
+    /// The group.
+    pub group: String,
+    /// The values, broadcast in order.
+    pub bodies: Vec<Body>,
+    /// How long the join and the outcome may take.
+    pub timeout: Duration,
+}
+
+/// `members`' options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembersOpts {
+    /// The group.
+    pub group: String,
+    /// How long the join may take.
+    pub timeout: Duration,
+}
+
 /// Which subcommands take a flag.
 #[derive(Debug, Clone, Copy)]
 enum Scope {
@@ -233,7 +272,13 @@ const fn flag(name: &'static str, value: bool, env: Option<&'static str>, scope:
     }
 }
 
-const ONE_SHOT: &[Cmd] = &[Cmd::Send, Cmd::Call, Cmd::Monitor];
+const ONE_SHOT: &[Cmd] = &[
+    Cmd::Send,
+    Cmd::Call,
+    Cmd::Monitor,
+    Cmd::Broadcast,
+    Cmd::Members,
+];
 
 const SPECS: &[Spec] = &[
     flag("jid", true, Some("XMPP_BRIDGE_JID"), Scope::All),
@@ -279,19 +324,55 @@ const SPECS: &[Spec] = &[
         ..flag("monitor", true, None, Scope::Only(&[Cmd::Serve]))
     },
     flag("exit-on-eof", false, None, Scope::Only(&[Cmd::Serve])),
+    flag("commands", false, None, Scope::Only(&[Cmd::Serve])),
+    Spec {
+        repeat: true,
+        ..flag(
+            "join",
+            true,
+            Some("XMPP_BRIDGE_JOIN"),
+            Scope::Only(&[Cmd::Serve]),
+        )
+    },
+    flag(
+        "discovery",
+        true,
+        Some("XMPP_BRIDGE_DISCOVERY"),
+        Scope::Only(&[Cmd::Serve]),
+    ),
+    flag(
+        "status",
+        true,
+        Some("XMPP_BRIDGE_STATUS"),
+        Scope::Only(&[Cmd::Serve]),
+    ),
+    flag(
+        "show",
+        true,
+        Some("XMPP_BRIDGE_SHOW"),
+        Scope::Only(&[Cmd::Serve]),
+    ),
+    flag(
+        "status-interval-ms",
+        true,
+        Some("XMPP_BRIDGE_STATUS_INTERVAL_MS"),
+        Scope::Only(&[Cmd::Serve]),
+    ),
     flag("timeout", true, None, Scope::Only(ONE_SHOT)),
     flag("confirmed", false, None, Scope::Only(&[Cmd::Send])),
-    flag("etf", false, None, Scope::Only(&[Cmd::Send, Cmd::Call])),
+    flag(
+        "etf",
+        false,
+        None,
+        Scope::Only(&[Cmd::Send, Cmd::Call, Cmd::Broadcast]),
+    ),
     flag(
         "json-payload",
         false,
         None,
-        Scope::Only(&[Cmd::Send, Cmd::Call]),
+        Scope::Only(&[Cmd::Send, Cmd::Call, Cmd::Broadcast]),
     ),
 ];
-
-/// Flags that are planned and refused with a word on why.
-const PLANNED: &[&str] = &["join", "status"];
 
 /// The flags given, by spec, in order.
 struct Given {
@@ -388,12 +469,6 @@ pub fn parse(
             Some((n, v)) => (n, Some(v.to_owned())),
             None => (body, None),
         };
-        if PLANNED.contains(&name) {
-            return usage(format!(
-                "--{name} is not available yet: groups and status (docs/PROTOCOL.md §6) \
-                 need the bus's group API, which this version does not have"
-            ));
-        }
         let Some(spec) = SPECS.iter().find(|s| s.name == name) else {
             return usage(format!("unknown flag --{name}"));
         };
@@ -419,10 +494,13 @@ pub fn parse(
             "send" => Cmd::Send,
             "call" => Cmd::Call,
             "monitor" => Cmd::Monitor,
+            "broadcast" => Cmd::Broadcast,
+            "members" => Cmd::Members,
             "help" => return Ok(Parsed::Help),
             other => {
                 return usage(format!(
-                    "unknown subcommand {other:?} (serve, send, call, monitor, help)"
+                    "unknown subcommand {other:?} \
+                     (serve, send, call, monitor, broadcast, members, help)"
                 ))
             }
         },
@@ -445,6 +523,8 @@ pub fn parse(
         Cmd::Send => Command::Send(send_opts(&r, &rest)?),
         Cmd::Call => Command::Call(call_opts(&r, &rest)?),
         Cmd::Monitor => Command::Monitor(monitor_opts(&r, &rest)?),
+        Cmd::Broadcast => Command::Broadcast(broadcast_opts(&r, &rest)?),
+        Cmd::Members => Command::Members(members_opts(&r, &rest)?),
     };
     Ok(Parsed::Run(Box::new(Invocation { conn, command })))
 }
@@ -558,12 +638,74 @@ fn serve_opts(r: &Reader, rest: &[String]) -> Result<ServeOpts, UsageError> {
         .iter()
         .map(|j| target("--monitor", j))
         .collect::<Result<_, _>>()?;
+    // `--join` may be repeated; XMPP_BRIDGE_JOIN lists groups by commas.
+    let mut joins = r.given.all("join");
+    let joins_source = if joins.is_empty() {
+        joins = (r.env)("XMPP_BRIDGE_JOIN")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect();
+        "XMPP_BRIDGE_JOIN"
+    } else {
+        "--join"
+    };
+    for g in &joins {
+        group_name(joins_source, g)?;
+    }
+    let mut unique = Vec::with_capacity(joins.len());
+    for g in joins {
+        if !unique.contains(&g) {
+            unique.push(g);
+        }
+    }
+    let discovery = match r.get("discovery") {
+        None => None,
+        Some(s) => {
+            group_name(&s.source, &s.value)?;
+            Some(s.value)
+        }
+    };
+    let show = match r.get("show") {
+        None => None,
+        Some(s) => match s.value.as_str() {
+            "available" => None,
+            v => Some(bus::Show::parse(v).ok_or_else(|| {
+                UsageError(format!(
+                    "{} takes available, chat, away, xa or dnd, not {v:?}",
+                    s.source
+                ))
+            })?),
+        },
+    };
+    let status_text = r.get("status").map(|s| s.value);
+    if let Some(t) = &status_text {
+        if t.chars().count() > 1024 || t.chars().any(|c| c.is_control() && c != '\n') {
+            return usage(
+                "--status takes a text of at most 1024 characters, without control characters",
+            );
+        }
+    }
+    let commands = r.given.has("commands");
     Ok(ServeOpts {
         echo: r.given.has("echo"),
         max_calls,
         monitors,
-        exit_on_eof: r.given.has("exit-on-eof"),
+        exit_on_eof: r.given.has("exit-on-eof") || commands,
+        commands,
+        joins: unique,
+        discovery,
+        show,
+        status_text,
+        status_interval: r.ms("status-interval-ms", Some(1_000))?.expect("a default"),
     })
+}
+
+/// Checks a group name (docs/PROTOCOL.md §6.1) given by `source`.
+fn group_name(source: &str, name: &str) -> Result<(), UsageError> {
+    bus::check_group(name).map_err(|e| UsageError(format!("{source}: {e}")))
 }
 
 /// How TERM and ARGS are written.
@@ -650,6 +792,31 @@ fn monitor_opts(r: &Reader, rest: &[String]) -> Result<MonitorOpts, UsageError> 
     })
 }
 
+fn broadcast_opts(r: &Reader, rest: &[String]) -> Result<BroadcastOpts, UsageError> {
+    arity("broadcast", rest, 2, 10_000, "GROUP TERM...")?;
+    group_name("broadcast", &rest[0])?;
+    let format = format(r)?;
+    let bodies = rest[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| body(&format!("broadcast: TERM {}", i + 1), t, format))
+        .collect::<Result<_, _>>()?;
+    Ok(BroadcastOpts {
+        group: rest[0].clone(),
+        bodies,
+        timeout: r.ms("timeout", Some(10_000))?.expect("a default"),
+    })
+}
+
+fn members_opts(r: &Reader, rest: &[String]) -> Result<MembersOpts, UsageError> {
+    arity("members", rest, 1, 1, "GROUP")?;
+    group_name("members", &rest[0])?;
+    Ok(MembersOpts {
+        group: rest[0].clone(),
+        timeout: r.ms("timeout", Some(10_000))?.expect("a default"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,6 +859,12 @@ mod tests {
                 max_calls: 64,
                 monitors: vec![],
                 exit_on_eof: false,
+                commands: false,
+                joins: vec![],
+                discovery: None,
+                show: None,
+                status_text: None,
+                status_interval: Duration::from_secs(1),
             })
         );
         assert_eq!(i.conn.tls, TlsMode::StartTls);
@@ -706,6 +879,77 @@ mod tests {
         assert!(s.echo && s.exit_on_eof);
         assert_eq!(s.max_calls, 3);
         assert_eq!(s.monitors, vec!["b@example.com/bus", "c@x/y"]);
+    }
+
+    #[test]
+    fn serve_joins_groups_and_publishes_a_status() {
+        let i = run(&format!(
+            "{LOGIN} --join jobs --join a.b_c-1 --join jobs --discovery bus --status ready \
+             --show dnd --status-interval-ms 50 --commands"
+        ));
+        let Command::Serve(s) = i.command else {
+            panic!()
+        };
+        assert_eq!(s.joins, vec!["jobs", "a.b_c-1"], "in order, once each");
+        assert_eq!(s.discovery.as_deref(), Some("bus"));
+        assert_eq!(s.status_text.as_deref(), Some("ready"));
+        assert_eq!(s.show, Some(bus::Show::Dnd));
+        assert_eq!(s.status_interval, Duration::from_millis(50));
+        assert!(
+            s.commands && s.exit_on_eof,
+            "--commands stops at the end of input"
+        );
+        // The variables, and a flag wins over its variable.
+        let env = |k: &str| match k {
+            "XMPP_BRIDGE_JOIN" => Some(" one, two,,three ".to_owned()),
+            "XMPP_BRIDGE_DISCOVERY" => Some("disc".to_owned()),
+            "XMPP_BRIDGE_STATUS" => Some("from env".to_owned()),
+            "XMPP_BRIDGE_SHOW" => Some("available".to_owned()),
+            _ => None,
+        };
+        let Command::Serve(s) = run_env(LOGIN, &env).command else {
+            panic!()
+        };
+        assert_eq!(s.joins, vec!["one", "two", "three"]);
+        assert_eq!(s.discovery.as_deref(), Some("disc"));
+        assert_eq!(s.status_text.as_deref(), Some("from env"));
+        assert_eq!(s.show, None);
+        let Command::Serve(s) = run_env(&format!("{LOGIN} --join mine"), &env).command else {
+            panic!()
+        };
+        assert_eq!(s.joins, vec!["mine"]);
+        let bad = |k: &str| (k == "XMPP_BRIDGE_JOIN").then(|| "ok,Bad".to_owned());
+        let e = parse(args(LOGIN), &bad).unwrap_err().0;
+        assert!(e.contains("XMPP_BRIDGE_JOIN") && e.contains("Bad"), "{e}");
+    }
+
+    #[test]
+    fn broadcast_and_members_read_their_group() {
+        let Command::Broadcast(b) = run(&format!("broadcast jobs 1 [2] {LOGIN}")).command else {
+            panic!()
+        };
+        assert_eq!(b.group, "jobs");
+        assert_eq!(
+            b.bodies,
+            vec![
+                Body::Term(Term::Int(1)),
+                Body::Term(Term::list(vec![Term::Int(2)]))
+            ]
+        );
+        assert_eq!(b.timeout, Duration::from_secs(10));
+        let Command::Broadcast(b) = run(&format!(
+            "broadcast jobs {{\"a\":1}} --json-payload --timeout 7 {LOGIN}"
+        ))
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(b.bodies, vec![Body::Json(serde_json::json!({"a": 1}))]);
+        assert_eq!(b.timeout, Duration::from_millis(7));
+        let Command::Members(m) = run(&format!("members jobs {LOGIN}")).command else {
+            panic!()
+        };
+        assert_eq!(m.group, "jobs");
     }
 
     #[test]
@@ -725,6 +969,10 @@ mod tests {
             "send",
             "call",
             "monitor",
+            "broadcast GROUP",
+            "members GROUP",
+            "COMMANDS",
+            "member_left",
             "EXIT CODES",
             "--exit-on-eof",
         ] {
@@ -753,6 +1001,7 @@ mod tests {
             UNAVAILABLE,
             BAD_ARGS,
             CALL_OTHER,
+            JOIN_FAILED,
             INTERRUPTED,
         ] {
             assert!(HELP.contains(&format!("\n    {code} ")), "code {code}");
@@ -880,7 +1129,27 @@ mod tests {
     fn bad_command_lines_say_what_is_wrong() {
         let cases = [
             ("--frob", "unknown flag --frob"),
-            (&format!("{LOGIN} --join jobs") as &str, "not available yet"),
+            (&format!("{LOGIN} --join Jobs") as &str, "a-z or 0-9"),
+            (&format!("{LOGIN} --join a@b"), "is not one of"),
+            (&format!("{LOGIN} --discovery"), "needs a value"),
+            (&format!("{LOGIN} --show sleepy"), "chat, away, xa or dnd"),
+            (&format!("{LOGIN} --status-interval-ms 0"), "milliseconds"),
+            (
+                &format!("send {LOGIN} --join jobs b@x 1"),
+                "not a flag of `send`",
+            ),
+            (&format!("broadcast {LOGIN} jobs"), "too few arguments"),
+            (
+                &format!("broadcast {LOGIN} No 1"),
+                "broadcast: invalid group name: \"No\"",
+            ),
+            (&format!("broadcast {LOGIN} jobs [1,"), "TERM 1"),
+            (&format!("members {LOGIN}"), "too few arguments"),
+            (&format!("members {LOGIN} a b"), "too many arguments"),
+            (
+                &format!("members {LOGIN} jobs --etf"),
+                "not a flag of `members`",
+            ),
             ("frob", "unknown subcommand"),
             ("--jid", "--jid needs a value"),
             ("--echo=yes", "takes no value"),

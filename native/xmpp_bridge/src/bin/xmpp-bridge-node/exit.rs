@@ -27,6 +27,8 @@ pub const UNAVAILABLE: i32 = 9;
 pub const BAD_ARGS: i32 = 10;
 /// `call`: another error (a stanza error, an unreadable answer, closed).
 pub const CALL_OTHER: i32 = 11;
+/// `broadcast`, `members`, `serve --join`: a group could not be joined.
+pub const JOIN_FAILED: i32 = 12;
 /// `serve`: a second SIGINT/SIGTERM while shutting down.
 pub const INTERRUPTED: i32 = 130;
 

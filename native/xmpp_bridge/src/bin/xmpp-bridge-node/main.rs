@@ -30,6 +30,8 @@ async fn run(inv: Invocation) -> i32 {
         Command::Send(opts) => oneshot::send(&inv.conn, opts).await,
         Command::Call(opts) => oneshot::call(&inv.conn, opts).await,
         Command::Monitor(opts) => oneshot::monitor(&inv.conn, opts).await,
+        Command::Broadcast(opts) => oneshot::broadcast(&inv.conn, opts).await,
+        Command::Members(opts) => oneshot::members(&inv.conn, opts).await,
     }
 }
 

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use xmpp_bridge::bus::{Args, Node};
 use xmpp_bridge::etf::Term;
 
@@ -21,9 +22,21 @@ pub struct Stats {
     served: AtomicU64,
     started: Instant,
     max_calls: usize,
+    /// Woken whenever `active` changes (the status publisher waits on it).
+    pub changed: Notify,
 }
 
 impl Stats {
+    /// The node's load as its status carries it: `{"active": calls
+    /// running, "max_calls": N}`.
+    pub fn status_term(&self) -> Term {
+        let entry = |k: &str, v: u64| (Term::binary(k), BigInt::from_u64(v).to_term());
+        Term::map(vec![
+            entry("active", self.active.load(Ordering::SeqCst)),
+            entry("max_calls", self.max_calls as u64),
+        ])
+    }
+
     fn load(&self) -> Term {
         let entry = |k: &str, v: u64| (Term::binary(k), BigInt::from_u64(v).to_term());
         Term::map(vec![
@@ -51,6 +64,7 @@ struct Served {
 impl Served {
     fn start(stats: &Arc<Stats>, method: &'static str) -> Served {
         stats.active.fetch_add(1, Ordering::SeqCst);
+        stats.changed.notify_one();
         Served {
             stats: stats.clone(),
             method,
@@ -71,6 +85,7 @@ impl Drop for Served {
     fn drop(&mut self) {
         self.stats.active.fetch_sub(1, Ordering::SeqCst);
         self.stats.served.fetch_add(1, Ordering::SeqCst);
+        self.stats.changed.notify_one();
         let (outcome, error) = match self.outcome.take() {
             Some(Ok(())) => ("ok", None),
             Some(Err(e)) => ("error", Some(e)),
@@ -151,6 +166,7 @@ pub fn install(node: &Node, max_calls: usize) -> Arc<Stats> {
         served: AtomicU64::new(0),
         started: Instant::now(),
         max_calls,
+        changed: Notify::new(),
     });
     serve_counted(node, &stats, "echo", |args| async move { echo(args) });
     serve_counted(node, &stats, "add", |args| async move { add(args) });
@@ -221,11 +237,17 @@ mod tests {
             served: AtomicU64::new(7),
             started: Instant::now(),
             max_calls: 64,
+            changed: Notify::new(),
         };
         let load = crate::convert::term_to_json(&stats.load()).to_string();
         assert!(
             load.starts_with(r#"{"active":2,"served":7,"max_calls":64,"uptime_ms":"#),
             "{load}"
+        );
+        let status = crate::convert::term_to_json(&stats.status_term()).to_string();
+        assert_eq!(
+            status, r#"{"active":3,"max_calls":64}"#,
+            "the status counts every call"
         );
     }
 }

@@ -1,6 +1,6 @@
 //! `send`, `call` and `monitor`: connect, do one thing, report it, leave.
 
-use crate::args::{Body, CallOpts, ConnOpts, MonitorOpts, SendOpts};
+use crate::args::{Body, BroadcastOpts, CallOpts, ConnOpts, MembersOpts, MonitorOpts, SendOpts};
 use crate::convert;
 use crate::exit;
 use crate::json::Json;
@@ -12,6 +12,22 @@ use xmpp_bridge::etf::Term;
 
 async fn start(conn: &ConnOpts) -> Result<(Node, Events), i32> {
     session::connect(conn, conn.bus_config(&session::cli_resource())).await
+}
+
+/// Connects and joins `group` within `timeout`.
+async fn start_in(conn: &ConnOpts, group: &str, timeout: Duration) -> Result<(Node, Events), i32> {
+    let mut config = conn.bus_config(&session::cli_resource());
+    config.join_timeout = timeout;
+    let (node, events) = session::connect(conn, config).await?;
+    match node.join(group).await {
+        Ok(()) => Ok((node, events)),
+        Err(e) => {
+            out::diag(format!("cannot join {group}: {e}"));
+            drain(events);
+            node.close().await;
+            Err(exit::JOIN_FAILED)
+        }
+    }
 }
 
 /// Takes events in the background (so that the session keeps reading),
@@ -216,4 +232,76 @@ pub async fn monitor(conn: &ConnOpts, opts: MonitorOpts) -> i32 {
     };
     node.close().await;
     code
+}
+
+/// Runs `broadcast`: joins, broadcasts each value in order, leaves once
+/// the own server took them all; returns the exit code.
+pub async fn broadcast(conn: &ConnOpts, opts: BroadcastOpts) -> i32 {
+    let (node, mut events) = match start_in(conn, &opts.group, opts.timeout).await {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let mut refs = std::collections::HashSet::new();
+    for b in opts.bodies {
+        let sent = match b {
+            Body::Term(t) => node.broadcast_term(&opts.group, t),
+            Body::Json(v) => node.broadcast_json(&opts.group, v),
+        };
+        match sent {
+            Ok(r) => {
+                refs.insert(r);
+            }
+            Err(e) => {
+                out::diag(format!("cannot broadcast to {}: {e}", opts.group));
+                drain(events);
+                node.close().await;
+                return exit::SEND_FAILED;
+            }
+        }
+    }
+    let count = refs.len();
+    // As for `send`: closing waits for the own server's answer to a ping
+    // sent after the broadcasts (a bounce from the room comes first).
+    let closer = node.clone();
+    let closing = tokio::spawn(async move { closer.close().await });
+    let wait = async {
+        let mut failed = None;
+        while let Some(e) = events.next().await {
+            match e {
+                Event::Failed(r, why) if refs.contains(&r) => failed = failed.or(Some(why)),
+                Event::Closed(_) => break,
+                _ => {}
+            }
+        }
+        failed
+    };
+    let outcome = tokio::time::timeout(opts.timeout, wait).await;
+    let _ = closing.await;
+    match outcome {
+        Ok(None) => {
+            out::event(
+                "broadcast",
+                vec![
+                    ("group", Json::str(opts.group)),
+                    ("count", Json::int(count as i128)),
+                ],
+            );
+            exit::OK
+        }
+        Ok(Some(why)) => send_failed(&opts.group, &why),
+        Err(_) => send_failed(&opts.group, &SendError::Timeout),
+    }
+}
+
+/// Runs `members`: joins, prints the members (itself included) as one
+/// JSON array, leaves; returns the exit code.
+pub async fn members(conn: &ConnOpts, opts: MembersOpts) -> i32 {
+    let (node, events) = match start_in(conn, &opts.group, opts.timeout).await {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    drain(events);
+    out::line(&out::members_json(&node.members(&opts.group)));
+    node.close().await;
+    exit::OK
 }
