@@ -96,6 +96,46 @@
 //! # }
 //! ```
 //!
+//! Names (docs/PROTOCOL.md §7): a node connected as an external
+//! component ([`Config::component`]) is a name host. Each [`Name`] it
+//! registers is an address of its own, `name@<component>/bus`, with its
+//! own incarnation and mailbox ([`Name::recv`]: [`NameEvent::Message`]
+//! and [`NameEvent::Call`], answered with [`Request::reply`] or
+//! [`Request::fail`]); the host answers `noproc` for names nobody holds,
+//! `timeout`, `busy` and `crashed` for its names when they cannot, and
+//! tells a name's watchers how it ended ([`DownReason::Exit`]). A name
+//! host joins no groups ([`Error::GroupsOnNameHost`]).
+//!
+//! ```no_run
+//! use xmpp_bridge::bus::{self, Failure, NameEvent, SendOptions};
+//!
+//! # async fn run() -> Result<(), bus::Error> {
+//! let (host, _events) =
+//!     bus::Node::connect(bus::Config::component("bridge.example.com", "secret")).await?;
+//! let mut counter = host.register("counter")?;
+//! let mut n = 0i64;
+//! while let Some(event) = counter.recv().await {
+//!     match event {
+//!         NameEvent::Message { from, .. } => {
+//!             counter.send(&from, &("count", n), SendOptions::default())?;
+//!         }
+//!         NameEvent::Call(req) if req.method() == "incr" => {
+//!             n += 1;
+//!             req.reply(&n);
+//!         }
+//!         NameEvent::Call(req) => {
+//!             req.fail(Failure::NoMethod);
+//!         }
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Messages and calls to names do not count against [`Config::window`]:
+//! each name's mailbox is unbounded, so a name's task must keep taking
+//! them.
+//!
 //! Flow control: incoming messages wait in [`Events`] up to
 //! [`Config::window`] of them; beyond that the session stops reading, so
 //! that a fast sender fills the socket and its server, not this process.
