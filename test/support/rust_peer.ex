@@ -307,4 +307,54 @@ defmodule XmppBridge.Test.RustPeer do
       other -> raise "register #{name}: #{inspect(other)}"
     end
   end
+
+  @doc """
+  Starts the `bus_name_blocking` example (the blocking API holding name
+  `name` on the harness's component, released with `exit` when it is
+  called `stop`); waits until it prints `registered`. Returns a peer
+  whose `jid` is the name's.
+  """
+  def start_name_blocking(server, name, exit \\ nil) do
+    {out, status} =
+      System.cmd(
+        "cargo",
+        ["build", "--release", "-p", "xmpp_bridge", "--example", "bus_name_blocking"],
+        cd: @root,
+        stderr_to_stdout: true
+      )
+
+    if status != 0, do: raise("cargo build of bus_name_blocking failed:\n" <> out)
+
+    args =
+      [
+        "--domain",
+        server.component_domain,
+        "--secret",
+        server.component_secret,
+        "--host",
+        server.host,
+        "--port",
+        Integer.to_string(server.ports.component),
+        "--name",
+        name
+      ] ++ if(exit, do: ["--exit", exit], else: [])
+
+    port =
+      Port.open({:spawn_executable, binary("bus_name_blocking")}, [
+        :binary,
+        :exit_status,
+        {:line, 1_048_576},
+        args: args
+      ])
+
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    peer = %__MODULE__{port: port, os_pid: os_pid, id: port, user: name}
+
+    case next(peer, &(&1["event"] == "registered"), 15_000) do
+      %{"jid" => jid} -> %{peer | jid: jid}
+    end
+  end
+
+  @doc "Waits (up to `timeout` ms) for a peer's OS process to exit; its status."
+  def await_exit_status(%__MODULE__{port: port}, timeout \\ 10_000), do: await_exit(port, timeout)
 end

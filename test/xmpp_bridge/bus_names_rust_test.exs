@@ -169,7 +169,13 @@ defmodule XmppBridge.BusNamesRustTest do
     } do
       client = RustPeer.start(server, "namesrust")
 
-      for exit <- ["killed", "shutdown", "error", nil] do
+      for {exit, reason} <- [
+            {"killed", "exit:killed"},
+            {"shutdown", "exit:shutdown"},
+            {"error", "exit:error"},
+            {"panic", "exit:error"},
+            {nil, "exit:normal"}
+          ] do
         n = name()
         jid = RustPeer.register!(host, n)
         m = cmd(client, %{"cmd" => "monitor", "jid" => jid})
@@ -178,8 +184,7 @@ defmodule XmppBridge.BusNamesRustTest do
         unregister = %{"cmd" => "unregister", "name" => n}
         unregister = if exit, do: Map.put(unregister, "exit", exit), else: unregister
         RustPeer.command(host, unregister)
-        assert %{"event" => "down", "jid" => ^jid, "reason" => reason} = answer(client, m)
-        assert reason == "exit:#{exit || "normal"}"
+        assert %{"event" => "down", "jid" => ^jid, "reason" => ^reason} = answer(client, m)
       end
 
       m = cmd(client, %{"cmd" => "monitor", "jid" => "nobody-#{id()}@#{server.component_domain}"})
@@ -246,6 +251,36 @@ defmodule XmppBridge.BusNamesRustTest do
       assert %{"event" => "delivered"} = answer(host, s)
       RustPeer.stop(client)
       RustPeer.stop(host)
+    end
+  end
+
+  describe "a name held with the blocking API" do
+    test "an Elixir node sends to it, calls it, and gets DOWN when it goes", %{
+      server: server,
+      host: host
+    } do
+      # The blocking example is a component of its own: the host of the
+      # other tests steps aside.
+      RustPeer.stop(host)
+      bus = start_bus(server)
+      n = name()
+      held = RustPeer.start_name_blocking(server, n, "shutdown")
+      ref = Bus.monitor(bus, held.jid)
+
+      {:ok, _} = Bus.send(bus, held.jid, {:hello, 1})
+      assert %{"etf" => b64} = RustPeer.next(held, event?("name_message"))
+      assert RustPeer.term64(b64) == {:hello, 1}
+      assert {:ok, 6} = Bus.call(bus, held.jid, "add", [1, 2, 3], 5000)
+
+      assert {:error, %Error{reason: {:no_method, "nope"}}} =
+               Bus.call(bus, held.jid, "nope", [], 5000)
+
+      assert {:ok, :ok} = Bus.call(bus, held.jid, "stop", [], 5000)
+      assert_receive {:DOWN, ^ref, :bus_node, jid, reason}, 5000
+      assert jid == held.jid
+      assert reason == :shutdown or match?({:exit, _}, reason), inspect(reason)
+      assert RustPeer.await_exit_status(held) == 0
+      Bus.stop(bus)
     end
   end
 end

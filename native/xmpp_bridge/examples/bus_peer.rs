@@ -65,8 +65,9 @@
 //!   or `json` optional: the status value; S one of chat, away, xa, dnd)
 //! - `{"cmd":"methods","id":N,"jid":J}`
 //! - names: `{"cmd":"register","id":N,"name":X}`,
-//!   `{"cmd":"unregister","name":X,"exit":"normal"|"shutdown"|"killed"|"error"}`
-//!   (`exit` optional: a plain drop, `normal`),
+//!   `{"cmd":"unregister","name":X,"exit":"normal"|"shutdown"|"killed"|"error"|"panic"}`
+//!   (`exit` optional: a plain drop, `normal`; `panic`: the name's task
+//!   panics while it holds the name),
 //!   `{"cmd":"reply","call":C,"etf":B64}`,
 //!   `{"cmd":"fail","call":C,"reason":"no_method"|"bad_args"|"busy"|"crashed","detail":D}`,
 //!   `{"cmd":"drop_call","call":C}` (the request dropped unanswered),
@@ -376,7 +377,7 @@ struct State {
     /// `hold`: events are not taken (a slow application), until `release`.
     held: bool,
     /// Registered names: how to send from them, and how to release them.
-    names: HashMap<String, (NameSender, tokio::sync::oneshot::Sender<Option<ExitKind>>)>,
+    names: HashMap<String, (NameSender, tokio::sync::oneshot::Sender<Option<String>>)>,
     /// Calls to names waiting for a `reply` or `fail`.
     calls: HashMap<u64, Request>,
     next_call: u64,
@@ -469,7 +470,7 @@ fn command(state: &mut State, line: &str) -> bool {
         }
         Some("register") => register(state, &cmd, id),
         Some("unregister") => str_arg(&cmd, "name").and_then(|name| {
-            let exit = cmd.get("exit").and_then(Value::as_str).map(ExitKind::parse);
+            let exit = cmd.get("exit").and_then(Value::as_str).map(str::to_owned);
             let (_, release) = state
                 .names
                 .remove(name)
@@ -675,7 +676,7 @@ fn register(state: &mut State, cmd: &Value, id: Value) -> Result<(), String> {
         "jid": registered.jid(),
         "incarnation": registered.incarnation(),
     }));
-    let (release_tx, mut release_rx) = tokio::sync::oneshot::channel::<Option<ExitKind>>();
+    let (release_tx, mut release_rx) = tokio::sync::oneshot::channel::<Option<String>>();
     state
         .names
         .insert(name.to_owned(), (registered.sender(), release_tx));
@@ -691,11 +692,14 @@ fn register(state: &mut State, cmd: &Value, id: Value) -> Result<(), String> {
                     None => return,
                 },
                 exit = &mut release_rx => {
-                    match exit {
-                        Ok(Some(kind)) => registered.release(kind),
-                        _ => drop(registered),
-                    }
                     emit(json!({"event": "unregistered", "name": name}));
+                    match exit.ok().flatten().as_deref() {
+                        // The task panics holding the name: its drop
+                        // during the unwinding says exit='error'.
+                        Some("panic") => panic!("the task of {name} panics on purpose"),
+                        Some(kind) => registered.release(ExitKind::parse(kind)),
+                        None => drop(registered),
+                    }
                     return;
                 }
             }
