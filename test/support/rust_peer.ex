@@ -259,8 +259,9 @@ defmodule XmppBridge.Test.RustPeer do
 
   @doc """
   Starts a bus_peer as a name host (docs/PROTOCOL.md §7): the external
-  component `server.component_domain` on `server.ports.component`; waits
-  until it prints `online`.
+  component `server.component_domain` on `server.ports.component` (or
+  `:port`, e.g. a proxy's); waits until it prints `online`. Options:
+  `:port`, `:heartbeat`, `:heartbeat_timeout` (ms).
   """
   def start_name_host(server, opts \\ []) do
     args = [
@@ -272,7 +273,7 @@ defmodule XmppBridge.Test.RustPeer do
       "--host",
       server.host,
       "--port",
-      Integer.to_string(server.ports.component),
+      Integer.to_string(Keyword.get(opts, :port, server.ports.component)),
       "--tls",
       "plain",
       "--heartbeat-ms",

@@ -8,7 +8,7 @@ defmodule XmppBridge.BusNamesRustTest do
   import XmppBridge.Test.XmppCase, only: [session_opts: 2]
 
   alias XmppBridge.{Bus, Error}
-  alias XmppBridge.Test.RustPeer
+  alias XmppBridge.Test.{RustPeer, TcpProxy}
   alias XmppTestServer, as: TestServer
 
   @moduletag :integration
@@ -189,6 +189,36 @@ defmodule XmppBridge.BusNamesRustTest do
 
       m = cmd(client, %{"cmd" => "monitor", "jid" => "nobody-#{id()}@#{server.component_domain}"})
       assert %{"event" => "down", "reason" => "noproc"} = answer(client, m)
+      RustPeer.stop(client)
+      RustPeer.stop(host)
+    end
+
+    test "a host that reconnects keeps its names and their watchers: no DOWN, and the goodbye later",
+         %{server: server, host: host} do
+      RustPeer.stop(host)
+      proxy = TcpProxy.start(server.ports.component)
+      on_exit(fn -> TcpProxy.stop(proxy) end)
+      host = RustPeer.start_name_host(server, port: proxy.port)
+
+      client =
+        RustPeer.start_with_flags(
+          server,
+          "namesrust",
+          [heartbeat: 500, heartbeat_timeout: 10_000],
+          []
+        )
+
+      n = name()
+      jid = RustPeer.register!(host, n)
+      m = cmd(client, %{"cmd" => "monitor", "jid" => jid})
+      Process.sleep(1000)
+      TcpProxy.cut(proxy)
+      assert %{"event" => "online"} = RustPeer.next(host, event?("online"), 30_000)
+      # The pings bounced while the host was away; the name answers again
+      # with the same incarnation: still up.
+      assert [] = RustPeer.drain(client, 2000) |> Enum.filter(&(&1["event"] == "down"))
+      RustPeer.command(host, %{"cmd" => "unregister", "name" => n, "exit" => "killed"})
+      assert %{"event" => "down", "reason" => "exit:killed"} = answer(client, m)
       RustPeer.stop(client)
       RustPeer.stop(host)
     end
