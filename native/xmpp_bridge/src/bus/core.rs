@@ -1177,8 +1177,15 @@ impl Core {
                         let request = names::request(inner, name, reg, key, req.method, args, json);
                         if let Some(tx) = tx {
                             // A holder that stopped taking events answers
-                            // when the request is dropped (crashed).
-                            let _ = tx.send(NameEvent::Call(request));
+                            // when the request is dropped (crashed). One
+                            // that is gone: the release answers; this
+                            // request must not (it would lock the core
+                            // again).
+                            if let Err(mpsc::error::SendError(NameEvent::Call(mut r))) =
+                                tx.send(NameEvent::Call(request))
+                            {
+                                r.disarm();
+                            }
                         }
                     }
                 }

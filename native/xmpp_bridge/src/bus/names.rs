@@ -449,6 +449,12 @@ impl Request {
         self.answer(bytes)
     }
 
+    /// Drops it without an answer (the core, which holds its lock, found
+    /// the name gone: its release answered already).
+    pub(crate) fn disarm(&mut self) {
+        self.answered = true;
+    }
+
     fn result_bytes(&self, term: Term) -> Vec<u8> {
         let (caller, id) = &self.key;
         if self.json {
