@@ -1144,6 +1144,12 @@ impl Core {
                     let bytes = names.ping(name, from, &iq.id);
                     return self.send_raw(inner, bytes);
                 }
+                if let (IqType::Get, Some(StanzaPayload::DiscoInfo(q))) = (iq.type_, &iq.payload) {
+                    if q.node.is_none() {
+                        let bytes = names.disco_info(name, from, &iq.id);
+                        return self.send_raw(inner, bytes);
+                    }
+                }
                 let Some(reg) = names.reg(name) else {
                     let bytes = names::noproc_iq(&own, from, &iq.id);
                     return self.send_raw(inner, bytes);

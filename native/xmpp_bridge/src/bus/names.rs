@@ -149,6 +149,23 @@ pub(crate) fn name_ping_result(from: &str, to: &str, id: &str, incarnation: &str
     out
 }
 
+/// A name's answer to disco#info: what the host does for it, the bus
+/// feature included (as a bus node's, docs/PROTOCOL.md §5.1).
+pub(crate) fn name_disco_info(from: &str, to: &str, id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(400);
+    out.extend_from_slice(b"<iq type='result'");
+    let _ = crate::xml::write_attr(&mut out, "id", id);
+    let _ = crate::xml::write_attr(&mut out, "from", from);
+    let _ = crate::xml::write_attr(&mut out, "to", to);
+    out.extend_from_slice(format!("><query xmlns='{}'>", ns::DISCO_INFO).as_bytes());
+    out.extend_from_slice(b"<identity category='component' type='generic' name='xmpp_bridge'/>");
+    for f in [ns::DISCO_INFO, ns::PING, ns::BUS] {
+        out.extend_from_slice(format!("<feature var='{f}'/>").as_bytes());
+    }
+    out.extend_from_slice(b"</query></iq>");
+    out
+}
+
 // ----------------------------------------------------------------- state
 
 /// A call waiting for its holder's answer: (caller, IQ id).
@@ -281,6 +298,15 @@ impl Names {
         let own = self.jid(name);
         match self.entries.get(name) {
             Some(e) => name_ping_result(&own, from, id, &e.incarnation),
+            None => noproc_iq(&own, from, id),
+        }
+    }
+
+    /// The answer to a disco#info query to `name`.
+    pub(crate) fn disco_info(&self, name: &str, from: &str, id: &str) -> Vec<u8> {
+        let own = self.jid(name);
+        match self.entries.get(name) {
+            Some(_) => name_disco_info(&own, from, id),
             None => noproc_iq(&own, from, id),
         }
     }
@@ -924,6 +950,18 @@ mod tests {
             r,
             "<iq type='result' id='h2' from='w7@bridge.x/bus' to='a@x/bus'><node xmlns='urn:xmpp-bridge:bus:0' incarnation='inc1'/></iq>"
         );
+    }
+
+    #[test]
+    fn a_name_tells_what_it_is_and_a_name_nobody_holds_does_not() {
+        let (n, _rx) = names();
+        let r = text(&n.disco_info("w7", "a@x/bus", "d1"));
+        assert!(
+            r.contains("from='w7@bridge.x/bus'") && r.contains("id='d1'"),
+            "{r}"
+        );
+        assert!(r.contains("<feature var='urn:xmpp-bridge:bus:0'/>"), "{r}");
+        assert!(text(&n.disco_info("nobody", "a@x/bus", "d2")).contains("noproc"));
     }
 
     #[test]
