@@ -258,4 +258,108 @@ defmodule XmppBridge.Test.RustPeer do
       idle -> Enum.reverse(acc)
     end
   end
+
+  # ---- names (test/xmpp_bridge/bus_names_rust_test.exs)
+
+  @doc """
+  Starts a bus_peer as a name host (docs/PROTOCOL.md §7): the external
+  component `server.component_domain` on `server.ports.component` (or
+  `:port`, e.g. a proxy's); waits until it prints `online`. Options:
+  `:port`, `:heartbeat`, `:heartbeat_timeout` (ms).
+  """
+  def start_name_host(server, opts \\ []) do
+    args = [
+      "--component",
+      "--jid",
+      server.component_domain,
+      "--password",
+      server.component_secret,
+      "--host",
+      server.host,
+      "--port",
+      Integer.to_string(Keyword.get(opts, :port, server.ports.component)),
+      "--tls",
+      "plain",
+      "--heartbeat-ms",
+      Integer.to_string(Keyword.get(opts, :heartbeat, 500)),
+      "--heartbeat-timeout-ms",
+      Integer.to_string(Keyword.get(opts, :heartbeat_timeout, 1000))
+    ]
+
+    port =
+      Port.open({:spawn_executable, binary("bus_peer")}, [
+        :binary,
+        :exit_status,
+        {:line, 1_048_576},
+        args: args
+      ])
+
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    peer = %__MODULE__{port: port, os_pid: os_pid, id: port, user: server.component_domain}
+
+    case next(peer, &(&1["event"] == "online"), 15_000) do
+      %{"jid" => jid, "incarnation" => inc} -> %{peer | jid: jid, incarnation: inc}
+    end
+  end
+
+  @doc "Registers `name` on a name host peer; returns the name's JID."
+  def register!(peer, name) do
+    id = System.unique_integer([:positive])
+    command(peer, %{"cmd" => "register", "id" => id, "name" => name})
+
+    case next(peer, &(&1["id"] == id and &1["event"] in ["registered", "error"])) do
+      %{"event" => "registered", "jid" => jid} -> jid
+      other -> raise "register #{name}: #{inspect(other)}"
+    end
+  end
+
+  @doc """
+  Starts the `bus_name_blocking` example (the blocking API holding name
+  `name` on the harness's component, released with `exit` when it is
+  called `stop`); waits until it prints `registered`. Returns a peer
+  whose `jid` is the name's.
+  """
+  def start_name_blocking(server, name, exit \\ nil) do
+    {out, status} =
+      System.cmd(
+        "cargo",
+        ["build", "--release", "-p", "xmpp_bridge", "--example", "bus_name_blocking"],
+        cd: @root,
+        stderr_to_stdout: true
+      )
+
+    if status != 0, do: raise("cargo build of bus_name_blocking failed:\n" <> out)
+
+    args =
+      [
+        "--domain",
+        server.component_domain,
+        "--secret",
+        server.component_secret,
+        "--host",
+        server.host,
+        "--port",
+        Integer.to_string(server.ports.component),
+        "--name",
+        name
+      ] ++ if(exit, do: ["--exit", exit], else: [])
+
+    port =
+      Port.open({:spawn_executable, binary("bus_name_blocking")}, [
+        :binary,
+        :exit_status,
+        {:line, 1_048_576},
+        args: args
+      ])
+
+    {:os_pid, os_pid} = Port.info(port, :os_pid)
+    peer = %__MODULE__{port: port, os_pid: os_pid, id: port, user: name}
+
+    case next(peer, &(&1["event"] == "registered"), 15_000) do
+      %{"jid" => jid} -> %{peer | jid: jid}
+    end
+  end
+
+  @doc "Waits (up to `timeout` ms) for a peer's OS process to exit; its status."
+  def await_exit_status(%__MODULE__{port: port}, timeout \\ 10_000), do: await_exit(port, timeout)
 end

@@ -6,6 +6,10 @@
 //! [--heartbeat-ms 5000] [--heartbeat-timeout-ms 5000] [--max-calls 64]
 //! [--echo] [--no-sm] [--discovery G] [--muc-service S] [--join-timeout-ms 10000]`
 //!
+//! With `--component` the node is a name host (docs/PROTOCOL.md §7): an
+//! external component whose domain is `--jid` and whose secret is
+//! `--password` (`--port` the server's component port).
+//!
 //! With `--discovery G` the node joins group `G` before it reports
 //! `online` (docs/PROTOCOL.md §6.3); `--muc-service` names the MUC service
 //! of its groups (default `conference.<domain>`).
@@ -33,6 +37,13 @@
 //!   `{"event":"member_left","group":G,"jid":J,"reason":R}` (R `left` or a
 //!   DOWN reason), `{"event":"status","group":G,"jid":J,"show":S|null,"text":T|null}`
 //!   (plus `"etf"` or `"json"` when the status carries a value)
+//! - names (a name host): `{"event":"registered","id":N,"name":X,"jid":J,"incarnation":I}`,
+//!   `{"event":"unregistered","name":X}`,
+//!   `{"event":"name_message","name":X,"from":J,"etf":B64}` (or `"json":V`),
+//!   `{"event":"name_call","name":X,"call":C,"from":J,"method":M,"args_etf":B64}`,
+//!   `{"event":"answered","call":C,"ok":true|false}` (false: the call no
+//!   longer waited); `register` fails with R `invalid_name`, `name_taken`
+//!   or `not_name_host`
 //! - `{"event":"bad_command","detail":D}`
 //! - `{"event":"stopped"}` before exiting 0 (after `stop` or the end of stdin)
 //!
@@ -53,6 +64,16 @@
 //! - `{"cmd":"status","id":N,"show":S|null,"text":T|null,"etf":B64}` (`etf`
 //!   or `json` optional: the status value; S one of chat, away, xa, dnd)
 //! - `{"cmd":"methods","id":N,"jid":J}`
+//! - names: `{"cmd":"register","id":N,"name":X}`,
+//!   `{"cmd":"unregister","name":X,"exit":"normal"|"shutdown"|"killed"|"error"|"panic"}`
+//!   (`exit` optional: a plain drop, `normal`; `panic`: the name's task
+//!   panics while it holds the name),
+//!   `{"cmd":"reply","call":C,"etf":B64}`,
+//!   `{"cmd":"fail","call":C,"reason":"no_method"|"bad_args"|"busy"|"crashed","detail":D}`,
+//!   `{"cmd":"drop_call","call":C}` (the request dropped unanswered),
+//!   `{"cmd":"name_send","id":N,"name":X,...}` and
+//!   `{"cmd":"name_call","id":N,"name":X,...}`: `send` and `call` from the
+//!   name's address
 //!
 //! Serves `echo`, `add` (integers of any size), `sleep` (ms), `crash`
 //! (panics with "boom") and `whoami`. With `--echo`, every term received
@@ -64,8 +85,8 @@ use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::time::Duration;
 use xmpp_bridge::bus::{
-    self, Args, Delivery, Event, JoinOptions, Member, MonitorRef, Payload, SendOptions, SendRef,
-    Show, Status,
+    self, Args, Delivery, Event, ExitKind, Failure, JoinOptions, Member, MonitorRef, NameEvent,
+    NameSender, Payload, Request, SendOptions, SendRef, Show, Status,
 };
 use xmpp_bridge::connection::TlsMode;
 use xmpp_bridge::etf::{self, Term};
@@ -90,7 +111,7 @@ fn usage(why: &str) -> ! {
         "usage: bus_peer --jid J --password P --host H --port N [--tls plain|starttls] \
          [--resource bus] [--heartbeat-ms 5000] [--heartbeat-timeout-ms 5000] \
          [--max-calls 64] [--echo] [--no-sm] [--discovery G] [--muc-service S] \
-         [--join-timeout-ms 10000]"
+         [--join-timeout-ms 10000] [--component]"
     );
     std::process::exit(2)
 }
@@ -116,6 +137,7 @@ fn flags() -> Flags {
     let mut discovery = None;
     let mut muc_service = None;
     let mut join_timeout = 10_000u64;
+    let mut component = false;
     while let Some(flag) = args.next() {
         let mut value = || {
             args.next()
@@ -149,13 +171,19 @@ fn flags() -> Flags {
             "--discovery" => discovery = Some(value()),
             "--muc-service" => muc_service = Some(value()),
             "--join-timeout-ms" => join_timeout = number(value()),
+            "--component" => component = true,
             other => usage(&format!("unknown flag {other}")),
         }
     }
     let jid = jid.unwrap_or_else(|| usage("--jid is required"));
     let password = password.unwrap_or_else(|| usage("--password is required"));
-    let mut config = bus::Config::new(jid, password);
-    config.connection.resource = Some(resource);
+    let mut config = if component {
+        bus::Config::component(jid, password)
+    } else {
+        let mut config = bus::Config::new(jid, password);
+        config.connection.resource = Some(resource);
+        config
+    };
     config.connection.host = host;
     if let Some(port) = port {
         config.connection.port =
@@ -165,7 +193,7 @@ fn flags() -> Flags {
     config.heartbeat = Duration::from_millis(heartbeat);
     config.heartbeat_timeout = Duration::from_millis(heartbeat_timeout);
     config.max_calls = max_calls;
-    config.connection.stream_management = stream_management;
+    config.connection.stream_management = stream_management && !component;
     config.discovery = discovery;
     config.muc_service = muc_service;
     config.join_timeout = Duration::from_millis(join_timeout);
@@ -348,6 +376,12 @@ struct State {
     monitors: HashMap<MonitorRef, Value>,
     /// `hold`: events are not taken (a slow application), until `release`.
     held: bool,
+    /// Registered names: how to send from them, and how to release them.
+    names: HashMap<String, (NameSender, tokio::sync::oneshot::Sender<Option<String>>)>,
+    /// Calls to names waiting for a `reply` or `fail`.
+    calls: HashMap<u64, Request>,
+    next_call: u64,
+    name_events: tokio::sync::mpsc::UnboundedSender<(String, NameEvent)>,
 }
 
 /// This process's resident memory (VmRSS), in KB.
@@ -434,6 +468,36 @@ fn command(state: &mut State, line: &str) -> bool {
                 None => Err(format!("no monitor with id {id}")),
             }
         }
+        Some("register") => register(state, &cmd, id),
+        Some("unregister") => str_arg(&cmd, "name").and_then(|name| {
+            let exit = cmd.get("exit").and_then(Value::as_str).map(str::to_owned);
+            let (_, release) = state
+                .names
+                .remove(name)
+                .ok_or_else(|| format!("no name {name:?}"))?;
+            let _ = release.send(exit);
+            Ok(())
+        }),
+        Some("reply") => answer_call(state, &cmd, |req, cmd| {
+            Ok(req.reply_term(term_arg(cmd, "etf")?))
+        }),
+        Some("fail") => answer_call(state, &cmd, |req, cmd| {
+            let detail = cmd.get("detail").and_then(Value::as_str).unwrap_or("");
+            let reason = match str_arg(cmd, "reason")? {
+                "no_method" => Failure::NoMethod,
+                "bad_args" => Failure::BadArgs(detail.into()),
+                "busy" => Failure::Busy,
+                "crashed" => Failure::Crashed(detail.into()),
+                other => return Err(format!("unknown reason {other:?}")),
+            };
+            Ok(req.fail(reason))
+        }),
+        Some("drop_call") => answer_call(state, &cmd, |req, _| {
+            drop(req);
+            Ok(true)
+        }),
+        Some("name_send") => name_send(state, &cmd, id),
+        Some("name_call") => name_call(state, &cmd, id),
         Some(other) => Err(format!("unknown command {other:?}")),
         None => Err("cmd is missing".into()),
     };
@@ -482,6 +546,10 @@ fn error_parts(e: &bus::Error) -> (&'static str, Option<String>) {
         bus::Error::NotJoined(group) => ("not_joined", Some(group.clone())),
         bus::Error::JoinFailed(condition) => ("join_failed", Some(condition.clone())),
         bus::Error::Timeout => ("timeout", None),
+        bus::Error::InvalidName(why) => ("invalid_name", Some(why.clone())),
+        bus::Error::NameTaken(name) => ("name_taken", Some(name.clone())),
+        bus::Error::NotNameHost => ("not_name_host", None),
+        bus::Error::GroupsOnNameHost => ("groups_on_name_host", None),
         bus::Error::Stanza { condition, .. } => ("stanza_error", Some(condition.clone())),
     }
 }
@@ -592,7 +660,145 @@ fn status(state: &mut State, cmd: &Value, id: Value) -> Result<(), String> {
     Ok(())
 }
 
-fn call(state: &mut State, cmd: &Value, id: Value) -> Result<(), String> {
+fn register(state: &mut State, cmd: &Value, id: Value) -> Result<(), String> {
+    let name = str_arg(cmd, "name")?;
+    let mut registered = match state.node.register(name) {
+        Ok(n) => n,
+        Err(e) => {
+            emit_error(id, &e);
+            return Ok(());
+        }
+    };
+    emit(json!({
+        "event": "registered",
+        "id": id,
+        "name": name,
+        "jid": registered.jid(),
+        "incarnation": registered.incarnation(),
+    }));
+    let (release_tx, mut release_rx) = tokio::sync::oneshot::channel::<Option<String>>();
+    state
+        .names
+        .insert(name.to_owned(), (registered.sender(), release_tx));
+    let events = state.name_events.clone();
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                e = registered.recv() => match e {
+                    Some(e) => {
+                        let _ = events.send((name.clone(), e));
+                    }
+                    None => return,
+                },
+                exit = &mut release_rx => {
+                    emit(json!({"event": "unregistered", "name": name}));
+                    match exit.ok().flatten().as_deref() {
+                        // The task panics holding the name: its drop
+                        // during the unwinding says exit='error'.
+                        Some("panic") => panic!("the task of {name} panics on purpose"),
+                        Some(kind) => registered.release(ExitKind::parse(kind)),
+                        None => drop(registered),
+                    }
+                    return;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+fn answer_call(
+    state: &mut State,
+    cmd: &Value,
+    f: impl FnOnce(Request, &Value) -> Result<bool, String>,
+) -> Result<(), String> {
+    let call = cmd
+        .get("call")
+        .and_then(Value::as_u64)
+        .ok_or("call is missing")?;
+    let req = state
+        .calls
+        .remove(&call)
+        .ok_or_else(|| format!("no call {call}"))?;
+    let ok = f(req, cmd)?;
+    emit(json!({"event": "answered", "call": call, "ok": ok}));
+    Ok(())
+}
+
+fn name_sender(state: &State, cmd: &Value) -> Result<NameSender, String> {
+    let name = str_arg(cmd, "name")?;
+    state
+        .names
+        .get(name)
+        .map(|(s, _)| s.clone())
+        .ok_or_else(|| format!("no name {name:?}"))
+}
+
+fn name_send(state: &mut State, cmd: &Value, id: Value) -> Result<(), String> {
+    let sender = name_sender(state, cmd)?;
+    let to = str_arg(cmd, "to")?;
+    let term = term_arg(cmd, "etf")?;
+    let delivery = match cmd.get("delivery").and_then(Value::as_str) {
+        None | Some("server") => Delivery::Server,
+        Some("confirmed") => Delivery::Confirmed,
+        Some("none") => Delivery::None,
+        Some(other) => return Err(format!("unknown delivery {other:?}")),
+    };
+    let deadline = cmd
+        .get("deadline_ms")
+        .and_then(Value::as_u64)
+        .map(Duration::from_millis);
+    match sender.send_term(to, term, SendOptions { delivery, deadline }) {
+        Ok(r) => {
+            if delivery != Delivery::None {
+                state.sends.insert(r, id);
+            }
+        }
+        Err(e) => emit(json!({"event": "failed", "id": id, "reason": e.to_string()})),
+    }
+    Ok(())
+}
+
+fn name_call(state: &mut State, cmd: &Value, id: Value) -> Result<(), String> {
+    let sender = name_sender(state, cmd)?;
+    let (to, method, args, timeout) = call_parts(cmd)?;
+    tokio::spawn(async move {
+        let answer = sender.call_term(&to, &method, args, timeout).await;
+        emit_answer(id, answer);
+    });
+    Ok(())
+}
+
+fn name_event(state: &mut State, name: String, e: NameEvent) {
+    match e {
+        NameEvent::Message { from, payload } => match payload {
+            Payload::Term(t) => emit(
+                json!({"event": "name_message", "name": name, "from": from, "etf": term_b64(&t)}),
+            ),
+            Payload::Json(v) => {
+                emit(json!({"event": "name_message", "name": name, "from": from, "json": v}))
+            }
+        },
+        NameEvent::Call(req) => {
+            state.next_call += 1;
+            let call = state.next_call;
+            emit(json!({
+                "event": "name_call",
+                "name": name,
+                "call": call,
+                "from": req.caller(),
+                "method": req.method(),
+                "args_etf": term_b64(&Term::List(req.args().terms().to_vec())),
+            }));
+            state.calls.insert(call, req);
+        }
+    }
+}
+
+type CallParts = (String, String, Vec<Term>, Duration);
+
+fn call_parts(cmd: &Value) -> Result<CallParts, String> {
     let to = str_arg(cmd, "to")?.to_owned();
     let method = str_arg(cmd, "method")?.to_owned();
     let args = match cmd.get("args_etf") {
@@ -607,17 +813,27 @@ fn call(state: &mut State, cmd: &Value, id: Value) -> Result<(), String> {
             .and_then(Value::as_u64)
             .unwrap_or(5000),
     );
+    Ok((to, method, args, timeout))
+}
+
+fn emit_answer(id: Value, answer: Result<Term, bus::CallError>) {
+    match answer {
+        Ok(t) => emit(json!({"event": "result", "id": id, "etf": term_b64(&t)})),
+        Err(e) => emit(json!({
+            "event": "error",
+            "id": id,
+            "reason": e.kind(),
+            "detail": e.detail(),
+        })),
+    }
+}
+
+fn call(state: &mut State, cmd: &Value, id: Value) -> Result<(), String> {
+    let (to, method, args, timeout) = call_parts(cmd)?;
     let node = state.node.clone();
     tokio::spawn(async move {
-        match node.call_term(&to, &method, args, timeout).await {
-            Ok(t) => emit(json!({"event": "result", "id": id, "etf": term_b64(&t)})),
-            Err(e) => emit(json!({
-                "event": "error",
-                "id": id,
-                "reason": e.kind(),
-                "detail": e.detail(),
-            })),
-        }
+        let answer = node.call_term(&to, &method, args, timeout).await;
+        emit_answer(id, answer);
     });
     Ok(())
 }
@@ -707,11 +923,16 @@ async fn main() {
         }
     };
     serve_methods(&node);
+    let (name_events, mut name_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut state = State {
         node,
         sends: HashMap::new(),
         monitors: HashMap::new(),
         held: false,
+        names: HashMap::new(),
+        calls: HashMap::new(),
+        next_call: 0,
+        name_events,
     };
     // Lines of stdin from a thread of their own (a blocking read).
     let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -742,6 +963,7 @@ async fn main() {
                 }
                 None => break,
             },
+            Some((name, e)) = name_rx.recv(), if !held => name_event(&mut state, name, e),
             e = events.next(), if !held => match e {
                 Some(e) => event(&mut state, echo, e),
                 None => {

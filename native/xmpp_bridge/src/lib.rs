@@ -17,7 +17,8 @@
 //!   client sessions (c2s) and XEP-0114 external components.
 //! - `bus` (feature `net`): a bus node, the peer of Elixir's
 //!   `XmppBridge.Bus`: terms to a JID, RPC over IQ, monitors with
-//!   heartbeat, confirmed and offline delivery (docs/PROTOCOL.md §5).
+//!   heartbeat, confirmed and offline delivery (docs/PROTOCOL.md §5);
+//!   groups (§6); names on a name host, a JID for every task (§7).
 //!
 //! ```
 //! use xmpp_bridge::stanza::{self, Payload, Stanza};

@@ -23,8 +23,8 @@
 //! inside an async runtime.
 
 use super::{
-    Args, CallError, Config, Error, Event, JoinOptions, Member, MonitorRef, SendOptions, SendRef,
-    Status,
+    Args, CallError, Config, Error, Event, ExitKind, JoinOptions, Member, MonitorRef, NameEvent,
+    NameSender, SendOptions, SendRef, Status,
 };
 use crate::etf::Term;
 use serde::de::DeserializeOwned;
@@ -237,12 +237,116 @@ impl Node {
             .try_next()
     }
 
+    /// Registers `name` with this name host (see [`super::Node::register`]).
+    pub fn register(&self, name: &str) -> Result<Name, Error> {
+        Ok(Name {
+            name: self.node.register(name)?,
+            runtime: self.rt().handle().clone(),
+        })
+    }
+
     /// Stops the node cleanly (see [`super::Node::close`]) and its runtime.
     pub fn close(mut self) {
         self.rt().block_on(self.node.close());
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_timeout(Duration::from_secs(1));
         }
+    }
+}
+
+/// A registered name with blocking calls (see [`super::Name`]): a
+/// thread takes its messages and calls with [`Name::recv`] and answers
+/// each [`super::Request`] (its `reply` and `fail` do not block).
+/// Dropping it releases the name (`exit='normal'`, or `exit='error'`
+/// while the thread panics).
+#[derive(Debug)]
+pub struct Name {
+    name: super::Name,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Name {
+    /// The name's address.
+    pub fn jid(&self) -> &str {
+        self.name.jid()
+    }
+
+    /// This registration's incarnation.
+    pub fn incarnation(&self) -> &str {
+        self.name.incarnation()
+    }
+
+    /// The next message or call; `None` once the host is closed.
+    pub fn recv(&mut self) -> Option<NameEvent> {
+        self.runtime.block_on(self.name.recv())
+    }
+
+    /// The next message or call, waiting at most `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<NameEvent, RecvTimeoutError> {
+        let name = &mut self.name;
+        match self
+            .runtime
+            .block_on(async { tokio::time::timeout(timeout, name.recv()).await })
+        {
+            Ok(Some(e)) => Ok(e),
+            Ok(None) => Err(RecvTimeoutError::Disconnected),
+            Err(_) => Err(RecvTimeoutError::Timeout),
+        }
+    }
+
+    /// The next message or call if one is waiting.
+    pub fn try_recv(&mut self) -> Option<NameEvent> {
+        self.name.try_recv()
+    }
+
+    /// See [`super::Name::sender`].
+    pub fn sender(&self) -> NameSender {
+        self.name.sender()
+    }
+
+    /// See [`super::Name::send`].
+    pub fn send<T: Serialize + ?Sized>(
+        &self,
+        to: &str,
+        value: &T,
+        options: SendOptions,
+    ) -> Result<SendRef, Error> {
+        self.name.send(to, value, options)
+    }
+
+    /// See [`super::Name::send_term`].
+    pub fn send_term(&self, to: &str, term: Term, options: SendOptions) -> Result<SendRef, Error> {
+        self.name.send_term(to, term, options)
+    }
+
+    /// See [`super::Name::call`]; blocks until the answer or the timeout.
+    pub fn call<A: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        to: &str,
+        method: &str,
+        args: &A,
+        timeout: Duration,
+    ) -> Result<R, CallError> {
+        self.runtime
+            .block_on(self.name.call(to, method, args, timeout))
+    }
+
+    /// See [`super::Name::call_term`]; blocks until the answer or the
+    /// timeout.
+    pub fn call_term(
+        &self,
+        to: &str,
+        method: &str,
+        args: Vec<Term>,
+        timeout: Duration,
+    ) -> Result<Term, CallError> {
+        self.runtime
+            .block_on(self.name.call_term(to, method, args, timeout))
+    }
+
+    /// Releases the name, telling its watchers `exit`.
+    pub fn release(self, exit: ExitKind) {
+        self.name.release(exit);
     }
 }
 

@@ -11,6 +11,7 @@ use super::dedupe::{Dedupe, DEDUPE_KEPT};
 use super::error::{CallError, SendError};
 use super::group::{Ctx, GroupAction, Groups, JoinOptions, Status, MEMBER_REF};
 use super::monitor::{Action, Monitors, PingAnswer};
+use super::names::{self, Delivered, NameEvent, Names};
 use super::wire::{self, Carried, Refusal};
 use super::{Args, Delivery, Event, MonitorRef, Payload, SendRef};
 use crate::connection::{Active, ConnError, Event as SessionEvent, Handle, Handler};
@@ -87,6 +88,8 @@ pub(crate) enum Timer {
     Retry(u64),
     Deadline(u64),
     Group(String),
+    /// A call to a name times out.
+    NameCall(u64),
 }
 
 pub(crate) enum Waiter {
@@ -108,7 +111,7 @@ pub(crate) enum Waiter {
 pub(crate) struct OutMessage {
     n: u64,
     id: String,
-    bytes: Vec<u8>,
+    pub(crate) bytes: Vec<u8>,
     delivery: Delivery,
 }
 
@@ -144,7 +147,7 @@ impl OutMessage {
 pub(crate) struct OutCall {
     pub token: u64,
     id: String,
-    bytes: Vec<u8>,
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl OutCall {
@@ -189,6 +192,8 @@ pub(crate) struct Core {
     monitors: Monitors,
     watchers: HashSet<String>,
     pub groups: Groups,
+    /// A name host's names (docs/PROTOCOL.md §7); `None` for a client node.
+    pub names: Option<Names>,
     dedupe: Dedupe,
     timers: BTreeSet<(Instant, u64, Timer)>,
     timer_seq: u64,
@@ -213,6 +218,7 @@ impl Core {
             monitors: Monitors::new(heartbeat, heartbeat_timeout),
             watchers: HashSet::new(),
             groups,
+            names: None,
             dedupe: Dedupe::new(DEDUPE_KEPT),
             timers: BTreeSet::new(),
             timer_seq: 0,
@@ -259,6 +265,11 @@ impl Core {
                 Timer::Group(name) => {
                     let actions = self.with_ctx(inner, |g, ctx| g.on_timer(ctx, &name));
                     self.apply_groups(inner, actions);
+                }
+                Timer::NameCall(token) => {
+                    if let Some(bytes) = self.names.as_mut().and_then(|n| n.timed_out(token)) {
+                        self.send_raw(inner, bytes);
+                    }
                 }
             }
         }
@@ -486,11 +497,15 @@ impl Core {
     }
 
     /// The caller gave up: forget the waiter and tell the serving node.
-    pub(crate) fn abandon_call(&mut self, inner: &Inner, token: u64, to: &str) {
+    pub(crate) fn abandon_call(&mut self, inner: &Inner, token: u64, to: &str, from: Option<&str>) {
         if let Some(Waiter::Call { id, .. }) = self.waiters.remove(&token) {
             inner.handle().cancel_iq(id.clone());
             if !self.closed {
-                self.send_raw(inner, wire::cancel(to, &id));
+                let mut bytes = wire::cancel(to, &id);
+                if let Some(from) = from {
+                    bytes = crate::connection::stamp_from(bytes, from);
+                }
+                self.send_raw(inner, bytes);
             }
         }
     }
@@ -792,7 +807,9 @@ impl Core {
             self.send_raw(inner, wire::goodbye(w, &inner.incarnation));
         }
         self.watchers.clear();
-        self.send_raw(inner, wire::unavailable());
+        if self.names.is_none() {
+            self.send_raw(inner, wire::unavailable());
+        }
     }
 
     // -------------------------------------------------- session callbacks
@@ -802,7 +819,14 @@ impl Core {
             SessionEvent::Online { jid, resumed } => {
                 self.online = true;
                 *inner.jid.lock().unwrap_or_else(|e| e.into_inner()) = jid.clone();
-                if !resumed && !self.closing {
+                if let (false, Some(names)) = (resumed, &self.names) {
+                    // A component has no broadcast presence: its names'
+                    // watchers hear from them again.
+                    for bytes in names.online() {
+                        self.send_raw(inner, bytes);
+                    }
+                }
+                if !resumed && !self.closing && self.names.is_none() {
                     let status = &self.groups.status;
                     self.send_raw(
                         inner,
@@ -886,6 +910,9 @@ impl Core {
                     }
                 }
                 self.groups.closed();
+                if let Some(names) = self.names.as_mut() {
+                    names.closed();
+                }
                 if let Some(tx) = self.first_online.take() {
                     let _ = tx.send(Err(reason.clone().unwrap_or_else(|| {
                         ConnError::Protocol("closed before it was online".into())
@@ -905,6 +932,17 @@ impl Core {
     /// A stanza from the session; true when the event it gave the
     /// application holds a unit of incoming credit.
     fn on_stanza(&mut self, inner: &Arc<Inner>, stanza: Stanza<'_>, carried: Carried) -> bool {
+        if let Some(names) = &self.names {
+            let to = match &stanza {
+                Stanza::Message(m) => m.to.as_deref(),
+                Stanza::Presence(p) => p.to.as_deref(),
+                Stanza::Iq(iq) => iq.to.as_deref(),
+            };
+            if let Some(name) = to.and_then(|t| names.name_of(t)) {
+                self.on_name_stanza(inner, &name, stanza, carried);
+                return false;
+            }
+        }
         match stanza {
             Stanza::Message(m) => self.on_message(inner, m, carried),
             Stanza::Presence(p) => {
@@ -1007,6 +1045,10 @@ impl Core {
         let available = match p.type_ {
             PresenceType::Available => true,
             PresenceType::Unavailable => false,
+            PresenceType::Error if p.error.as_ref().is_some_and(wire::is_noproc) => {
+                let actions = self.monitors.noproc(from);
+                return self.apply(inner, actions);
+            }
             _ => return,
         };
         let node = wire::node_in(&p.payloads);
@@ -1059,6 +1101,162 @@ impl Core {
                     None,
                 ),
             ),
+        }
+    }
+
+    /// A stanza to `name` on a name host (docs/PROTOCOL.md §7).
+    fn on_name_stanza(
+        &mut self,
+        inner: &Arc<Inner>,
+        name: &str,
+        stanza: Stanza<'_>,
+        carried: Carried,
+    ) {
+        let Some(names) = self.names.as_mut() else {
+            return;
+        };
+        let own = names.jid(name);
+        match stanza {
+            Stanza::Presence(p) => {
+                let Some(from) = p.from.as_deref() else {
+                    return;
+                };
+                match p.type_ {
+                    PresenceType::Available
+                        if wire::node_in(&p.payloads).is_some_and(|n| n.watch) =>
+                    {
+                        if let Some(bytes) = names.watch(name, from) {
+                            self.send_raw(inner, bytes);
+                        }
+                    }
+                    PresenceType::Unavailable => names.unwatch(name, from),
+                    _ => {}
+                }
+            }
+            Stanza::Iq(iq) => {
+                if !matches!(iq.type_, IqType::Get | IqType::Set) {
+                    return;
+                }
+                let Some(from) = iq.from.as_deref() else {
+                    return;
+                };
+                if matches!(iq.payload, Some(StanzaPayload::Ping)) {
+                    let bytes = names.ping(name, from, &iq.id);
+                    return self.send_raw(inner, bytes);
+                }
+                if let (IqType::Get, Some(StanzaPayload::DiscoInfo(q))) = (iq.type_, &iq.payload) {
+                    if q.node.is_none() {
+                        let bytes = names.disco_info(name, from, &iq.id);
+                        return self.send_raw(inner, bytes);
+                    }
+                }
+                let Some(reg) = names.reg(name) else {
+                    let bytes = names::noproc_iq(&own, from, &iq.id);
+                    return self.send_raw(inner, bytes);
+                };
+                let Some(req) = wire::call_request(&iq) else {
+                    let bytes = wire::iq_error(
+                        from,
+                        &iq.id,
+                        ErrorType::Cancel,
+                        Condition::ServiceUnavailable,
+                        None,
+                        None,
+                    );
+                    return self.send_raw(inner, crate::connection::stamp_from(bytes, &own));
+                };
+                let (args, json) = match req.args {
+                    Ok(a) => a,
+                    Err(why) => {
+                        let bytes = wire::call_error(from, &iq.id, &Refusal::BadArgs(why));
+                        return self.send_raw(inner, crate::connection::stamp_from(bytes, &own));
+                    }
+                };
+                let key = (from.to_owned(), iq.id.to_string());
+                let token = inner.next_id();
+                match names.call(name, &key, token) {
+                    Delivered::Answer(bytes) => self.send_raw(inner, bytes),
+                    Delivered::Pending(token) => {
+                        let tx = names.sender(name).cloned();
+                        let at = names::deadline(req.timeout, inner.settings.default_call_timeout);
+                        self.add_timer(inner, at, Timer::NameCall(token));
+                        let request = names::request(inner, name, reg, key, req.method, args, json);
+                        if let Some(tx) = tx {
+                            // A holder that stopped taking events answers
+                            // when the request is dropped (crashed). One
+                            // that is gone: the release answers; this
+                            // request must not (it would lock the core
+                            // again).
+                            if let Err(mpsc::error::SendError(NameEvent::Call(mut r))) =
+                                tx.send(NameEvent::Call(request))
+                            {
+                                r.disarm();
+                            }
+                        }
+                    }
+                }
+            }
+            Stanza::Message(m) => {
+                let Some(from) = m.from.as_deref() else {
+                    return;
+                };
+                if m.type_ == MessageType::Error {
+                    return self.bounced(&m);
+                }
+                for p in &m.payloads {
+                    if let StanzaPayload::ReceiptReceived { id: Some(id) } = p {
+                        self.receipt(id);
+                    }
+                }
+                if let Some(id) = wire::cancel_in(&m.payloads) {
+                    let key = (from.to_owned(), id);
+                    if let Some(bytes) = self.names.as_mut().and_then(|n| n.cancel(name, &key)) {
+                        self.send_raw(inner, bytes);
+                    }
+                }
+                let data = match carried {
+                    Carried::Nothing => return,
+                    Carried::Refused(why) => {
+                        let bytes = wire::not_acceptable(from, m.id.as_deref(), &why);
+                        return self.send_raw(inner, crate::connection::stamp_from(bytes, &own));
+                    }
+                    Carried::Data(d) => d,
+                };
+                let Some(tx) = self.names.as_ref().and_then(|n| n.sender(name).cloned()) else {
+                    if m.type_ != MessageType::Headline {
+                        let bytes = names::noproc_message(&own, from, m.id.as_deref());
+                        self.send_raw(inner, bytes);
+                    }
+                    return;
+                };
+                let bare = from.split('/').next().unwrap_or(from);
+                let origin = m.payloads.iter().find_map(|p| match p {
+                    StanzaPayload::OriginId { id } => Some(id.as_ref()),
+                    _ => None,
+                });
+                let duplicate = origin.is_some_and(|o| self.dedupe.contains(bare, o));
+                if !duplicate {
+                    let event = NameEvent::Message {
+                        from: from.to_owned(),
+                        payload: data,
+                    };
+                    if tx.send(event).is_err() {
+                        return;
+                    }
+                    if let Some(o) = origin {
+                        self.dedupe.insert(bare, o);
+                    }
+                }
+                let wants_receipt = m
+                    .payloads
+                    .iter()
+                    .any(|p| matches!(p, StanzaPayload::ReceiptRequest));
+                if let (true, Some(id)) = (wants_receipt, m.id.as_deref().or(origin)) {
+                    let rid = format!("r{}", inner.next_id());
+                    let bytes = wire::receipt(from, &rid, id);
+                    self.send_raw(inner, crate::connection::stamp_from(bytes, &own));
+                }
+            }
         }
     }
 
@@ -1249,6 +1447,7 @@ impl Handler for BusHandler {
                     Some(iq) if iq.type_ == IqType::Result => {
                         PingAnswer::Alive(wire::node_of_iq(iq).and_then(|n| n.incarnation))
                     }
+                    Some(Iq { error: Some(e), .. }) if wire::is_noproc(e) => PingAnswer::Noproc,
                     Some(Iq { error: Some(e), .. })
                         if e.app.is_none() && wire::PEER_UNAVAILABLE.contains(&e.condition) =>
                     {

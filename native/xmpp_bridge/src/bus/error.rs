@@ -30,6 +30,17 @@ pub enum Error {
     /// No answer in time (a join within [`super::Config::join_timeout`],
     /// a query within [`super::Config::default_call_timeout`]).
     Timeout,
+    /// Not a name (docs/PROTOCOL.md §7.1: 1 to 64 of `a-z`, `0-9`, `.`,
+    /// `_`, `-`, starting with a letter or a digit); the text says why.
+    InvalidName(String),
+    /// The name is registered already (by another [`super::Name`]).
+    NameTaken(String),
+    /// Names need a name host: a node whose session is an external
+    /// component (docs/PROTOCOL.md §7).
+    NotNameHost,
+    /// A name host does not join groups (docs/PROTOCOL.md §7.4): use a
+    /// client node.
+    GroupsOnNameHost,
     /// A query was answered with an error (or bounced by a server).
     Stanza {
         /// The RFC 6120 condition (`service-unavailable`, `item-not-found`,
@@ -52,6 +63,14 @@ impl fmt::Display for Error {
             Error::NotJoined(group) => write!(f, "not in group {group:?}"),
             Error::JoinFailed(condition) => write!(f, "join failed: {condition}"),
             Error::Timeout => f.write_str("timeout"),
+            Error::InvalidName(why) => write!(f, "invalid name: {why}"),
+            Error::NameTaken(name) => write!(f, "the name {name:?} is registered already"),
+            Error::NotNameHost => {
+                f.write_str("not a name host (names need a node connected as a component)")
+            }
+            Error::GroupsOnNameHost => {
+                f.write_str("a name host does not join groups: use a client node")
+            }
             Error::Stanza {
                 condition,
                 text: Some(text),
@@ -187,16 +206,70 @@ pub enum DownReason {
     HeartbeatTimeout,
     /// Another incarnation answers at that address: the peer restarted.
     Restarted,
+    /// A name host answered that no process holds the name
+    /// (docs/PROTOCOL.md §7.3).
+    Noproc,
+    /// The process holding the name released it, and said how
+    /// (docs/PROTOCOL.md §7.3: the goodbye's `exit`).
+    Exit(ExitKind),
+}
+
+/// How the holder of a name ended (docs/PROTOCOL.md §7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitKind {
+    /// It released the name on purpose (a dropped [`super::Name`]).
+    Normal,
+    /// It was shut down.
+    Shutdown,
+    /// It was killed.
+    Killed,
+    /// Any other exit (a Rust task that panicked).
+    Error,
+}
+
+impl ExitKind {
+    /// `normal`, `shutdown`, `killed`, `error`: the goodbye's `exit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitKind::Normal => "normal",
+            ExitKind::Shutdown => "shutdown",
+            ExitKind::Killed => "killed",
+            ExitKind::Error => "error",
+        }
+    }
+
+    /// The kind an `exit` attribute names; any other value is `Error`.
+    pub fn parse(s: &str) -> ExitKind {
+        match s {
+            "normal" => ExitKind::Normal,
+            "shutdown" => ExitKind::Shutdown,
+            "killed" => ExitKind::Killed,
+            _ => ExitKind::Error,
+        }
+    }
+}
+
+impl fmt::Display for ExitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl DownReason {
-    /// `noconnection`, `shutdown`, `heartbeat_timeout`, `restarted`.
+    /// `noconnection`, `shutdown`, `heartbeat_timeout`, `restarted`,
+    /// `noproc`, and `exit:normal`, `exit:shutdown`, `exit:killed`,
+    /// `exit:error` (the BEAM's `{:exit, kind}`).
     pub fn as_str(self) -> &'static str {
         match self {
             DownReason::NoConnection => "noconnection",
             DownReason::Shutdown => "shutdown",
             DownReason::HeartbeatTimeout => "heartbeat_timeout",
             DownReason::Restarted => "restarted",
+            DownReason::Noproc => "noproc",
+            DownReason::Exit(ExitKind::Normal) => "exit:normal",
+            DownReason::Exit(ExitKind::Shutdown) => "exit:shutdown",
+            DownReason::Exit(ExitKind::Killed) => "exit:killed",
+            DownReason::Exit(ExitKind::Error) => "exit:error",
         }
     }
 }

@@ -96,6 +96,46 @@
 //! # }
 //! ```
 //!
+//! Names (docs/PROTOCOL.md §7): a node connected as an external
+//! component ([`Config::component`]) is a name host. Each [`Name`] it
+//! registers is an address of its own, `name@<component>/bus`, with its
+//! own incarnation and mailbox ([`Name::recv`]: [`NameEvent::Message`]
+//! and [`NameEvent::Call`], answered with [`Request::reply`] or
+//! [`Request::fail`]); the host answers `noproc` for names nobody holds,
+//! `timeout`, `busy` and `crashed` for its names when they cannot, and
+//! tells a name's watchers how it ended ([`DownReason::Exit`]). A name
+//! host joins no groups ([`Error::GroupsOnNameHost`]).
+//!
+//! ```no_run
+//! use xmpp_bridge::bus::{self, Failure, NameEvent, SendOptions};
+//!
+//! # async fn run() -> Result<(), bus::Error> {
+//! let (host, _events) =
+//!     bus::Node::connect(bus::Config::component("bridge.example.com", "secret")).await?;
+//! let mut counter = host.register("counter")?;
+//! let mut n = 0i64;
+//! while let Some(event) = counter.recv().await {
+//!     match event {
+//!         NameEvent::Message { from, .. } => {
+//!             counter.send(&from, &("count", n), SendOptions::default())?;
+//!         }
+//!         NameEvent::Call(req) if req.method() == "incr" => {
+//!             n += 1;
+//!             req.reply(&n);
+//!         }
+//!         NameEvent::Call(req) => {
+//!             req.fail(Failure::NoMethod);
+//!         }
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Messages and calls to names do not count against [`Config::window`]:
+//! each name's mailbox is unbounded, so a name's task must keep taking
+//! them.
+//!
 //! Flow control: incoming messages wait in [`Events`] up to
 //! [`Config::window`] of them; beyond that the session stops reading, so
 //! that a fast sender fills the socket and its server, not this process.
@@ -113,13 +153,17 @@ pub mod error;
 mod group;
 pub mod json;
 mod monitor;
+mod names;
 pub mod render;
 mod wire;
 
 pub use self::core::MethodFuture;
 pub use crate::stanza::Show;
-pub use error::{CallError, DownReason, Error, LeftReason, SendError};
+pub use error::{CallError, DownReason, Error, ExitKind, LeftReason, SendError};
 pub use group::{check_group, JoinOptions, Member, Status, MAX_GROUP_CHARS};
+pub use names::{
+    check_name, Failure, Name, NameEvent, NameSender, Request, MAX_NAME_BYTES, MAX_PENDING_CALLS,
+};
 pub use wire::METHODS_NODE;
 
 use self::core::{BusHandler, Core, Inner, Item, Method, OutCall, OutMessage, Settings, Waiter};
@@ -190,6 +234,16 @@ impl Config {
             discovery: None,
             join_timeout: Duration::from_secs(10),
         }
+    }
+
+    /// Defaults for a name host (docs/PROTOCOL.md §7): an external
+    /// component (XEP-0114) for `domain` (`bridge.<domain>` by
+    /// convention) with the server's `secret`, on port 5347 unless
+    /// [`connection::Config::port`] says otherwise.
+    pub fn component(domain: impl Into<String>, secret: impl Into<String>) -> Config {
+        let mut config = Config::new("placeholder@localhost", "");
+        config.connection = connection::Config::component(domain, secret);
+        config
     }
 }
 
@@ -520,6 +574,8 @@ struct Abandon<'a> {
     inner: &'a Arc<Inner>,
     token: u64,
     to: &'a str,
+    /// The name the call went from, if any (the cancel goes from it too).
+    from: Option<&'a str>,
     armed: bool,
 }
 
@@ -528,7 +584,7 @@ impl Drop for Abandon<'_> {
         if self.armed {
             self.inner
                 .lock()
-                .abandon_call(self.inner, self.token, self.to);
+                .abandon_call(self.inner, self.token, self.to, self.from);
         }
     }
 }
@@ -552,7 +608,11 @@ impl Node {
             )));
         }
         let service = muc_service(&config)?;
+        let host = config.connection.mode == connection::Mode::Component;
         if let Some(d) = &config.discovery {
+            if host {
+                return Err(Error::GroupsOnNameHost);
+            }
             check_group(d)?;
         }
         let incarnation = format!("{:016x}", rand::random::<u64>());
@@ -566,6 +626,9 @@ impl Node {
         let mut core = Core::new(config.heartbeat, config.heartbeat_timeout, groups);
         core.events = Some(events_tx);
         core.first_online = Some(online_tx);
+        if host {
+            core.names = Some(names::Names::new(&config.connection.jid));
+        }
         let runtime = tokio::runtime::Handle::current();
         let inner = Arc::new(Inner {
             core: Mutex::new(core),
@@ -688,7 +751,7 @@ impl Node {
         args: Vec<Term>,
         timeout: Duration,
     ) -> Result<Term, CallError> {
-        self.call_payload(to, method, &Payload::Term(Term::List(args)), timeout)
+        self.call_from(None, to, method, &Payload::Term(Term::List(args)), timeout)
             .await
             .map(|p| p.to_term())
     }
@@ -702,7 +765,7 @@ impl Node {
         timeout: Duration,
     ) -> Result<serde_json::Value, CallError> {
         match self
-            .call_payload(to, method, &Payload::Json(args.into()), timeout)
+            .call_from(None, to, method, &Payload::Json(args.into()), timeout)
             .await?
         {
             Payload::Json(v) => Ok(v),
@@ -730,8 +793,10 @@ impl Node {
         etf::from_term(result).map_err(|e| CallError::Decode(e.to_string()))
     }
 
-    async fn call_payload(
+    /// A call, from `from` (a name's address) or the node's own.
+    pub(crate) async fn call_from(
         &self,
+        from: Option<&str>,
         to: &str,
         method: &str,
         args: &Payload,
@@ -744,13 +809,17 @@ impl Node {
                 wire::MAX_METHOD_BYTES
             )));
         }
-        let call = OutCall::new(&self.inner, &to, method, args, timeout);
+        let mut call = OutCall::new(&self.inner, &to, method, args, timeout);
+        if let Some(from) = from {
+            call = call.from(from);
+        }
         let token = call.token;
         let rx = self.inner.lock().start_call(&self.inner, call)?;
         let mut guard = Abandon {
             inner: &self.inner,
             token,
             to: &to,
+            from,
             armed: true,
         };
         match tokio::time::timeout(timeout, rx).await {
@@ -810,7 +879,8 @@ impl Node {
     /// it again after a reconnect that was not a resumption, until
     /// [`Node::leave`].
     ///
-    /// Fails with [`Error::InvalidGroup`], [`Error::JoinFailed`] (the
+    /// Fails with [`Error::InvalidGroup`], [`Error::GroupsOnNameHost`]
+    /// (a name host joins no groups), [`Error::JoinFailed`] (the
     /// room's condition), [`Error::Timeout`] (after
     /// [`Config::join_timeout`]) or [`Error::Closed`].
     pub async fn join(&self, group: &str) -> Result<(), Error> {
@@ -820,6 +890,9 @@ impl Node {
     /// [`Node::join`] with options (the history to replay).
     pub async fn join_with(&self, group: &str, options: JoinOptions) -> Result<(), Error> {
         check_group(group)?;
+        if self.is_name_host() {
+            return Err(Error::GroupsOnNameHost);
+        }
         let rx = self.inner.lock().join(&self.inner, group, options)?;
         rx.await.unwrap_or(Err(Error::Closed))
     }

@@ -12,13 +12,16 @@
 //!   within the heartbeat timeout;
 //! - `shutdown`: an unavailable presence with `goodbye='true'`;
 //! - `heartbeat_timeout`: a heartbeat ping unanswered after the timeout;
-//! - `restarted`: a ping result or presence with another incarnation.
+//! - `restarted`: a ping result or presence with another incarnation;
+//! - `noproc`: a name host answered a ping or the watch presence with
+//!   the `noproc` error (docs/PROTOCOL.md §7.3);
+//! - `exit:E`: a name's goodbye carried `exit='E'`.
 //!
 //! Nothing is decided while the node's own session is down; once it is
 //! back the node pings every watched peer again (and, after a reconnect
 //! that was not a resumption, sends its directed presences again).
 
-use super::error::DownReason;
+use super::error::{DownReason, ExitKind};
 use super::wire::NodeInfo;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -47,6 +50,8 @@ pub(crate) enum PingAnswer {
     Alive(Option<String>),
     /// A server said the peer is not online.
     Unavailable,
+    /// A name host said no process holds the name (docs/PROTOCOL.md §7.3).
+    Noproc,
 }
 
 #[derive(Debug)]
@@ -204,6 +209,7 @@ impl Monitors {
         }
         match answer {
             PingAnswer::Alive(inc) => self.alive(&jid, inc, now),
+            PingAnswer::Noproc => self.down(&jid, DownReason::Noproc),
             PingAnswer::Unavailable if !p.seen => self.down(&jid, DownReason::NoConnection),
             PingAnswer::Unavailable => {
                 let until = *p.check_until.get_or_insert(now + timeout);
@@ -226,6 +232,11 @@ impl Monitors {
         }
     }
 
+    /// A name host answered `jid`'s watch presence with `noproc`.
+    pub(crate) fn noproc(&mut self, jid: &str) -> Vec<Action> {
+        self.down(jid, DownReason::Noproc)
+    }
+
     /// Presence from `jid` (available or not), with its `<node/>` if any.
     pub(crate) fn presence(
         &mut self,
@@ -242,8 +253,12 @@ impl Monitors {
         if available {
             return self.alive(jid, inc, now);
         }
-        if node.is_some_and(|n| n.goodbye) {
-            return self.down(jid, DownReason::Shutdown);
+        if let Some(n) = node.filter(|n| n.goodbye) {
+            let reason = match &n.exit {
+                Some(e) => DownReason::Exit(ExitKind::parse(e)),
+                None => DownReason::Shutdown,
+            };
+            return self.down(jid, reason);
         }
         // The server saw the session end, or the peer is reconnecting:
         // check with pings until the timeout.
@@ -490,6 +505,41 @@ mod tests {
         assert_eq!(downs(&a), vec![(1, DownReason::Shutdown)]);
         // Once only.
         assert!(m.presence(B, false, Some(&bye), t0).is_empty());
+    }
+
+    #[test]
+    fn a_names_goodbye_says_how_its_holder_ended() {
+        for (exit, kind) in [
+            ("normal", ExitKind::Normal),
+            ("shutdown", ExitKind::Shutdown),
+            ("killed", ExitKind::Killed),
+            ("error", ExitKind::Error),
+            ("{:badarg, []}", ExitKind::Error),
+        ] {
+            let t0 = Instant::now();
+            let mut m = watched(t0);
+            let bye = NodeInfo {
+                incarnation: Some("i1".into()),
+                goodbye: true,
+                exit: Some(exit.into()),
+                ..NodeInfo::default()
+            };
+            let a = m.presence(B, false, Some(&bye), t0);
+            assert_eq!(downs(&a), vec![(1, DownReason::Exit(kind))], "{exit}");
+        }
+    }
+
+    #[test]
+    fn a_noproc_answer_is_down_noproc_even_after_a_sign_of_life() {
+        let t0 = Instant::now();
+        let mut m = watched(t0);
+        m.ping_sent(B, 101, t0 + HB);
+        let a = m.ping_answered(101, PingAnswer::Noproc, t0 + HB);
+        assert_eq!(downs(&a), vec![(1, DownReason::Noproc)]);
+        let mut m = Monitors::new(HB, TO);
+        m.add(7, B, true, true);
+        assert_eq!(downs(&m.noproc(B)), vec![(7, DownReason::Noproc)]);
+        assert!(m.noproc(B).is_empty(), "once only");
     }
 
     #[test]

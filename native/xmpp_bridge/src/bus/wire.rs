@@ -47,7 +47,7 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn bytes(s: Stanza<'_>) -> Vec<u8> {
+pub(crate) fn bytes(s: Stanza<'_>) -> Vec<u8> {
     // Every part was checked or built here: the JIDs are normalised ones,
     // the texts come from Rust strings (the writer refuses only control
     // characters, which the renderer and our own texts escape).
@@ -514,6 +514,8 @@ pub(crate) struct NodeInfo {
     pub incarnation: Option<String>,
     pub watch: bool,
     pub goodbye: bool,
+    /// A name's goodbye: how its holder ended (docs/PROTOCOL.md §7.3).
+    pub exit: Option<String>,
 }
 
 fn node_info(el: &Element<'_>) -> Option<NodeInfo> {
@@ -521,6 +523,7 @@ fn node_info(el: &Element<'_>) -> Option<NodeInfo> {
         incarnation: el.attr("incarnation").map(str::to_owned),
         watch: el.attr("watch") == Some("true"),
         goodbye: el.attr("goodbye") == Some("true"),
+        exit: el.attr("exit").map(str::to_owned),
     })
 }
 
@@ -705,6 +708,13 @@ pub(crate) fn error_to_call_error(e: &StanzaError<'_>) -> CallError {
             text: e.text.as_deref().map(str::to_owned),
         },
     }
+}
+
+/// True for a name host's `noproc` error (docs/PROTOCOL.md §7.2).
+pub(crate) fn is_noproc(e: &StanzaError<'_>) -> bool {
+    e.app
+        .as_ref()
+        .is_some_and(|a| a.name == "noproc" && a.attr("xmlns") == Some(ns::BUS))
 }
 
 /// The error of a bounced message, as the reason its send failed.
@@ -903,7 +913,8 @@ mod tests {
             Some(NodeInfo {
                 incarnation: Some("9f".into()),
                 watch: false,
-                goodbye: true
+                goodbye: true,
+                exit: None
             })
         );
     }

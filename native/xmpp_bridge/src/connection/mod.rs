@@ -453,11 +453,43 @@ pub struct Handle {
     seq: std::sync::Arc<AtomicU64>,
     close: std::sync::Arc<CloseSignal>,
     flow: std::sync::Arc<Flow>,
+    /// A component's domain: the `from` of stanzas that name none
+    /// (XEP-0114: a component addresses what it sends itself).
+    from: Option<std::sync::Arc<str>>,
+}
+
+/// `bytes` (one stanza) with `from='from'` on its opening tag when that
+/// tag has no `from` yet.
+pub(crate) fn stamp_from(bytes: Vec<u8>, from: &str) -> Vec<u8> {
+    let tag_end = bytes.iter().position(|&b| b == b'>').unwrap_or(bytes.len());
+    let tag = &bytes[..tag_end];
+    if tag.windows(6).any(|w| w == b" from=") {
+        return bytes;
+    }
+    let name_end = tag
+        .iter()
+        .position(|&b| b == b' ' || b == b'/')
+        .unwrap_or(tag_end);
+    let mut out = Vec::with_capacity(bytes.len() + from.len() + 8);
+    out.extend_from_slice(&bytes[..name_end]);
+    if crate::xml::write_attr(&mut out, "from", from).is_err() {
+        return bytes;
+    }
+    out.extend_from_slice(&bytes[name_end..]);
+    out
 }
 
 impl Handle {
+    fn stamped(&self, bytes: Vec<u8>) -> Vec<u8> {
+        match &self.from {
+            Some(from) => stamp_from(bytes, from),
+            None => bytes,
+        }
+    }
+
     /// Queues serialized stanza bytes; returns their sequence number.
     pub fn send(&self, bytes: Vec<u8>) -> Result<u64, QueueError> {
+        let bytes = self.stamped(bytes);
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         self.push(Command::Send { seq, bytes }).map(|_| seq)
     }
@@ -465,6 +497,7 @@ impl Handle {
     /// Queues an IQ request with id `id`; its answer goes to
     /// `Handler::iq_response(token)`.
     pub fn iq(&self, token: u64, id: String, bytes: Vec<u8>) -> Result<u64, QueueError> {
+        let bytes = self.stamped(bytes);
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         self.push(Command::Iq {
             seq,
@@ -517,12 +550,29 @@ pub fn spawn<H: Handler>(runtime: &tokio::runtime::Handle, config: Config, handl
     let (tx, rx) = mpsc::channel(config.queue_limit.max(1));
     let close = std::sync::Arc::new(CloseSignal::default());
     let flow = std::sync::Arc::new(Flow::new(config.active));
+    let from = (config.mode == Mode::Component).then(|| config.jid.as_str().into());
     runtime.spawn(run(config, rx, close.clone(), flow.clone(), handler));
     Handle {
         tx,
         seq: std::sync::Arc::new(AtomicU64::new(1)),
         close,
         flow,
+        from,
+    }
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::stamp_from;
+
+    #[test]
+    fn a_stanza_without_from_gets_one_and_one_with_from_keeps_it() {
+        let out = stamp_from(b"<iq type='get' id='1'><ping/></iq>".to_vec(), "bridge.x");
+        assert_eq!(out, b"<iq from='bridge.x' type='get' id='1'><ping/></iq>");
+        let out = stamp_from(b"<presence/>".to_vec(), "bridge.x");
+        assert_eq!(out, b"<presence from='bridge.x'/>");
+        let kept = b"<message from='a@bridge.x/bus' to='b@x'/>".to_vec();
+        assert_eq!(stamp_from(kept.clone(), "bridge.x"), kept);
     }
 }
 

@@ -18,6 +18,11 @@ pub(super) fn auto_reply(
     stream_ns: &str,
     incarnation: Option<&str>,
 ) -> Option<Vec<u8>> {
+    // A component's names (`name@component`) are its owner's to answer
+    // (docs/PROTOCOL.md §7.3: per name, or `noproc`).
+    if stream_ns == ns::COMPONENT && el.attr("to").is_some_and(|t| t.contains('@')) {
+        return None;
+    }
     let payload = el.elements().next()?;
     let payload_ns = payload.attr("xmlns")?;
     let mut out = Vec::with_capacity(256);
@@ -131,6 +136,14 @@ mod tests {
             reply.contains(&format!("<feature var='{}'/>", ns::BUS)),
             "{reply}"
         );
+    }
+
+    #[test]
+    fn a_ping_to_a_components_name_is_left_to_its_owner() {
+        let ping = "<iq type='get' id='p9' from='b@x/bus' to='w7@bridge.x/bus'><ping xmlns='urn:xmpp:ping'/></iq>";
+        assert_eq!(reply_to(ping, ns::COMPONENT), None);
+        let own = "<iq type='get' id='p9' from='b@x/bus' to='bridge.x'><ping xmlns='urn:xmpp:ping'/></iq>";
+        assert!(reply_to(own, ns::COMPONENT).is_some());
     }
 
     #[test]
