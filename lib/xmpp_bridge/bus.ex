@@ -50,7 +50,10 @@ defmodule XmppBridge.Bus do
       (`{:bounced, condition}`), or (`:confirmed`) no receipt came by its
       deadline (`:timeout`).
     * `{:DOWN, ref, :bus_node, jid, reason}` - a monitored node went down:
-      `:noconnection`, `:shutdown`, `:heartbeat_timeout` or `:restarted`.
+      `:noconnection`, `:shutdown`, `:heartbeat_timeout` or `:restarted`;
+      for a process JID on a name host (docs/PROTOCOL.md §7) also `:noproc`
+      (nobody holds the name) or `{:exit, :normal | :shutdown | :killed |
+      :error}` (how its holder ended).
 
   Delivery messages go to the process that called `send/4`, DOWN messages
   to the one that called `monitor/2`.
@@ -107,7 +110,13 @@ defmodule XmppBridge.Bus do
   @type handler :: function() | {module(), atom()}
 
   @typedoc "Why a monitored node is reported down."
-  @type down_reason :: :noconnection | :shutdown | :heartbeat_timeout | :restarted
+  @type down_reason ::
+          :noconnection
+          | :shutdown
+          | :heartbeat_timeout
+          | :restarted
+          | :noproc
+          | {:exit, :normal | :shutdown | :killed | :error}
 
   @typedoc """
   Options of `send/4`:
@@ -1578,8 +1587,12 @@ defmodule XmppBridge.Bus do
   defp classify({:ok, %Iq{} = answer}), do: {:alive, Wire.ping_incarnation(answer)}
   defp classify({:error, %Error{reason: :timeout}}), do: :timeout
 
-  defp classify({:error, %Error{reason: {:iq_error, %Iq{error: %{condition: c}}}}}) do
-    if Wire.unavailable_condition?(c), do: :bounced, else: {:alive, nil}
+  defp classify({:error, %Error{reason: {:iq_error, %Iq{error: %{condition: c} = e}}}}) do
+    cond do
+      Wire.noproc?(e) -> :noproc
+      Wire.unavailable_condition?(c) -> :bounced
+      true -> {:alive, nil}
+    end
   end
 
   defp classify({:error, _}), do: :ours
@@ -1587,6 +1600,9 @@ defmodule XmppBridge.Bus do
   defp judge(state, _to, _entry, :ours), do: state
 
   defp judge(state, to, _entry, :timeout), do: down(state, to, :heartbeat_timeout)
+
+  # A name host says nobody holds that name (§7.3).
+  defp judge(state, to, _entry, :noproc), do: down(state, to, :noproc)
 
   defp judge(state, to, entry, {:alive, inc}) do
     cond do
@@ -1655,13 +1671,13 @@ defmodule XmppBridge.Bus do
        when is_binary(from) do
     case Group.room_of(state, from) do
       {group, nick} -> effects(Group.presence(state, group, nick, p))
-      nil -> node_presence(state, from, type, payloads)
+      nil -> node_presence(state, from, type, payloads, p.error)
     end
   end
 
   defp presence(state, _p), do: state
 
-  defp node_presence(state, from, type, payloads) do
+  defp node_presence(state, from, type, payloads, p_error) do
     node = Wire.node_info(payloads)
     state = watcher_presence(state, from, type, node)
 
@@ -1672,7 +1688,10 @@ defmodule XmppBridge.Bus do
       entry ->
         cond do
           type == :unavailable and node.goodbye ->
-            down(state, from, :shutdown)
+            down(state, from, Wire.goodbye_reason(node.exit))
+
+          type == :error and Wire.noproc?(p_error) ->
+            down(state, from, :noproc)
 
           type == :unavailable ->
             entry = %{entry | state: :suspect, suspect_until: now() + state.heartbeat_timeout}

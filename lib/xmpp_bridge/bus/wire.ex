@@ -295,6 +295,19 @@ defmodule XmppBridge.Bus.Wire do
 
   def unavailable_condition?(c), do: c in @unavailable
 
+  @doc false
+  # A name host's answer for a name nobody holds (§7.2): `<noproc/>`.
+  def noproc?(%StanzaError{app: {:xmlel, "noproc", attrs, _}}), do: xmlns(attrs) == @ns
+  def noproc?(_), do: false
+
+  @doc false
+  # The DOWN reason a goodbye presence gives (§5.4, §7.3).
+  def goodbye_reason(nil), do: :shutdown
+  def goodbye_reason("normal"), do: {:exit, :normal}
+  def goodbye_reason("shutdown"), do: {:exit, :shutdown}
+  def goodbye_reason("killed"), do: {:exit, :killed}
+  def goodbye_reason(_), do: {:exit, :error}
+
   def condition_name(c) when is_atom(c), do: c |> Atom.to_string() |> String.replace("_", "-")
   def condition_name(c), do: inspect(c)
 
@@ -327,15 +340,17 @@ defmodule XmppBridge.Bus.Wire do
   def ping(to), do: %Iq{type: :get, to: to, id: Iq.new_id(), payload: %Payload.Ping{}}
 
   @doc false
-  # What a presence says about its sender's node: %{incarnation, watch, goodbye}.
+  # What a presence says about its sender's node: %{incarnation, watch,
+  # goodbye, exit}.
   def node_info(payloads) do
-    Enum.find_value(payloads, %{incarnation: nil, watch: false, goodbye: false}, fn
+    Enum.find_value(payloads, %{incarnation: nil, watch: false, goodbye: false, exit: nil}, fn
       {:xmlel, "node", attrs, _} ->
         if xmlns(attrs) == @ns do
           %{
             incarnation: attr(attrs, "incarnation"),
             watch: attr(attrs, "watch") == "true",
-            goodbye: attr(attrs, "goodbye") == "true"
+            goodbye: attr(attrs, "goodbye") == "true",
+            exit: attr(attrs, "exit")
           }
         end
 
