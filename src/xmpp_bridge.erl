@@ -78,6 +78,8 @@
          bus_serve/3, bus_monitor/2, bus_demonitor/2, bus_jid/1, bus_stop/1,
          bus_join/2, bus_join/3, bus_leave/2, bus_broadcast/3, bus_members/2, bus_nodes/1,
          bus_set_status/2, bus_status/2, bus_methods/2]).
+-export([bus_register/2, bus_register/3, bus_unregister/2, bus_whereis/2, bus_registered/1,
+         bus_name_jid/2, bus_reply/2, bus_reply_error/2]).
 
 -export_type([stanza/0, xmlel/0, cdata/0, opts/0, jid/0, parser/0, event/0, reason/0]).
 -export_type([conn/0, conn_opts/0, seq/0, conn_reason/0, conn_event/0]).
@@ -558,6 +560,52 @@ bus_status(Bus, Jid) -> ?BUS:status(Bus, Jid).
 %% @doc The RPC methods the node at `Jid' serves (disco#items), sorted.
 -spec bus_methods(bus(), binary()) -> {ok, [binary()]} | {error, term()}.
 bus_methods(Bus, Jid) -> result(?BUS:methods(Bus, Jid, 5000)).
+
+%% @equiv bus_register(Bus, Name, self())
+-spec bus_register(bus(), binary()) -> ok | {error, term()}.
+bus_register(Bus, Name) -> bus_register(Bus, Name, self()).
+
+%% @doc Registers `Name' for `Pid' on a name host: a bus node started with
+%% `{mode, component}' (docs/PROTOCOL.md section 7). The process is then
+%% `Name@ComponentDomain/bus' ({@link bus_name_jid/2}): terms to it arrive
+%% as `{xmpp_bridge_bus, message, From, Term}', calls as
+%% `{xmpp_bridge_bus, call, Call, From, Method, Args}' (answer with
+%% {@link bus_reply/2} or {@link bus_reply_error/2}), and what it sends
+%% through `Bus' goes from that address. As `erlang:register/2': one name
+%% per process, one process per name, released when the process exits
+%% (watchers get `{'DOWN', Ref, bus_node, Jid, {exit, normal | shutdown |
+%% killed | error}}'). Errors: `{bad_name, Why}', `{name_taken, Name}',
+%% `{already_named, Name}', `noproc', `not_a_name_host'.
+-spec bus_register(bus(), binary(), pid()) -> ok | {error, term()}.
+bus_register(Bus, Name, Pid) -> result(?BUS:register(Bus, Name, Pid)).
+
+%% @doc Releases `Name' (its watchers get DOWN `{exit, normal}').
+-spec bus_unregister(bus(), binary()) -> ok | {error, term()}.
+bus_unregister(Bus, Name) -> result(?BUS:unregister(Bus, Name)).
+
+%% @doc The process holding `Name' on the name host, or `undefined'.
+-spec bus_whereis(bus(), binary()) -> pid() | undefined.
+bus_whereis(Bus, Name) -> undef(?BUS:whereis(Bus, Name)).
+
+%% @doc The names registered on the name host, sorted.
+-spec bus_registered(bus()) -> [binary()].
+bus_registered(Bus) -> ?BUS:registered(Bus).
+
+%% @doc The address of `Name' on the name host (`undefined' on a client node).
+-spec bus_name_jid(bus(), binary()) -> binary() | undefined.
+bus_name_jid(Bus, Name) -> undef(?BUS:jid(Bus, Name)).
+
+%% @doc Answers a call to a registered name with `Value'; `{error,
+%% {not_portable, What}}' when `Value' cannot cross the bus (the call still
+%% waits). A call that no longer waits drops the answer.
+-spec bus_reply(map(), term()) -> ok | {error, term()}.
+bus_reply(Call, Value) -> result(?BUS:reply(Call, Value)).
+
+%% @doc Answers a call to a registered name with an error: `no_method',
+%% `busy', `{bad_args, Text}' or `{crashed, Text}'.
+-spec bus_reply_error(map(), no_method | busy | {bad_args | crashed, binary()}) ->
+          ok | {error, term()}.
+bus_reply_error(Call, Reason) -> result(?BUS:reply_error(Call, Reason)).
 
 reconnect_opts(Opts) ->
     case lists:keyfind(reconnect, 1, Opts) of

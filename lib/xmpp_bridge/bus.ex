@@ -78,7 +78,7 @@ defmodule XmppBridge.Bus do
 
   alias XmppBridge.{Connection, Error, Iq, Message, Presence}
   alias XmppBridge.Payload.DiscoItems
-  alias XmppBridge.Bus.{Group, Wire}
+  alias XmppBridge.Bus.{Bounded, Call, Group, Names, Wire}
 
   @registry XmppBridge.Client.Registry
 
@@ -238,7 +238,9 @@ defmodule XmppBridge.Bus do
          {:ok, to} <- caller_address(jid, info.peer_resource) do
       id = info.incarnation <> Integer.to_string(:atomics.add_get(info.ids, 1, 1), 36)
 
-      case Connection.send(info.conn, Wire.term_message(to, id, value_el, body, false)) do
+      msg = %{Wire.term_message(to, id, value_el, body, false) | from: name_jid(info, self())}
+
+      case Connection.send(info.conn, msg) do
         {:ok, seq} ->
           ref = make_ref()
           if delivery == :server, do: Kernel.send(info.bus, {:track, seq, id, ref, self()})
@@ -286,17 +288,18 @@ defmodule XmppBridge.Bus do
   def call(bus, jid, method, args, timeout)
       when is_list(args) and is_integer(timeout) and timeout > 0 do
     with {:ok, method} <- Wire.method_name(method),
-         {:ok, %{conn: conn, peer_resource: res}} <- lookup(bus),
+         {:ok, %{conn: conn, peer_resource: res} = info} <- lookup(bus),
          {:ok, to} <- Wire.address(jid, res),
          {:ok, args_el} <- Wire.value_element(args, :term) do
-      iq = Wire.call_iq(to, method, args_el, timeout)
+      from = name_jid(info, self())
+      iq = %{Wire.call_iq(to, method, args_el, timeout) | from: from}
 
       case Connection.iq(conn, iq, timeout) do
         {:ok, answer} ->
           Wire.result_value(answer)
 
         {:error, %Error{reason: :timeout}} ->
-          _ = Connection.send(conn, Wire.cancel(to, iq.id))
+          _ = Connection.send(conn, %{Wire.cancel(to, iq.id) | from: from})
           {:error, %Error{reason: :timeout}}
 
         {:error, %Error{reason: {:iq_error, answer}}} ->
@@ -521,6 +524,118 @@ defmodule XmppBridge.Bus do
     end
   end
 
+  ## A JID for every process (name hosts)
+
+  @doc """
+  Registers `name` for `pid` (default: the caller) on a name host: a bus
+  node started with `mode: :component` (docs/PROTOCOL.md §7). The process
+  is then reachable at `name@<component domain>/bus` (`jid/2`): terms sent
+  there arrive as `{:xmpp_bridge_bus, :message, from, term}`, calls as
+  `{:xmpp_bridge_bus, :call, call, from, method, args}` (answer with
+  `reply/2` or `reply_error/2`), and other nodes can `monitor/2` it. What
+  the process sends through this bus (`send/4`, `call/5`) goes from that
+  address.
+
+  As `Process.register/2`: a name belongs to one process, a process holds
+  one name, and the name is released when the process exits (its watchers
+  get DOWN `{:exit, :normal | :shutdown | :killed | :error}`). Each
+  registration is a new incarnation of the name.
+
+  Errors: `{:bad_name, why}` (a name is 1 to 64 bytes of `a-z 0-9 . _ -`,
+  starting with a letter or a digit), `{:name_taken, name}`,
+  `{:already_named, name}` (the process holds `name`), `:noproc` (the
+  process is not alive), `:not_a_name_host` (a client node).
+  """
+  @spec register(bus(), String.t(), pid()) :: :ok | {:error, Error.t()}
+  def register(bus, name, pid \\ self()) when is_pid(pid),
+    do: GenServer.call(bus, {:register, name, pid})
+
+  @doc """
+  Releases `name`: its watchers get DOWN `{:exit, :normal}`, and calls it
+  had not answered are answered `{:crashed, "exited: normal"}`.
+  `{:error, %Error{reason: {:not_registered, name}}}` when nobody holds it.
+  """
+  @spec unregister(bus(), String.t()) :: :ok | {:error, Error.t()}
+  def unregister(bus, name), do: GenServer.call(bus, {:unregister, name})
+
+  @doc "The process holding `name` on this name host, or nil (one ETS read, no call)."
+  @spec whereis(bus(), String.t()) :: pid() | nil
+  def whereis(bus, name) when is_binary(name) do
+    case lookup(bus) do
+      {:ok, %{names_tab: tab}} when tab != nil ->
+        case :ets.lookup(tab, name) do
+          [{^name, pid}] -> pid
+          [] -> nil
+        end
+
+      _ ->
+        nil
+    end
+  end
+
+  @doc "The names registered on this name host, sorted (`[]` on a client node)."
+  @spec registered(bus()) :: [String.t()]
+  def registered(bus), do: GenServer.call(bus, :registered)
+
+  @doc """
+  The address of `name` on this name host: `name@<component domain>/bus`;
+  nil on a client node or before the first connection.
+  """
+  @spec jid(bus(), String.t()) :: String.t() | nil
+  def jid(bus, name) when is_binary(name) do
+    case info(bus, :jid) do
+      domain when is_binary(domain) ->
+        if String.contains?(domain, "@"), do: nil, else: "#{name}@#{domain}/bus"
+
+      nil ->
+        nil
+    end
+  end
+
+  @doc """
+  Answers a call to a registered name with `value` (from any process).
+  `:ok` once handed to the host (a call that no longer waits - timed out,
+  cancelled, answered - drops it); `{:error, %Error{reason: {:not_portable,
+  what}}}` when `value` cannot cross the bus, and the call still waits for
+  an answer.
+  """
+  @spec reply(Call.t(), term()) :: :ok | {:error, Error.t()}
+  def reply(%Call{bus: bus, ref: ref, format: format}, value) do
+    with {:ok, el} <- Wire.value_element(value, format) do
+      Kernel.send(bus, {:name_answer, ref, {:result, el}})
+      :ok
+    end
+  end
+
+  @doc """
+  Answers a call to a registered name with an error, which the caller's
+  `call/5` returns: `:no_method`, `{:bad_args, text}`, `:busy` or
+  `{:crashed, text}`.
+  """
+  @spec reply_error(Call.t(), :no_method | :busy | {:bad_args | :crashed, String.t()}) ::
+          :ok | {:error, Error.t()}
+  def reply_error(%Call{bus: bus, ref: ref} = call, reason) do
+    reason =
+      case reason do
+        :no_method -> {:no_method, call.method}
+        :busy -> :busy
+        {kind, text} when kind in [:bad_args, :crashed] and is_binary(text) -> reason
+        _ -> nil
+      end
+
+    if reason do
+      Kernel.send(bus, {:name_answer, ref, {:error, reason}})
+      :ok
+    else
+      {:error,
+       %Error{
+         reason:
+           {:bad_argument,
+            "reply_error/2 takes :no_method, :busy, {:bad_args, text} or {:crashed, text}"}
+       }}
+    end
+  end
+
   @doc "Stops the node cleanly: watchers get a goodbye (DOWN `:shutdown`), the session closes."
   @spec stop(bus(), timeout()) :: :ok
   def stop(bus, timeout \\ 5_000), do: GenServer.stop(bus, :normal, timeout)
@@ -594,6 +709,12 @@ defmodule XmppBridge.Bus do
 
   defp pos?(n), do: is_integer(n) and n > 0
 
+  # A name host is a component: it has no groups (docs/PROTOCOL.md §7.4).
+  defp check_mode(:component, %{discovery: d}) when d != nil,
+    do: {:error, %Error{reason: :name_host_has_no_groups}}
+
+  defp check_mode(_mode, _bus), do: :ok
+
   defp handlers(list) do
     Enum.reduce_while(list, {:ok, %{}}, fn {name, handler}, {:ok, acc} ->
       with {:ok, name} <- Wire.method_name(name),
@@ -631,12 +752,14 @@ defmodule XmppBridge.Bus do
     Process.flag(:trap_exit, true)
 
     with {:ok, bus, conn_opts} <- split_options(opts),
+         :ok <- check_mode(conn_opts[:mode], bus),
          {:ok, handlers} <- handlers(bus.handlers) do
       incarnation = Base.encode16(:crypto.strong_rand_bytes(8), case: :lower)
+      mode = if conn_opts[:mode] == :component, do: :component, else: :client
 
       conn_opts =
         Keyword.merge(
-          [resource: "bus", initial_presence: false],
+          if(mode == :client, do: [resource: "bus", initial_presence: false], else: []),
           conn_opts
         )
         |> Keyword.merge(
@@ -659,14 +782,14 @@ defmodule XmppBridge.Bus do
               ids: :atomics.new(1, signed: false),
               addresses: %{},
               # acks and failures of sequence numbers not tracked (yet)
-              early: bounded(),
+              early: Bounded.new(),
               handlers: handlers,
               # outgoing sends
               by_seq: %{},
               pending: %{},
-              recent: bounded(),
+              recent: Bounded.new(),
               # incoming terms
-              seen: bounded(),
+              seen: Bounded.new(),
               inbox: :queue.new(),
               credit_wait: false,
               credit_timer: false,
@@ -681,9 +804,11 @@ defmodule XmppBridge.Bus do
               # groups and status
               muc_service: bus.muc_service || Group.default_service(conn_opts[:jid]),
               status: Group.empty_status(),
-              status_el: nil
+              status_el: nil,
+              mode: mode
             })
             |> Map.merge(Group.new_state())
+            |> Map.merge(Names.new_state(mode, to_string(conn_opts[:jid])))
             |> then(fn st ->
               if bus.discovery, do: Group.pin(st, bus.discovery, 10_000), else: st
             end)
@@ -708,7 +833,8 @@ defmodule XmppBridge.Bus do
       peer_resource: state.peer_resource,
       bus: self(),
       ids: state.ids,
-      incarnation: state.incarnation
+      incarnation: state.incarnation,
+      names_tab: state.names_tab
     }
 
   @impl GenServer
@@ -730,7 +856,7 @@ defmodule XmppBridge.Bus do
       {id, state} = next_id(state)
       ref = make_ref()
       confirmed? = opts.delivery == :confirmed
-      msg = Wire.term_message(to, id, value_el, body, confirmed?)
+      msg = %{Wire.term_message(to, id, value_el, body, confirmed?) | from: name_jid(state, pid)}
 
       case Connection.send(state.conn, msg) do
         {:ok, seq} ->
@@ -772,12 +898,31 @@ defmodule XmppBridge.Bus do
 
   def handle_call({:demonitor, ref}, _from, state), do: {:reply, :ok, drop_monitor(state, ref)}
 
+  def handle_call({:join, _group, _opts}, _from, %{mode: :component} = state),
+    do: {:reply, {:error, %Error{reason: :name_host_has_no_groups}}, state}
+
   def handle_call({:join, group, opts}, {pid, _} = from, state) do
     case Group.join(state, group, pid, from, opts) do
       {:reply, reply, state, effects} -> {:reply, reply, effects({state, effects})}
       {:noreply, state, effects} -> {:noreply, effects({state, effects})}
     end
   end
+
+  def handle_call({:register, name, pid}, _from, state) do
+    case Names.register(state, name, pid) do
+      {:ok, state} -> {:reply, :ok, state}
+      error -> {:reply, error, state}
+    end
+  end
+
+  def handle_call({:unregister, name}, _from, state) do
+    case Names.unregister(state, name) do
+      {:ok, state} -> {:reply, :ok, state}
+      error -> {:reply, error, state}
+    end
+  end
+
+  def handle_call(:registered, _from, state), do: {:reply, Names.registered(state), state}
 
   def handle_call({:leave, group}, {pid, _}, state),
     do: {:reply, :ok, effects(Group.leave(state, group, pid))}
@@ -833,6 +978,16 @@ defmodule XmppBridge.Bus do
     end)
   end
 
+  # The address of the name `pid` holds on this host, or nil.
+  defp name_jid(%{names_tab: nil}, _pid), do: nil
+
+  defp name_jid(%{names_tab: tab}, pid) do
+    case :ets.lookup(tab, pid) do
+      [{^pid, jid}] -> jid
+      [] -> nil
+    end
+  end
+
   # Ids unique per sender: the incarnation (random per start) and a counter.
   defp next_id(state),
     do: {state.incarnation <> Integer.to_string(:atomics.add_get(state.ids, 1, 1), 36), state}
@@ -859,7 +1014,7 @@ defmodule XmppBridge.Bus do
   def handle_info({:track, seq, id, ref, pid}, state) do
     entry = %{ref: ref, pid: pid, id: id, delivery: :server}
 
-    case bounded_pop(state.early, seq) do
+    case Bounded.pop(state.early, seq) do
       {nil, _} ->
         {:noreply, track_send(state, seq, entry)}
 
@@ -880,20 +1035,17 @@ defmodule XmppBridge.Bus do
     do: {:noreply, call_stopped(state, pid, :timeout)}
 
   def handle_info({:DOWN, mref, :process, pid, reason}, state) do
-    cond do
-      Map.has_key?(state.running, pid) ->
-        {:noreply, call_stopped(state, pid, {:crashed, Exception.format_exit(reason)})}
-
-      Map.get(state.owners, pid) == mref ->
-        {:noreply, owner_down(state, pid)}
-
-      Map.get(state.group_subs, pid) == mref ->
-        {:noreply, effects(Group.subscriber_down(state, pid))}
-
-      true ->
-        {:noreply, state}
+    case Names.down(state, pid, mref, reason) do
+      {true, state} -> {:noreply, state}
+      {false, state} -> process_down(state, pid, mref, reason)
     end
   end
+
+  def handle_info({:name_answer, ref, outcome}, state),
+    do: {:noreply, Names.answer(state, ref, outcome)}
+
+  def handle_info({:name_call_deadline, ref}, state),
+    do: {:noreply, Names.deadline(state, ref)}
 
   # A group member's heartbeat (the bus watches members for itself).
   def handle_info({:DOWN, ref, :bus_node, _jid, reason}, state),
@@ -938,6 +1090,22 @@ defmodule XmppBridge.Bus do
     {:noreply, state}
   end
 
+  defp process_down(state, pid, mref, reason) do
+    cond do
+      Map.has_key?(state.running, pid) ->
+        {:noreply, call_stopped(state, pid, {:crashed, Exception.format_exit(reason)})}
+
+      Map.get(state.owners, pid) == mref ->
+        {:noreply, owner_down(state, pid)}
+
+      Map.get(state.group_subs, pid) == mref ->
+        {:noreply, effects(Group.subscriber_down(state, pid))}
+
+      true ->
+        {:noreply, state}
+    end
+  end
+
   @impl GenServer
   def terminate(_reason, state) do
     if state.online do
@@ -948,10 +1116,14 @@ defmodule XmppBridge.Bus do
             ],
             do: seq
 
+      seqs = Names.goodbyes(state) ++ seqs
+
       seqs =
-        case Connection.send(state.conn, %Presence{type: :unavailable}) do
-          {:ok, last} -> [last | seqs]
-          {:error, _} -> seqs
+        with :client <- state.mode,
+             {:ok, last} <- Connection.send(state.conn, %Presence{type: :unavailable}) do
+          [last | seqs]
+        else
+          _ -> seqs
         end
 
       await_acked(state.conn, MapSet.new(seqs), now() + 1000)
@@ -999,7 +1171,8 @@ defmodule XmppBridge.Bus do
       if resumed do
         state
       else
-        _ = Connection.send(state.conn, Group.status_presence(state, nil))
+        if state.mode == :client,
+          do: _ = Connection.send(state.conn, Group.status_presence(state, nil))
 
         state = %{state | announced: MapSet.new()}
 
@@ -1009,7 +1182,8 @@ defmodule XmppBridge.Bus do
         for {to, _} <- state.watched,
             do: _ = Connection.send(state.conn, watch_presence(state, to))
 
-        Group.rejoin(%{state | announced: MapSet.new(state.watchers)})
+        state = %{state | announced: MapSet.new(state.watchers)}
+        if state.mode == :client, do: Group.rejoin(state), else: Names.online(state)
       end
 
     # Whatever a ping decided while we were away does not count: ask again.
@@ -1050,9 +1224,10 @@ defmodule XmppBridge.Bus do
 
   defp maybe_grant(state) do
     cond do
-      :queue.is_empty(state.inbox) and receiver_ready?(state) and subscribers_ready?(state) ->
+      :queue.is_empty(state.inbox) and receiver_ready?(state) and subscribers_ready?(state) and
+          Names.ready?(state, state.max_mailbox) ->
         :ok = Connection.set_active(state.conn, state.window)
-        %{state | credit_wait: false}
+        Names.granted(%{state | credit_wait: false})
 
       state.credit_timer ->
         state
@@ -1096,7 +1271,34 @@ defmodule XmppBridge.Bus do
 
   ## Incoming stanzas
 
-  defp stanza(%Message{type: :error, id: id} = msg, state) when is_binary(id) do
+  defp stanza(stanza, %{names: nil} = state), do: host_stanza(stanza, state)
+
+  defp stanza(stanza, state) do
+    case Names.name_of(state, stanza.to) do
+      nil -> host_stanza(stanza, state)
+      name -> name_stanza(stanza, name, state)
+    end
+  end
+
+  # A stanza to a name on this host (docs/PROTOCOL.md §7): bounces and
+  # receipts of what the name sent are the bus's, as for any sender.
+  defp name_stanza(%Message{type: :error, id: id} = msg, _name, state) when is_binary(id),
+    do: host_stanza(msg, state)
+
+  defp name_stanza(%Message{} = msg, name, state) do
+    case Wire.receipt_for(msg) do
+      nil -> Names.message(state, name, msg)
+      id -> receipt(state, id, msg.from)
+    end
+  end
+
+  defp name_stanza(%Iq{type: type} = iq, name, state) when type in [:get, :set],
+    do: Names.iq(state, name, iq)
+
+  defp name_stanza(%Presence{} = p, name, state), do: Names.presence(state, name, p)
+  defp name_stanza(_other, _name, state), do: state
+
+  defp host_stanza(%Message{type: :error, id: id} = msg, state) when is_binary(id) do
     condition =
       case msg.error do
         %{condition: c} -> Wire.condition_name(c)
@@ -1106,14 +1308,14 @@ defmodule XmppBridge.Bus do
     bounced(state, id, {:bounced, condition})
   end
 
-  defp stanza(%Message{type: :groupchat} = msg, state) do
+  defp host_stanza(%Message{type: :groupchat} = msg, state) do
     case Group.room_of(state, msg.from) do
       {group, nick} -> Group.message(state, group, nick, msg)
       nil -> state
     end
   end
 
-  defp stanza(%Message{} = msg, state) do
+  defp host_stanza(%Message{} = msg, state) do
     cond do
       room = Group.room_of(state, msg.from) ->
         # The room's own notices (configuration changes, invitations).
@@ -1130,18 +1332,18 @@ defmodule XmppBridge.Bus do
     end
   end
 
-  defp stanza(%Iq{type: :get, payload: %DiscoItems{}} = iq, state),
+  defp host_stanza(%Iq{type: :get, payload: %DiscoItems{}} = iq, state),
     do: answer(state, Wire.methods_answer(iq, state.jid, Map.keys(state.handlers)))
 
-  defp stanza(%Iq{type: type} = iq, state) when type in [:get, :set] do
+  defp host_stanza(%Iq{type: type} = iq, state) when type in [:get, :set] do
     case Wire.call_of(iq) do
       {:call, method, timeout, args} -> serve_call(state, iq, method, timeout, args)
       nil -> answer(state, Wire.error_iq(iq, :not_a_call))
     end
   end
 
-  defp stanza(%Presence{} = p, state), do: presence(state, p)
-  defp stanza(_other, state), do: state
+  defp host_stanza(%Presence{} = p, state), do: presence(state, p)
+  defp host_stanza(_other, state), do: state
 
   defp answer(state, stanza) do
     _ = Connection.send(state.conn, stanza)
@@ -1155,12 +1357,12 @@ defmodule XmppBridge.Bus do
       {:ok, value, _format} ->
         key = {Wire.bare(from), Wire.origin_id(msg)}
 
-        if elem(key, 1) != nil and seen?(state.seen, key) do
+        if elem(key, 1) != nil and Bounded.seen?(state.seen, key) do
           maybe_receipt(state, msg)
         else
           seen =
             if elem(key, 1) != nil,
-              do: remember(state.seen, key, true, @dedupe_size),
+              do: Bounded.remember(state.seen, key, true, @dedupe_size),
               else: state.seen
 
           item = {from, value, msg}
@@ -1204,29 +1406,6 @@ defmodule XmppBridge.Bus do
     end
   end
 
-  # A bounded map: the map, the queue of the keys put (oldest first) and
-  # its length. Past `limit` puts, the oldest key is forgotten, whether or
-  # not it was popped since: memory stays bounded by `limit`.
-  defp bounded, do: {%{}, :queue.new(), 0}
-
-  defp seen?({map, _, _}, key), do: Map.has_key?(map, key)
-
-  defp remember({map, queue, n}, key, value, limit) do
-    {map, queue, n} = {Map.put(map, key, value), :queue.in(key, queue), n + 1}
-
-    if n > limit do
-      {{:value, old}, queue} = :queue.out(queue)
-      {Map.delete(map, old), queue, n - 1}
-    else
-      {map, queue, n}
-    end
-  end
-
-  defp bounded_pop({map, queue, n}, key) do
-    {value, map} = Map.pop(map, key)
-    {value, {map, queue, n}}
-  end
-
   ## Outgoing terms
 
   defp track_send(state, _seq, %{delivery: :none}), do: state
@@ -1252,7 +1431,14 @@ defmodule XmppBridge.Bus do
             %{delivery: :server} = entry ->
               # Kept a while by id (only whom to tell): a bounce may
               # still follow the ack.
-              recent = remember(acc.recent, id, %{ref: entry.ref, pid: entry.pid}, @bounce_window)
+              recent =
+                Bounded.remember(
+                  acc.recent,
+                  id,
+                  %{ref: entry.ref, pid: entry.pid},
+                  @bounce_window
+                )
+
               %{acc | pending: Map.delete(acc.pending, id), recent: recent}
 
             _ ->
@@ -1291,7 +1477,7 @@ defmodule XmppBridge.Bus do
   # caller whose {:track, ...} is still on its way, or a stanza of the bus's
   # own (presence, receipt, answer). Kept for the last 65,536.
   defp early(state, seq, outcome),
-    do: %{state | early: remember(state.early, seq, outcome, @bounce_window)}
+    do: %{state | early: Bounded.remember(state.early, seq, outcome, @bounce_window)}
 
   defp resend(state, entry) do
     if now() >= entry.deadline do
@@ -1354,7 +1540,7 @@ defmodule XmppBridge.Bus do
         %{state | pending: Map.delete(state.pending, id)}
 
       nil ->
-        case bounded_pop(state.recent, id) do
+        case Bounded.pop(state.recent, id) do
           {nil, _} ->
             state
 

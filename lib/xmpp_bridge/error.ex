@@ -95,6 +95,16 @@ defmodule XmppBridge.Error do
     * `{:bounced, condition}` - the server returned a message (e.g.
       `"resource-constraint"`: the peer's offline queue is full).
     * `{:bad_jid, jid}` - not an address a bus node can use.
+
+  Name hosts (`XmppBridge.Bus.register/3`, docs/PROTOCOL.md §7):
+
+    * `{:bad_name, detail}` - not a name (1 to 64 bytes of `a-z 0-9 . _ -`,
+      starting with a letter or a digit).
+    * `{:name_taken, name}` - another process holds the name.
+    * `{:already_named, name}` - the process holds `name` already.
+    * `{:not_registered, name}` - nobody holds the name.
+    * `:not_a_name_host` - the bus node is a client, not a component.
+    * `:name_host_has_no_groups` - a name host (a component) joins no groups.
   """
   @type reason ::
           {:malformed_xml, String.t()}
@@ -142,6 +152,12 @@ defmodule XmppBridge.Error do
           | {:bad_args, String.t()}
           | {:bounced, String.t()}
           | {:bad_jid, term()}
+          | {:bad_name, String.t()}
+          | {:name_taken, String.t()}
+          | {:already_named, String.t()}
+          | {:not_registered, String.t()}
+          | :not_a_name_host
+          | :name_host_has_no_groups
 
   @type t :: %__MODULE__{reason: reason()}
 
@@ -278,6 +294,17 @@ defmodule XmppBridge.Error do
     do: "the server returned the message with the error " <> text(condition)
 
   def format({:bad_jid, jid}), do: "not a JID a bus node can address: " <> inspect(jid)
+
+  def format({:bad_name, detail}), do: "not a name: " <> text(detail)
+  def format({:name_taken, name}), do: "the name #{inspect(name)} is held by another process"
+  def format({:already_named, name}), do: "the process holds the name #{inspect(name)} already"
+  def format({:not_registered, name}), do: "nobody holds the name #{inspect(name)}"
+
+  def format(:not_a_name_host),
+    do: "names are registered on a name host (a bus node started with mode: :component)"
+
+  def format(:name_host_has_no_groups),
+    do: "a name host (a component) joins no groups: use a client node for groups"
 
   def format(reason), do: inspect(reason)
 
