@@ -215,6 +215,72 @@ defmodule XmppBridge.SlixmppTest do
     end
   end
 
+  describe "a process JID on a BEAM name host (§7)" do
+    test "slixmpp sends JSON to a registered process and calls it", ctx do
+      server = ctx.server
+
+      {:ok, host} =
+        Bus.start_link(
+          mode: :component,
+          jid: server.component_domain,
+          password: server.component_secret,
+          host: server.host,
+          port: server.ports.component,
+          tls: :plain
+        )
+
+      :ok = Bus.await_online(host)
+      parent = self()
+
+      worker =
+        spawn(fn ->
+          :ok = Bus.register(host, "slix-worker")
+          send(parent, :registered)
+          slix_worker(parent)
+        end)
+
+      assert_receive :registered, 5000
+      jid = Bus.jid(host, "slix-worker")
+      slix = start_slix(ctx)
+
+      slix_command(slix, %{"cmd" => "send", "id" => 1, "to" => jid, "json" => %{"job" => 9}})
+      assert_receive {:worker_got, from, %{"job" => 9}}, 5000
+      assert from == slix.jid
+      # The receipt comes from the process's JID.
+      assert %{"event" => "delivered"} = answer(slix, 1)
+
+      assert %{"event" => "result", "json" => %{"sum" => 7}} = call(slix, 2, jid, "add", [3, 4])
+
+      assert %{"event" => "error", "bus" => "no-method", "condition" => "item-not-found"} =
+               call(slix, 3, jid, "nope", [])
+
+      # Nobody holds the name any more: the host answers item-not-found.
+      Process.exit(worker, :kill)
+      Process.sleep(100)
+
+      assert %{"event" => "error", "condition" => "item-not-found"} =
+               call(slix, 4, jid, "add", [1, 2])
+
+      assert slix_stop(slix) == 0
+      stop_quietly(host)
+    end
+  end
+
+  defp slix_worker(parent) do
+    receive do
+      {:xmpp_bridge_bus, :message, from, term} ->
+        send(parent, {:worker_got, from, term})
+
+      {:xmpp_bridge_bus, :call, call, _from, "add", [a, b]} ->
+        :ok = Bus.reply(call, %{"sum" => a + b})
+
+      {:xmpp_bridge_bus, :call, call, _from, _method, _args} ->
+        :ok = Bus.reply_error(call, :no_method)
+    end
+
+    slix_worker(parent)
+  end
+
   describe "groups are MUC rooms (§6.1)" do
     # The broadcast here is sent by a plain XmppBridge.Connection session
     # in the shape §6.1 gives a broadcast (groupchat, <body/>, <json/>,
