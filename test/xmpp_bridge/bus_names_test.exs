@@ -505,3 +505,82 @@ defmodule XmppBridge.BusNamesTest do
     end
   end
 end
+
+defmodule XmppBridge.BusNamesProsodyTest do
+  # The BEAM name host on Prosody's component port: the same wire, another
+  # server (Prosody routes *@component to the component, as ejabberd does).
+  use ExUnit.Case, async: false
+
+  import XmppBridge.Test.XmppCase, only: [session_opts: 2]
+
+  alias XmppBridge.{Bus, Error}
+  alias XmppTestServer, as: TestServer
+
+  @moduletag :integration
+  @moduletag timeout: 120_000
+
+  test "Prosody: a registered process is sent to, called and monitored; noproc after" do
+    server = TestServer.start!(:prosody, accounts: ~w(pnames))
+    on_exit(fn -> TestServer.stop(server) end)
+
+    {:ok, host} =
+      Bus.start_link(
+        mode: :component,
+        jid: server.component_domain,
+        password: server.component_secret,
+        host: server.host,
+        port: server.ports.component,
+        tls: :plain
+      )
+
+    :ok = Bus.await_online(host)
+
+    {:ok, client} =
+      Bus.start_link(
+        session_opts(server, "pnames")
+        |> Keyword.merge(receiver: self(), heartbeat: 500, heartbeat_timeout: 1000)
+      )
+
+    :ok = Bus.await_online(client)
+    parent = self()
+
+    pid =
+      spawn(fn ->
+        :ok = Bus.register(host, "pworker")
+        send(parent, :registered)
+        worker(parent)
+      end)
+
+    assert_receive :registered, 5000
+    jid = Bus.jid(host, "pworker")
+    me = Bus.jid(client)
+
+    {:ok, ref} = Bus.send(client, jid, {:job, 1}, delivery: :confirmed)
+    assert_receive {:got, ^me, {:job, 1}}, 5000
+    assert_receive {:xmpp_bridge_bus, :delivered, ^ref, ^jid}, 5000
+    assert {:ok, 9} = Bus.call(client, jid, "mul", [3, 3], 5000)
+
+    mon = Bus.monitor(client, jid)
+    refute_receive {:DOWN, ^mon, :bus_node, _, _}, 1500
+    Process.exit(pid, :shutdown)
+    assert_receive {:DOWN, ^mon, :bus_node, ^jid, {:exit, :shutdown}}, 5000
+
+    {:ok, ref} = Bus.send(client, jid, :late)
+    assert_receive {:xmpp_bridge_bus, :failed, ^ref, {:bounced, "item-not-found"}}, 5000
+
+    assert {:error, %Error{reason: {:peer_unavailable, "item-not-found"}}} =
+             Bus.call(client, jid, "mul", [1, 1], 5000)
+
+    Bus.stop(client)
+    Bus.stop(host)
+  end
+
+  defp worker(parent) do
+    receive do
+      {:xmpp_bridge_bus, :message, from, term} -> send(parent, {:got, from, term})
+      {:xmpp_bridge_bus, :call, call, _from, "mul", [a, b]} -> :ok = Bus.reply(call, a * b)
+    end
+
+    worker(parent)
+  end
+end
