@@ -31,7 +31,9 @@ defmodule XmppBridge.Test.RustPeer do
               "--example",
               "bus_readme",
               "--example",
-              "group_readme"
+              "group_readme",
+              "--example",
+              "name_readme"
             ],
             cd: @root,
             stderr_to_stdout: true
