@@ -8,6 +8,8 @@
 #   make bench-bus    bus benchmark (bench/bus.exs): BEAM/Rust bus nodes vs the raw connection,
 #                     Erlang distribution and NATS, group fan-out vs plain tokio-xmpp MUC
 #                     clients, MIX_ENV=bench (BENCH_BUS_ONLY=groups: the group fan-out alone)
+#   make bench-names  name host benchmark (bench/names.exs): memory per name, routing and calls
+#                     to names vs to a client node, MIX_ENV=bench (BENCH_NAMES=10000 etc.)
 #   make demo         codec demo, then a BEAM process and a Rust program over a private ejabberd
 #   make clean        remove build output (also `cargo clean` of CARGO_TARGET_DIR)
 #
@@ -37,7 +39,7 @@ CARGO ?= cargo
 # The steps of `make test` run in the order given, also under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: test deps rust-check elixir-check build fmt bench bench-codec bench-conn bench-bus demo clean
+.PHONY: test deps rust-check elixir-check build fmt bench bench-codec bench-conn bench-bus bench-names demo clean
 
 # Every step must pass; the first failure fails make.
 #  - `mix compile --force` recompiles all Elixir/Erlang sources so their warnings
@@ -117,6 +119,13 @@ bench-bus: deps
 	$(CARGO) build --release --manifest-path bench/bus_rust/Cargo.toml --target-dir $(BUS_RUST_TARGET)
 	$(CARGO) build --release --manifest-path bench/baseline/Cargo.toml --target-dir $(BUS_BASELINE_TARGET) --bin muc_baseline
 	MIX_ENV=bench BENCH_BUS_RUST=$(BUS_RUST_BIN) BENCH_MUC_BASELINE=$(MUC_BASELINE_BIN) $(MIX) run bench/bus.exs
+
+# Name host benchmark: BEAM processes with a JID each (docs/PROTOCOL.md §7), a
+# name host (XmppBridge.Bus, mode: :component) against a client node, through
+# one private ejabberd the script starts and stops. Pure Elixir, nothing to
+# build beyond the NIF. Writes bench/results/names.md.
+bench-names: deps
+	MIX_ENV=bench $(MIX) run bench/names.exs
 
 demo: deps
 	$(MIX) run demos/codec_demo.exs

@@ -58,12 +58,34 @@ defmodule XmppBridge.Bus do
   Delivery messages go to the process that called `send/4`, DOWN messages
   to the one that called `monitor/2`.
 
+  ## Name hosts: a JID for every process
+
+  A node started with `mode: :component` (and the component's domain and
+  secret as `:jid` and `:password`) is a name host (docs/PROTOCOL.md §7):
+  any process registers a name with `register/3` and is then
+  `name@<domain>/bus`.
+
+      {:ok, host} = XmppBridge.Bus.start_link(mode: :component, jid: "bridge.example.com",
+                                              password: "component secret")
+      :ok = XmppBridge.Bus.register(host, "worker-7")
+      receive do
+        {:xmpp_bridge_bus, :message, from, term} -> {from, term}
+        {:xmpp_bridge_bus, :call, call, _from, "add", [a, b]} -> XmppBridge.Bus.reply(call, a + b)
+      end
+
+  The host answers pings, watch presences and disco#info for each name
+  with the name's own incarnation, bounces what comes for a name nobody
+  holds (`noproc`), and tells a name's watchers how its process ended.
+  It joins no groups and stores nothing for absent names.
+
   ## Flow control
 
   The session hands the bus at most `:window` stanzas (default 100) before
-  it waits; the bus grants more only while the receiver's mailbox, and the
-  mailbox of every process in a group, holds fewer than `:max_mailbox`
-  messages (default 10,000) and the receiver exists. What they cannot take
+  it waits; the bus grants more only while the receiver's mailbox, the
+  mailbox of every process in a group, and on a name host the mailbox of
+  every registered process given a term or call since the last grant,
+  hold fewer than `:max_mailbox` messages (default 10,000) and the
+  receiver exists. What they cannot take
   yet waits in the socket and on the server, not in memory here.
 
   A node has one stream: one slow process holds back everything the node
@@ -164,7 +186,9 @@ defmodule XmppBridge.Bus do
     * `:muc_service` - the MUC service groups live on (default
       `"conference.<domain>"`)
     * `:discovery` - a group the node joins at start and stays in, whose
-      members are `nodes/1` (default none)
+      members are `nodes/1` (default none; not on a name host)
+
+  With `mode: :component` the node is a name host (see "Name hosts").
   """
   @spec start_link(keyword()) :: GenServer.on_start()
   def start_link(opts) when is_list(opts) do
@@ -329,8 +353,10 @@ defmodule XmppBridge.Bus do
   """
   @spec sync(bus(), pos_integer()) :: :ok | {:error, Error.t()}
   def sync(bus, timeout \\ 5_000) do
+    # A name host (a component) pings its own domain: the server routes
+    # that back to it, after what it sent before.
     with {:ok, %{conn: conn, jid: jid}} when is_binary(jid) <- lookup(bus),
-         [_, domain] <- Regex.run(~r/@([^\/]+)/, jid),
+         [_, domain] <- Regex.run(~r/@([^\/]+)/, jid) || [jid, jid],
          {:ok, _} <- Connection.iq(conn, Wire.ping(domain), timeout) do
       :ok
     else

@@ -144,6 +144,8 @@ defmodule XmppBridge.BusNamesTest do
       assert {:error, %Error{reason: :noproc}} = Bus.register(host, name(), dead)
 
       assert {:error, %Error{reason: :name_host_has_no_groups}} = Bus.join(host, "jobs")
+      # sync/2 on a host: a round trip through the server to its own domain.
+      assert :ok = Bus.sync(host)
 
       assert :ok = Bus.unregister(host, n)
       assert Bus.whereis(host, n) == nil

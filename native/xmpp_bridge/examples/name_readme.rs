@@ -49,13 +49,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
+    let five = Duration::from_secs(5);
     let watch = alice.monitor(&jid)?;
     alice.send(&jid, &(Atom::from("job"), 1), bus::SendOptions::default())?;
-    let sum: i64 = alice.call(&jid, "add", &(1, 2), Duration::from_secs(5)).await?;
+    let sum: i64 = alice.call(&jid, "add", &(1, 2), five).await?;
     println!("1 + 2 = {sum}");
-    let _: Atom = alice.call(&jid, "stop", &(), Duration::from_secs(5)).await?;
+    let _: Atom = alice.call(&jid, "stop", &(), five).await?;
     while let Some(event) = events.next().await {
-        if let Event::Down { monitor, jid, reason } = event {
+        if let Event::Down {
+            monitor, reason, ..
+        } = event
+        {
             if monitor == watch {
                 println!("DOWN {jid}: {reason}");
                 break;
