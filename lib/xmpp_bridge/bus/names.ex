@@ -91,7 +91,9 @@ defmodule XmppBridge.Bus.Names do
       incarnation = Base.encode16(:crypto.strong_rand_bytes(8), case: :lower)
       mref = Process.monitor(pid)
       entry = %{pid: pid, incarnation: incarnation, watchers: MapSet.new(), calls: %{}}
-      true = :ets.insert(state.names_tab, [{pid, jid(state, name)}, {name, pid}])
+      # Copied: a JID of up to 64 bytes is then kept inside the table.
+      jid = :binary.copy(jid(state, name))
+      true = :ets.insert(state.names_tab, [{pid, jid}, {:binary.copy(name), pid}])
 
       {:ok,
        %{
