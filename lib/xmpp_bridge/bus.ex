@@ -1391,8 +1391,16 @@ defmodule XmppBridge.Bus do
               do: Bounded.remember(state.seen, key, true, @dedupe_size),
               else: state.seen
 
-          item = {from, value, msg}
-          flush_inbox(%{state | seen: seen, inbox: :queue.in(item, state.inbox)})
+          state = %{state | seen: seen}
+
+          # Straight to the receiver when nothing waits before it.
+          with true <- :queue.is_empty(state.inbox),
+               pid when is_pid(pid) <- receiver_pid(state) do
+            Kernel.send(pid, {:xmpp_bridge_bus, :message, from, value})
+            maybe_receipt(state, msg)
+          else
+            _ -> flush_inbox(%{state | inbox: :queue.in({from, value, msg}, state.inbox)})
+          end
         end
 
       {:refused, reason} ->

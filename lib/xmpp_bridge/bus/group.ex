@@ -336,13 +336,14 @@ defmodule XmppBridge.Bus.Group do
   ## Incoming stanzas
 
   @doc false
+  def room_of(%{rooms: rooms}, _from) when map_size(rooms) == 0, do: nil
+
   def room_of(state, from) when is_binary(from) do
-    case String.split(from, "/", parts: 2) do
-      [room | rest] ->
-        case state.rooms do
-          %{^room => group} -> {group, List.first(rest)}
-          _ -> nil
-        end
+    [room | rest] = :binary.split(from, "/")
+
+    case state.rooms do
+      %{^room => group} -> {group, List.first(rest)}
+      _ -> nil
     end
   end
 

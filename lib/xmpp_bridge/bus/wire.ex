@@ -44,9 +44,8 @@ defmodule XmppBridge.Bus.Wire do
   def address(jid, _resource), do: {:error, %Error{reason: {:bad_jid, jid}}}
 
   def bare(jid) do
-    case String.split(jid, "/", parts: 2) do
-      [bare | _] -> bare
-    end
+    [bare | _] = :binary.split(jid, "/")
+    bare
   end
 
   ## Values
@@ -78,14 +77,13 @@ defmodule XmppBridge.Bus.Wire do
   @doc false
   # The value a message's payloads carry: {:ok, value, format} when there
   # is one, {:refused, reason} when there is one we do not accept, :none.
-  def message_value(payloads) do
-    Enum.reduce_while(payloads, :none, fn
-      %Payload.Term{value: v}, _ -> {:halt, {:ok, v, :term}}
-      {:xmlel, "term", _, _} = el, _ -> {:halt, read_value(el)}
-      %Payload.Json{} = j, acc -> {:cont, json_value(j, acc)}
-      _, acc -> {:cont, acc}
-    end)
-  end
+  def message_value(payloads), do: value_in(payloads, :none)
+
+  defp value_in([%Payload.Term{value: v} | _], _acc), do: {:ok, v, :term}
+  defp value_in([{:xmlel, "term", _, _} = el | _], _acc), do: read_value(el)
+  defp value_in([%Payload.Json{} = j | rest], acc), do: value_in(rest, json_value(j, acc))
+  defp value_in([_ | rest], acc), do: value_in(rest, acc)
+  defp value_in([], acc), do: acc
 
   defp json_value(%Payload.Json{} = j, :none) do
     case Payload.Json.to_term(j) do
@@ -149,22 +147,25 @@ defmodule XmppBridge.Bus.Wire do
     }
   end
 
-  def origin_id(%Message{payloads: payloads, id: id}) do
-    Enum.find_value(payloads, id, fn
-      %Payload.OriginId{id: oid} -> oid
-      _ -> nil
-    end)
-  end
+  # These run for every incoming message: plain recursion over the
+  # payloads, no closures.
+  def origin_id(%Message{payloads: payloads, id: id}), do: origin_in(payloads, id)
 
-  def receipt_requested?(%Message{payloads: payloads}),
-    do: Enum.any?(payloads, &match?(%Payload.ReceiptRequest{}, &1))
+  defp origin_in([%Payload.OriginId{id: oid} | _], _id) when oid != nil, do: oid
+  defp origin_in([_ | rest], id), do: origin_in(rest, id)
+  defp origin_in([], id), do: id
 
-  def receipt_for(%Message{payloads: payloads}) do
-    Enum.find_value(payloads, fn
-      %Payload.ReceiptReceived{id: id} when is_binary(id) -> id
-      _ -> nil
-    end)
-  end
+  def receipt_requested?(%Message{payloads: payloads}), do: receipt_request_in(payloads)
+
+  defp receipt_request_in([%Payload.ReceiptRequest{} | _]), do: true
+  defp receipt_request_in([_ | rest]), do: receipt_request_in(rest)
+  defp receipt_request_in([]), do: false
+
+  def receipt_for(%Message{payloads: payloads}), do: receipt_in(payloads)
+
+  defp receipt_in([%Payload.ReceiptReceived{id: id} | _]) when is_binary(id), do: id
+  defp receipt_in([_ | rest]), do: receipt_in(rest)
+  defp receipt_in([]), do: nil
 
   def cancel_of(%Message{type: :headline, payloads: payloads}) do
     Enum.find_value(payloads, fn
