@@ -57,6 +57,8 @@ defmodule XmppBridge.Native do
   def json_decode_dirty(_bin), do: nif_error()
   def term_check(_bin), do: nif_error()
   def term_check_dirty(_bin), do: nif_error()
+  def term_pack(_bin), do: nif_error()
+  def term_pack_dirty(_bin), do: nif_error()
   def term_decode(_bin), do: nif_error()
   def term_decode_dirty(_bin), do: nif_error()
 end

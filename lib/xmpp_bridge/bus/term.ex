@@ -52,6 +52,21 @@ defmodule XmppBridge.Bus.Term do
     end
   end
 
+  @doc false
+  # As encode_with_body/1, with the ETF already in Base64 (for <term/>).
+  @spec pack(term()) :: {:ok, String.t(), String.t()} | {:error, Error.t()}
+  def pack(term) do
+    etf = :erlang.term_to_binary(term)
+
+    etf
+    |> Native.term_pack()
+    |> Limits.retry_dirty(fn -> Native.term_pack_dirty(etf) end)
+    |> case do
+      {:ok, body, b64} -> {:ok, b64, body}
+      {:error, reason} -> {:error, %Error{reason: reason}}
+    end
+  end
+
   @doc """
   Reads ETF that came from a peer: pids, ports, references, funs and bit
   strings are refused (`{:not_portable, what}`), and an atom this VM does

@@ -63,8 +63,8 @@ defmodule XmppBridge.Bus.Wire do
   @doc false
   # The payload element and the message body for `value`.
   def value_and_body(value, :term) do
-    with {:ok, etf, body} <- BusTerm.encode_with_body(value) do
-      {:ok, {:xmlel, "term", [{"xmlns", @term_ns}], [{:xmlcdata, Base.encode64(etf)}]}, body}
+    with {:ok, b64, body} <- BusTerm.pack(value) do
+      {:ok, {:xmlel, "term", [{"xmlns", @term_ns}], [{:xmlcdata, b64}]}, body}
     end
   end
 

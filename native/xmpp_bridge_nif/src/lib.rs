@@ -342,6 +342,34 @@ fn do_term_check<'a>(env: Env<'a>, etf: &[u8]) -> Term<'a> {
     }
 }
 
+/// `{:ok, body, base64}`: as `term_check`, and the ETF in Base64 for a
+/// `<term/>` element (encoded here rather than in Elixir: a send does one
+/// NIF call for both).
+#[rustler::nif]
+fn term_pack<'a>(env: Env<'a>, etf: Binary) -> Term<'a> {
+    if etf.len() > TERM_NORMAL_BYTES {
+        return dirty(env);
+    }
+    timed(env, || do_term_pack(env, etf.as_slice()))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn term_pack_dirty<'a>(env: Env<'a>, etf: Binary) -> Term<'a> {
+    do_term_pack(env, etf.as_slice())
+}
+
+fn do_term_pack<'a>(env: Env<'a>, etf: &[u8]) -> Term<'a> {
+    use base64::Engine;
+    match xmpp_bridge::etf::decode(etf) {
+        Ok(term) => {
+            let body = xmpp_bridge::bus::render::render(&term);
+            let b64 = base64::engine::general_purpose::STANDARD.encode(etf);
+            (atoms::ok(), body, b64).encode(env)
+        }
+        Err(e) => err(env, NifError::NotPortable(etf_error_what(&e))),
+    }
+}
+
 pub(crate) fn etf_error_what(e: &xmpp_bridge::etf::EtfError) -> String {
     match e {
         xmpp_bridge::etf::EtfError::Refused(what) => (*what).to_owned(),
