@@ -123,9 +123,13 @@ bench-bus: deps
 # Name host benchmark: BEAM processes with a JID each (docs/PROTOCOL.md §7), a
 # name host (XmppBridge.Bus, mode: :component) against a client node, through
 # one private ejabberd the script starts and stops. Pure Elixir, nothing to
-# build beyond the NIF. Writes bench/results/names.md.
+# build beyond the NIF. Writes bench/results/names.md. Then the same figures for
+# a Rust name host (bench/names_rust.exs driving `bus_bench names`, bench/bus_rust
+# built as for bench-bus, its own private ejabberd): bench/results/names-rust.md.
 bench-names: deps
 	MIX_ENV=bench $(MIX) run bench/names.exs
+	$(CARGO) build --release --manifest-path bench/bus_rust/Cargo.toml --target-dir $(BUS_RUST_TARGET)
+	MIX_ENV=bench BENCH_BUS_RUST=$(BUS_RUST_BIN) $(MIX) run bench/names_rust.exs
 
 demo: deps
 	$(MIX) run demos/codec_demo.exs

@@ -49,6 +49,17 @@
 //! flight for each C of `--concurrency C1,C2,...` (a responder connection
 //! answers `add` on `bench.add`).
 //!
+//! `bus_bench names --host H --c2s-port P --component-port Q --domain D
+//! --secret S --client-jid J --client-password P --receiver-jid J
+//! --receiver-password P [--names 10000] [--terms 50000] [--warmup 2000]
+//! [--rounds 3] [--calls 5000] [--warmup-calls 200] [--callers 8]
+//! [--batch-delay-ms MS] [--exit-on-stdin-eof 1]`
+//!
+//! The Rust name host benchmark (bench/names_rust.exs, `make
+//! bench-names`): memory per name, routing and calls to names vs to a
+//! client node; see src/names.rs. Prints a markdown report and one
+//! `NAMES_JSON {...}` line; exits 1 when anything was lost or failed.
+//!
 //! Output: one line per result, `TAG key=value ...` (no spaces in values).
 
 use bytes::Bytes;
@@ -71,13 +82,19 @@ macro_rules! say {
     }};
 }
 
+mod names;
+
 fn usage(why: &str) -> ! {
     eprintln!("bus_bench: {why}");
     eprintln!(
         "usage: bus_bench node --jid J --password P --host H --port N [--batch-delay-ms MS]\n       \
          bus_bench members --host H --port N --account JID:PASSWORD [--account ...]\n       \
          bus_bench nats --url URL [--n N] [--rounds R] [--warmup-n N] [--rtt S] [--warmup W] \
-         [--calls C] [--concurrency K[,K2...]]"
+         [--calls C] [--concurrency K[,K2...]]\n       \
+         bus_bench names --host H --c2s-port P --component-port Q --domain D --secret S \
+         --client-jid J --client-password P --receiver-jid J --receiver-password P \
+         [--names N] [--terms N] [--warmup N] [--rounds R] [--calls C] [--warmup-calls W] \
+         [--callers K] [--batch-delay-ms MS] [--exit-on-stdin-eof 1]"
     );
     std::process::exit(2)
 }
@@ -127,6 +144,7 @@ fn main() {
         "node" => runtime.block_on(node_main(&flags)),
         "nats" => runtime.block_on(nats_main(&flags)),
         "members" => runtime.block_on(members_main(&flags)),
+        "names" => runtime.block_on(names::names_main(&flags)),
         other => usage(&format!("unknown mode {other}")),
     };
     // Whatever tasks are left (a call in flight at `stop`) go with the process.
