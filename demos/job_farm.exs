@@ -46,7 +46,7 @@ defmodule JobFarm do
   def main do
     t0 = now_ms()
     total = String.to_integer(System.get_env("JOB_FARM_JOBS", "400"))
-    tty = System.get_env("JOB_FARM_PLAIN") in [nil, ""] and match?({:ok, _}, :io.columns())
+    tty = System.get_env("JOB_FARM_PLAIN") in [nil, ""] and tty?()
     view = %{tty: tty, t0: t0, drawn: 0, next_pct: 10, last: t0}
 
     IO.puts("== The job farm: an Elixir coordinator, workers in Elixir and Rust, one XMPP server")
@@ -65,6 +65,17 @@ defmodule JobFarm do
       })
     after
       XmppTestServer.stop(srv)
+    end
+  end
+
+  # Is the VM's stdout a terminal? (:io.columns/0 says no under -noshell
+  # on OTP < 26, so Linux's /proc is asked first.)
+  defp tty? do
+    case File.read_link("/proc/self/fd/1") do
+      {:ok, "/dev/pts/" <> _} -> true
+      {:ok, "/dev/tty" <> _} -> true
+      {:ok, _} -> false
+      {:error, _} -> match?({:ok, _}, :io.columns())
     end
   end
 
@@ -130,6 +141,7 @@ defmodule JobFarm do
       late_delivered: 0,
       late_started_at: nil,
       killed_at: nil,
+      down_after: nil,
       farm_t0: nil,
       farm_t1: nil,
       events: []
@@ -309,7 +321,7 @@ defmodule JobFarm do
 
       event(
         s,
-        "batch #{n}: jobs #{range(batch)} announced to #{length(members) - 1} members of #{@group}"
+        "batch #{n}: jobs #{range(batch)} announced to #{@group} (#{length(members) - 1} other members)"
       )
     else
       s
@@ -551,10 +563,9 @@ defmodule JobFarm do
     s =
       put_in(s.workers[name], %{w | state: :down, inflight: MapSet.new(), load: 0, text: "DOWN"})
 
-    since =
-      if s.killed_at && name == @victim,
-        do: ", #{now_ms() - s.killed_at} ms after the kill",
-        else: ""
+    down_after = if s.killed_at && name == @victim, do: now_ms() - s.killed_at
+    s = if down_after, do: %{s | down_after: down_after}, else: s
+    since = if down_after, do: ", #{down_after} ms after the kill", else: ""
 
     s =
       event(
@@ -688,6 +699,7 @@ defmodule JobFarm do
     per node:       #{Enum.map_join(workers, ", ", &"#{&1.name} (#{&1.lang}) #{&1.done}")}
     per language:   #{Enum.map_join(Enum.sort(by_lang), ", ", fn {l, d} -> "#{l} #{d}" end)}
     re-dispatched:  #{length(s.redispatched)}#{Enum.map_join(redisp, "", fn {{from, why}, ids} -> "; jobs #{range(ids)} from #{from} (#{why})" end)}
+    kill -9:        #{@victim} seen DOWN #{s.down_after || "-"} ms after the kill (heartbeat 500 ms, timeout 1000 ms)
     offline:        #{@late} got #{s.late_delivered} stored terms (a welcome and #{@queued_for_late} jobs) when it came online
     """)
 
@@ -741,7 +753,8 @@ defmodule JobFarm do
   defp clear(s), do: s
 
   defp draw(%{view: %{tty: true}} = s) do
-    lines = block(s)
+    {progress, table} = block(s)
+    lines = progress ++ [""] ++ table
     IO.write(Enum.join(lines, "\n") <> "\n")
     put_in(s.view.drawn, length(lines))
   end
@@ -751,9 +764,9 @@ defmodule JobFarm do
     pct = div(done_count(s) * 100, max(s.total, 1))
 
     if pct >= s.view.next_pct do
-      [bar | table] = block(s)
-      IO.puts(bar)
-      if s.view.next_pct in [50, 100], do: Enum.each(tl(table), &IO.puts/1)
+      {progress, table} = block(s)
+      IO.puts(Enum.join(progress, "  "))
+      if s.view.next_pct in [50, 100], do: Enum.each(table, &IO.puts/1)
       put_in(s.view.next_pct, div(pct, 10) * 10 + 10)
     else
       s
@@ -762,16 +775,20 @@ defmodule JobFarm do
 
   defp block(s) do
     done = done_count(s)
-    width = 30
+    width = 32
     filled = div(done * width, max(s.total, 1))
     bar = String.duplicate("#", filled) <> String.duplicate(".", width - filled)
     elapsed = if s.farm_t0, do: (now_ms() - s.farm_t0) / 1000, else: 0.0
     rate = if elapsed > 0, do: done / elapsed, else: 0.0
     inflight = map_size(s.attempts)
 
-    progress =
-      "jobs [#{bar}] #{done}/#{s.total} #{div(done * 100, max(s.total, 1))}%  " <>
-        "#{fmt(rate)} jobs/s  in flight #{inflight}  waiting #{:queue.len(s.pending)}  re-dispatched #{length(s.redispatched)}"
+    # Lines of the live block stay under 80 columns (a wrapped line would
+    # break the redraw).
+    progress = [
+      "jobs [#{bar}] #{done}/#{s.total} #{div(done * 100, max(s.total, 1))}%  #{fmt(rate)} jobs/s",
+      "in flight #{inflight}  waiting #{:queue.len(s.pending)}  " <>
+        "re-dispatched #{length(s.redispatched)}  #{fmt(elapsed)} s"
+    ]
 
     header =
       row(["node", "lang", "state", "status", "load", "slots", "in flight", "done", "OS pid"])
@@ -797,7 +814,7 @@ defmodule JobFarm do
         ])
       end
 
-    [progress, "", header | rows]
+    {progress, [header | rows]}
   end
 
   defp row(cells) do
