@@ -315,7 +315,8 @@ defmodule JobFarm do
       {batch, rest} = Enum.split(s.unannounced, @batch)
       n = s.batches + 1
       :ok = Bus.broadcast(s.bus, @group, {:announce, n, hd(batch), List.last(batch)})
-      {:ok, members} = Bus.members(s.bus, @group)
+      # The discovery group's members: the nodes online.
+      {:ok, members} = Bus.nodes(s.bus)
       pending = Enum.reduce(batch, s.pending, &:queue.in/2)
       s = %{s | unannounced: rest, pending: pending, batches: n, farm_t0: s.farm_t0 || now_ms()}
 
