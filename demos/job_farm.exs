@@ -169,6 +169,7 @@ defmodule JobFarm do
       load: 0,
       inflight: MapSet.new(),
       done: 0,
+      reported: 0,
       mon: nil,
       log: [],
       exit: nil
@@ -322,7 +323,7 @@ defmodule JobFarm do
 
       event(
         s,
-        "batch #{n}: jobs #{range(batch)} announced to #{@group} (#{length(members) - 1} other members)"
+        "batch #{n}: jobs #{range(batch)} announced to #{@group} (#{others(length(members) - 1)})"
       )
     else
       s
@@ -532,9 +533,14 @@ defmodule JobFarm do
     name = name_of(jid)
 
     case {s.workers[name], status.term} do
-      {nil, _} -> s
-      {_, %{load: load}} -> update_in(s.workers[name], &%{&1 | load: load, text: status.text})
-      _ -> update_in(s.workers[name], &%{&1 | text: status.text})
+      {nil, _} ->
+        s
+
+      {_, %{load: load, done: done}} ->
+        update_in(s.workers[name], &%{&1 | load: load, reported: done, text: status.text})
+
+      _ ->
+        update_in(s.workers[name], &%{&1 | text: status.text})
     end
   end
 
@@ -698,6 +704,7 @@ defmodule JobFarm do
     RPC:            #{length(rtts)} calls answered, round trip p50 #{ms.(pct(rtts, 0.5))} ms, p99 #{ms.(pct(rtts, 0.99))} ms (the jobs take 60-260 ms)
     RPC overhead:   p50 #{ms.(pct(overheads, 0.5))} ms, p99 #{ms.(pct(overheads, 0.99))} ms (round trip minus the job's own sleep)
     per node:       #{Enum.map_join(workers, ", ", &"#{&1.name} (#{&1.lang}) #{&1.done}")}
+    presence says:  #{Enum.map_join(workers, ", ", &"#{&1.name} #{&1.reported}")} done (each worker's own count, in its last status)
     per language:   #{Enum.map_join(Enum.sort(by_lang), ", ", fn {l, d} -> "#{l} #{d}" end)}
     re-dispatched:  #{length(s.redispatched)}#{Enum.map_join(redisp, "", fn {{from, why}, ids} -> "; jobs #{range(ids)} from #{from} (#{why})" end)}
     kill -9:        #{@victim} seen DOWN #{s.down_after || "-"} ms after the kill (heartbeat 500 ms, timeout 1000 ms)
@@ -827,6 +834,9 @@ defmodule JobFarm do
   end
 
   ## Helpers
+
+  defp others(1), do: "1 other member"
+  defp others(n), do: "#{n} other members"
 
   defp name_of(jid), do: jid |> String.split("@") |> hd()
 
