@@ -502,10 +502,11 @@ defmodule JobFarm do
             _ -> {w.lang, w.slots}
           end
 
-        methods =
+        # Only a node that says it serves `job` gets jobs.
+        {methods, state} =
           case Bus.methods(s.bus, jid) do
-            {:ok, ms} -> Enum.join(ms, ", ")
-            {:error, e} -> inspect(e.reason)
+            {:ok, ms} -> {Enum.join(ms, ", "), if("job" in ms, do: :online, else: :no_job)}
+            {:error, e} -> {inspect(e.reason), :no_job}
           end
 
         mon = Bus.monitor(s.bus, jid)
@@ -513,7 +514,7 @@ defmodule JobFarm do
         w = %{
           w
           | jid: jid,
-            state: :online,
+            state: state,
             lang: lang,
             slots: slots,
             mon: mon,
