@@ -10,7 +10,9 @@
 #                     clients, MIX_ENV=bench (BENCH_BUS_ONLY=groups: the group fan-out alone)
 #   make bench-names  name host benchmark (bench/names.exs): memory per name, routing and calls
 #                     to names vs to a client node, MIX_ENV=bench (BENCH_NAMES=10000 etc.)
-#   make demo         codec demo, then a BEAM process and a Rust program over a private ejabberd
+#   make demo         codec demo, then the job farm: an Elixir coordinator, Elixir and Rust
+#                     workers (OS processes) over a private ejabberd (demos/job_farm.exs)
+#   make demo-echo    a BEAM process and a Rust program echoing over a private ejabberd
 #   make clean        remove build output (also `cargo clean` of CARGO_TARGET_DIR)
 #
 # Environment: CARGO_TARGET_DIR (default ./target), XMPP_BRIDGE_BUILD=debug for a
@@ -39,7 +41,7 @@ CARGO ?= cargo
 # The steps of `make test` run in the order given, also under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: test deps rust-check elixir-check build fmt bench bench-codec bench-conn bench-bus bench-names demo clean
+.PHONY: test deps rust-check elixir-check build fmt bench bench-codec bench-conn bench-bus bench-names demo demo-echo clean
 
 # Every step must pass; the first failure fails make.
 #  - `mix compile --force` recompiles all Elixir/Erlang sources so their warnings
@@ -131,8 +133,15 @@ bench-names: deps
 	$(CARGO) build --release --manifest-path bench/bus_rust/Cargo.toml --target-dir $(BUS_RUST_TARGET)
 	MIX_ENV=bench BENCH_BUS_RUST=$(BUS_RUST_BIN) $(MIX) run bench/names_rust.exs
 
+# The job farm (demos/job_farm.exs, README "The job farm demo"): a coordinator
+# and workers in Elixir and Rust as OS processes over a private ejabberd. The
+# VM runs without scheduler busy-waiting: five programs and the server share
+# the cores. `make demo-echo` is the older BEAM-to-Rust echo demo.
 demo: deps
 	$(MIX) run demos/codec_demo.exs
+	ELIXIR_ERL_OPTIONS="$(NO_BUSY_WAIT)" $(MIX) run demos/job_farm.exs
+
+demo-echo: deps
 	$(MIX) run demos/beam_rust_demo.exs
 
 clean:
