@@ -1098,8 +1098,11 @@ defmodule XmppBridge.Bus do
         if acc.watched[jid].ping == nil, do: ping_now(acc, jid), else: acc
       end)
 
-    {:noreply, state}
+    {:noreply, Group.self_ping(state, state.heartbeat_timeout)}
   end
+
+  def handle_info({:room_ping, group, token, epoch, result}, state),
+    do: {:noreply, effects(Group.room_ping(state, group, token, epoch, result))}
 
   def handle_info(:retry_tick, state) do
     Process.send_after(self(), :retry_tick, min(state.retry_interval, 1000))

@@ -179,6 +179,7 @@ defmodule XmppBridge.Connection do
 
   @defaults [
     host: nil,
+    servers: nil,
     dns_server: nil,
     port: nil,
     tls: :starttls,
@@ -214,6 +215,16 @@ defmodule XmppBridge.Connection do
       the domain's DNS SRV records (`_xmpp-client._tcp`, `_xmpps-client._tcp`
       for direct TLS) and tries them in order, then the domain itself on
       `:port` (default 5222; 5347 for components, which do no SRV lookup).
+    * `:servers` - several servers of one deployment (the nodes of a
+      cluster) instead of `:host`/`:port`: a list of `{host, port}` or
+      `"host:port"`. Each connection attempt tries them in turn, starting
+      with the one the session was last online on (the first, at the
+      start); a session whose server dies fails over to the next one at
+      its first reconnect, and stays there. A server that accepts the
+      connection but not the session (hung, overloaded) sends the next
+      attempt to the next server. No DNS lookup is made. To spread many
+      sessions over a cluster, give each its own order (`Enum.shuffle/1`,
+      or a rotation).
     * `:dns_server` - `"ip:port"` (or `"[ipv6]:port"`) of the name server for
       that lookup; default the first of /etc/resolv.conf.
     * `:tls` - `:starttls` (default, required), `:direct`, or `:plain`
@@ -399,6 +410,7 @@ defmodule XmppBridge.Connection do
          {:ok, _password} <- required_binary(opts, :password),
          {:ok, reconnect} <- reconnect(opts[:reconnect]),
          :ok <- check(opts),
+         {:ok, servers} <- servers(opts[:servers], opts[:host]),
          {:ok, nice} <- io_thread_nice() do
       component? = opts[:mode] == :component
 
@@ -407,6 +419,7 @@ defmodule XmppBridge.Connection do
         |> Map.new()
         |> Map.merge(reconnect)
         |> Map.merge(%{
+          servers: servers,
           port: opts[:port] || if(component?, do: 5347, else: 5222),
           initial_presence: opts[:initial_presence] and not component?,
           io_thread_nice: nice,
@@ -474,6 +487,38 @@ defmodule XmppBridge.Connection do
   end
 
   defp pos?(n), do: is_integer(n) and n > 0
+
+  # [{host, port} | "host:port"] -> [{host, port}]; no :host with them.
+  defp servers(nil, _host), do: {:ok, []}
+
+  defp servers(list, nil) when is_list(list) and list != [] do
+    list
+    |> Enum.map(&server/1)
+    |> Enum.split_with(&match?({:ok, _}, &1))
+    |> case do
+      {ok, []} -> {:ok, Enum.map(ok, &elem(&1, 1))}
+      {_, [{:error, bad} | _]} -> {:error, %Error{reason: {:bad_option, {:servers, bad}}}}
+    end
+  end
+
+  defp servers(list, host) when is_list(list) and list != [],
+    do: {:error, %Error{reason: {:bad_option, {:servers, {:host_given_too, host}}}}}
+
+  defp servers(other, _host), do: {:error, %Error{reason: {:bad_option, {:servers, other}}}}
+
+  defp server({host, port} = s) when is_binary(host) and host != "" and is_integer(port),
+    do: if(port in 1..65_535, do: {:ok, s}, else: {:error, s})
+
+  defp server(text) when is_binary(text) do
+    with [_, host, port] <- Regex.run(~r/^\[?([^\[\]]+?)\]?:(\d{1,5})$/, text),
+         {port, ""} when port in 1..65_535 <- Integer.parse(port) do
+      {:ok, {host, port}}
+    else
+      _ -> {:error, text}
+    end
+  end
+
+  defp server(other), do: {:error, other}
 
   # The NIF keeps the credit in 32 bits.
   defp active?(n) when is_integer(n), do: n in 1..4_294_967_295

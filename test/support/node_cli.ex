@@ -75,7 +75,7 @@ defmodule XmppBridge.Test.NodeCli do
   variables.
   """
   def serve(server, user, extra \\ [], env \\ []) do
-    args = ["serve", "--exit-on-eof" | conn_args(server, user)] ++ extra
+    args = ["serve", "--exit-on-eof" | without_host(conn_args(server, user), extra)] ++ extra
 
     port_env =
       for {k, v} <- conn_env(server, user) ++ env,
@@ -104,6 +104,25 @@ defmodule XmppBridge.Test.NodeCli do
 
     %{node | jid: jid, incarnation: inc, joined: joined}
   end
+
+  # A flag of conn_args/2 also in `extra` is extra's; `--servers` (the
+  # nodes of a cluster) replaces --host/--port.
+  defp without_host(args, extra) do
+    args =
+      if "--servers" in extra, do: args |> drop_flag("--host") |> drop_flag("--port"), else: args
+
+    Enum.reduce(["--heartbeat-ms", "--heartbeat-timeout-ms"], args, fn flag, acc ->
+      if flag in extra, do: drop_flag(acc, flag), else: acc
+    end)
+  end
+
+  defp drop_flag([flag, _ | rest], flag), do: rest
+  defp drop_flag([x | rest], flag), do: [x | drop_flag(rest, flag)]
+  defp drop_flag([], _flag), do: []
+
+  @doc "`--servers` for a cluster's plaintext listeners, in the order given."
+  def servers_arg(servers),
+    do: ["--servers", Enum.map_join(servers, ",", fn {h, p} -> "#{h}:#{p}" end)]
 
   defp flag_values([flag, v | rest], flag), do: [v | flag_values(rest, flag)]
   defp flag_values([_ | rest], flag), do: flag_values(rest, flag)

@@ -110,6 +110,40 @@ defmodule XmppBridge.ConnectionOptionsTest do
     assert_receive {:xmpp_bridge, ^id, {:closed, {:connect_failed, detail}}}, 5_000
     assert detail =~ "127.0.0.1:1"
   end
+
+  test "bad :servers are refused with a clear error" do
+    base = [jid: "x@localhost", password: "p", tls: :plain]
+
+    for bad <- [[], [{"127.0.0.1", 0}], ["nohost"], [:a], "127.0.0.1:5222"] do
+      assert {:error, %Error{reason: {:bad_option, {:servers, _}}}} =
+               Connection.open(base ++ [servers: bad])
+    end
+
+    assert {:error, %Error{reason: {:bad_option, {:servers, {:host_given_too, _}}}}} =
+             Connection.open(base ++ [servers: [{"127.0.0.1", 5222}], host: "127.0.0.1"])
+
+    # Plaintext to a server that is not on loopback: the core refuses the
+    # session before it connects anywhere.
+    {:ok, conn} = Connection.open(base ++ [servers: [{"127.0.0.1", 1}, "192.0.2.1:5222"]])
+    id = conn.id
+    assert_receive {:xmpp_bridge, ^id, {:closed, {:bad_config, text}}}, 5_000
+    assert text =~ "loopback"
+  end
+
+  test "with :servers, every one refusing is one connect error naming the last" do
+    opts = [
+      jid: "alice@localhost",
+      password: "pw",
+      tls: :plain,
+      servers: [{"127.0.0.1", 1}, "127.0.0.1:2"],
+      reconnect: false
+    ]
+
+    {:ok, conn} = Connection.open(opts)
+    id = conn.id
+    assert_receive {:xmpp_bridge, ^id, {:closed, {:connect_failed, detail}}}, 5_000
+    assert detail =~ "127.0.0.1:2"
+  end
 end
 
 defmodule XmppBridge.ConnectionOptionsAppEnvTest do

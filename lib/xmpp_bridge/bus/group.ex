@@ -15,7 +15,7 @@ defmodule XmppBridge.Bus.Group do
 
   @doc false
   def new_state,
-    do: %{groups: %{}, rooms: %{}, group_subs: %{}, group_mons: %{}}
+    do: %{groups: %{}, rooms: %{}, group_subs: %{}, group_mons: %{}, room_pings: %{}}
 
   ## Names
 
@@ -332,6 +332,60 @@ defmodule XmppBridge.Bus.Group do
       send_join(put_in(acc.groups[group], g), group)
     end)
   end
+
+  @doc false
+  # XEP-0410 self-ping, one at a time per room, at each heartbeat: is the
+  # room still there, with us in it? When a server of a cluster dies, the
+  # rooms it hosted vanish without a word to occupants on the other
+  # servers (their view of the room stays as it was), and those who come
+  # back through another server make a new, empty room of the same name.
+  # A ping to our own occupant JID then fails, and we join again, into the
+  # new room.
+  def self_ping(%{online: false} = state, _timeout), do: state
+
+  def self_ping(state, timeout) do
+    Enum.reduce(state.groups, state, fn
+      {group, %{phase: :joined, room: room}}, acc when not is_map_key(acc.room_pings, group) ->
+        token = make_ref()
+        bus = self()
+        conn = acc.conn
+        ping = Wire.ping(occupant(room, acc.jid))
+        epoch = acc.epoch
+
+        spawn(fn ->
+          Kernel.send(bus, {:room_ping, group, token, epoch, Connection.iq(conn, ping, timeout)})
+        end)
+
+        put_in(acc.room_pings[group], token)
+
+      _, acc ->
+        acc
+    end)
+  end
+
+  @doc false
+  # The answer to self_ping/2: only "you are not in this room" (or "no such
+  # room") counts; no answer, or an occupant client that does not do
+  # pings, says nothing.
+  def room_ping(state, group, token, epoch, result) do
+    case Map.pop(state.room_pings, group) do
+      {^token, pings} ->
+        state = %{state | room_pings: pings}
+        g = state.groups[group]
+
+        if epoch == state.epoch and g != nil and g.phase == :joined and out_of_room?(result),
+          do: kicked(state, group, g),
+          else: {state, []}
+
+      _ ->
+        {state, []}
+    end
+  end
+
+  defp out_of_room?({:error, %Error{reason: {:iq_error, %Iq{error: %{condition: c}}}}}),
+    do: Wire.condition_name(c) in ["not-acceptable", "item-not-found"]
+
+  defp out_of_room?(_), do: false
 
   ## Incoming stanzas
 

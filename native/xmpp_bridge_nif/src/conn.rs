@@ -352,11 +352,14 @@ fn config(opts: Term<'_>) -> Result<Config, &'static str> {
         .map(|s| s.parse::<std::net::SocketAddr>())
         .transpose()
         .map_err(|_| "dns_server")?;
+    // Checked and normalised by XmppBridge.Connection: [{host, port}].
+    let servers: Vec<(String, u16)> = get("servers")?.decode().map_err(|_| "servers")?;
     Ok(Config {
         mode,
         jid: string("jid")?,
         password: string("password")?,
         host: opt_string("host")?,
+        servers,
         dns_server,
         port: get("port")?.decode().map_err(|_| "port")?,
         tls,

@@ -172,6 +172,8 @@ defmodule XmppTestServer do
           | {:extra_config, String.t()}
           | {:max_ack_queue, pos_integer()}
           | {:offline_limit, pos_integer()}
+          | {:tls, map()}
+          | {:cluster_node, map()}
 
   @options [
     :domain,
@@ -184,7 +186,9 @@ defmodule XmppTestServer do
     :log_level,
     :extra_config,
     :max_ack_queue,
-    :offline_limit
+    :offline_limit,
+    :tls,
+    :cluster_node
   ]
   @loopback {127, 0, 0, 1}
   @log_lines 200
@@ -520,7 +524,14 @@ defmodule XmppTestServer do
 
       names = [domain, server.muc_domain, server.component_domain]
 
-      with {:ok, tls} <- TLS.generate(Path.join(dir, "tls"), names, "#{kind} #{domain}"),
+      # A cluster's nodes share one CA and certificate (XmppTestServer.Cluster).
+      generated =
+        case Keyword.fetch(opts, :tls) do
+          {:ok, tls} -> {:ok, tls}
+          :error -> TLS.generate(Path.join(dir, "tls"), names, "#{kind} #{domain}")
+        end
+
+      with {:ok, tls} <- generated,
            server = %{server | tls: tls, ca_file: tls.ca_file},
            {:ok, server} <- backend.prepare(server, extra, opts),
            :ok <- chown(dir, backend.user()) do

@@ -90,6 +90,8 @@ pub(crate) enum Timer {
     Group(String),
     /// A call to a name times out.
     NameCall(u64),
+    /// The heartbeat of the node's rooms (self-pings), every heartbeat.
+    RoomPings,
 }
 
 pub(crate) enum Waiter {
@@ -104,6 +106,8 @@ pub(crate) enum Waiter {
     Configure(String),
     /// A disco#items query for a node's methods.
     Methods(oneshot::Sender<Result<Vec<String>, super::Error>>),
+    /// A self-ping in the room of this group.
+    RoomPing(String),
 }
 
 /// A data message written before the core is locked (encoding a big
@@ -198,6 +202,9 @@ pub(crate) struct Core {
     timers: BTreeSet<(Instant, u64, Timer)>,
     timer_seq: u64,
     refusals_logged: u64,
+    heartbeat: Duration,
+    /// The room heartbeat (Timer::RoomPings) runs.
+    room_pings_armed: bool,
 }
 
 impl Core {
@@ -223,6 +230,8 @@ impl Core {
             timers: BTreeSet::new(),
             timer_seq: 0,
             refusals_logged: 0,
+            heartbeat,
+            room_pings_armed: false,
         }
     }
 
@@ -269,6 +278,13 @@ impl Core {
                 Timer::NameCall(token) => {
                     if let Some(bytes) = self.names.as_mut().and_then(|n| n.timed_out(token)) {
                         self.send_raw(inner, bytes);
+                    }
+                }
+                Timer::RoomPings => {
+                    let actions = self.with_ctx(inner, |g, ctx| g.self_pings(ctx));
+                    self.apply_groups(inner, actions);
+                    if !self.closed {
+                        self.add_timer(inner, now + self.heartbeat, Timer::RoomPings);
                     }
                 }
             }
@@ -606,6 +622,23 @@ impl Core {
                         }
                     }
                 }
+                GroupAction::SelfPing { group, occupant } => {
+                    let token = inner.next_id();
+                    let id = format!("g{token}");
+                    match inner
+                        .handle()
+                        .iq(token, id.clone(), wire::ping(&occupant, &id))
+                    {
+                        Ok(_) => {
+                            self.waiters.insert(token, Waiter::RoomPing(group));
+                        }
+                        Err(_) => {
+                            let more = self
+                                .with_ctx(inner, |g, ctx| g.self_ping_answered(ctx, &group, false));
+                            self.apply_groups(inner, more);
+                        }
+                    }
+                }
                 GroupAction::Emit(event) => self.emit(event),
                 GroupAction::Monitor(mref, jid, node) => {
                     let now = Instant::now();
@@ -818,6 +851,10 @@ impl Core {
         match event {
             SessionEvent::Online { jid, resumed } => {
                 self.online = true;
+                if !self.room_pings_armed && self.names.is_none() {
+                    self.room_pings_armed = true;
+                    self.add_timer(inner, Instant::now() + self.heartbeat, Timer::RoomPings);
+                }
                 *inner.jid.lock().unwrap_or_else(|e| e.into_inner()) = jid.clone();
                 if let (false, Some(names)) = (resumed, &self.names) {
                     // A component has no broadcast presence: its names'
@@ -876,6 +913,11 @@ impl Core {
                         Some(Waiter::Methods(tx)) => {
                             let _ = tx.send(Err(super::Error::Closed));
                         }
+                        Some(Waiter::RoomPing(group)) => {
+                            let a = self
+                                .with_ctx(inner, |g, ctx| g.self_ping_answered(ctx, &group, false));
+                            self.apply_groups(inner, a);
+                        }
                         // The rejoin after the reconnect configures again.
                         Some(Waiter::Configure(_)) | None => {}
                     }
@@ -906,7 +948,7 @@ impl Core {
                         Waiter::Methods(tx) => {
                             let _ = tx.send(Err(super::Error::Closed));
                         }
-                        Waiter::Ping | Waiter::Configure(_) => {}
+                        Waiter::Ping | Waiter::Configure(_) | Waiter::RoomPing(_) => {}
                     }
                 }
                 self.groups.closed();
@@ -1469,6 +1511,13 @@ impl Handler for BusHandler {
                     None => Err(wire::stanza_error(None)),
                 };
                 let actions = core.groups.configured(&group, answer);
+                core.apply_groups(&inner, actions);
+            }
+            Waiter::RoomPing(group) => {
+                let out = matches!(&iq, Some(Iq { error: Some(e), .. })
+                    if matches!(e.condition.as_str(), "not-acceptable" | "item-not-found"));
+                let actions =
+                    core.with_ctx(&inner, |g, ctx| g.self_ping_answered(ctx, &group, out));
                 core.apply_groups(&inner, actions);
             }
             Waiter::Methods(tx) => {

@@ -104,6 +104,9 @@ pub(crate) enum GroupAction {
     Configure { group: String, room: String },
     /// Report this event.
     Emit(Event),
+    /// Ping our own occupant JID in the room of `group` (XEP-0410); the
+    /// answer goes to [`Groups::self_ping_answered`].
+    SelfPing { group: String, occupant: String },
     /// Watch the bus member at this JID by heartbeat, with this reference;
     /// its presence in the room (if it carried a `<node/>`) is a sign of
     /// life (given before and after the monitor is added: a restarted
@@ -185,6 +188,8 @@ struct Group {
     occupants: BTreeMap<String, Occupant>,
     /// During a rejoin: the nicknames the room announced since.
     announced: Option<HashSet<String>>,
+    /// A self-ping is out.
+    pinging: bool,
 }
 
 impl Group {
@@ -205,6 +210,26 @@ impl Group {
             status,
             self.history,
         )));
+    }
+
+    /// Joins again, as after a reconnect: the room will announce who is
+    /// still there, and those it does not have left.
+    fn rejoin(
+        &mut self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        status: &Status,
+        join_timeout: Duration,
+        actions: &mut Vec<GroupAction>,
+    ) {
+        self.phase = Phase::Joining;
+        self.retry_at = None;
+        if self.established {
+            self.announced = Some(HashSet::new());
+            self.deadline = ctx.now + join_timeout;
+            actions.push(GroupAction::Wake(self.deadline, name.to_owned()));
+        }
+        self.send_join(ctx, status, actions);
     }
 
     fn complete(&mut self) {
@@ -310,6 +335,7 @@ impl Groups {
             waiters: vec![tx],
             occupants: BTreeMap::new(),
             announced: None,
+            pinging: false,
         };
         actions.push(GroupAction::Wake(g.deadline, name.to_owned()));
         g.send_join(ctx, &self.status, &mut actions);
@@ -840,14 +866,49 @@ impl Groups {
                 }
                 continue;
             }
-            g.phase = Phase::Joining;
-            g.retry_at = None;
-            if g.established {
-                g.announced = Some(HashSet::new());
-                g.deadline = ctx.now + self.join_timeout;
-                actions.push(GroupAction::Wake(g.deadline, name.clone()));
+            g.rejoin(ctx, name, &status, self.join_timeout, &mut actions);
+        }
+        actions
+    }
+
+    /// At each heartbeat: a self-ping (XEP-0410) to every room the node is
+    /// in, one at a time per room. When a server of a cluster dies, the
+    /// rooms it hosted vanish without a word to occupants on the other
+    /// servers, and those who come back through another server make a new,
+    /// empty room of the same name; only such a ping finds out.
+    pub(crate) fn self_pings(&mut self, ctx: &Ctx<'_>) -> Vec<GroupAction> {
+        let mut actions = Vec::new();
+        if !ctx.online {
+            return actions;
+        }
+        for (name, g) in self.groups.iter_mut() {
+            if g.phase == Phase::Joined && !g.pinging {
+                g.pinging = true;
+                actions.push(GroupAction::SelfPing {
+                    group: name.clone(),
+                    occupant: g.occupant_jid(),
+                });
             }
-            g.send_join(ctx, &status, &mut actions);
+        }
+        actions
+    }
+
+    /// The answer to a self-ping: `out` when the room said we are not in
+    /// it (or that it does not exist); then the node joins again. No
+    /// answer, or an occupant client that does no pings, says nothing.
+    pub(crate) fn self_ping_answered(
+        &mut self,
+        ctx: &Ctx<'_>,
+        name: &str,
+        out: bool,
+    ) -> Vec<GroupAction> {
+        let mut actions = Vec::new();
+        let status = self.status.clone();
+        if let Some(g) = self.groups.get_mut(name) {
+            g.pinging = false;
+            if out && g.phase == Phase::Joined {
+                g.rejoin(ctx, name, &status, self.join_timeout, &mut actions);
+            }
         }
         actions
     }

@@ -87,6 +87,13 @@ pub struct Config {
     /// (`_xmpp-client._tcp`, or `_xmpps-client._tcp` for direct TLS) are
     /// tried in order, then the domain itself on `port`.
     pub host: Option<String>,
+    /// Several servers of one deployment (the nodes of a cluster), as
+    /// `(host, port)`: when not empty, these are where the session
+    /// connects instead of `host`/`port` or DNS. Every connection attempt
+    /// tries them in turn, starting with the one the session was last
+    /// online on (the first at the start), so that a session whose server
+    /// died fails over to the next at its first reconnect, and stays there.
+    pub servers: Vec<(String, u16)>,
     /// Name server for the SRV lookup (`/etc/resolv.conf`'s first one when
     /// `None`).
     pub dns_server: Option<std::net::SocketAddr>,
@@ -155,6 +162,7 @@ impl Config {
             jid: jid.into(),
             password: password.into(),
             host: None,
+            servers: Vec::new(),
             dns_server: None,
             port: 5222,
             tls: TlsMode::StartTls,

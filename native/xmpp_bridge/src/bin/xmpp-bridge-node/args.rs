@@ -108,6 +108,8 @@ pub struct ConnOpts {
     pub host: Option<String>,
     /// The port (`None`: the library's default, 5222).
     pub port: Option<u16>,
+    /// The servers of a cluster, tried in turn (instead of host/port).
+    pub servers: Vec<(String, u16)>,
     /// How the connection is secured.
     pub tls: TlsMode,
     /// CAs to trust instead of the web roots.
@@ -139,6 +141,7 @@ impl ConnOpts {
             None => {}
         }
         c.connection.host = self.host.clone();
+        c.connection.servers = self.servers.clone();
         if let Some(port) = self.port {
             c.connection.port = port;
         }
@@ -285,6 +288,7 @@ const SPECS: &[Spec] = &[
     flag("password", true, Some("XMPP_BRIDGE_PASSWORD"), Scope::All),
     flag("host", true, Some("XMPP_BRIDGE_HOST"), Scope::All),
     flag("port", true, Some("XMPP_BRIDGE_PORT"), Scope::All),
+    flag("servers", true, Some("XMPP_BRIDGE_SERVERS"), Scope::All),
     flag("tls", true, Some("XMPP_BRIDGE_TLS"), Scope::All),
     flag("ca-file", true, Some("XMPP_BRIDGE_CA_FILE"), Scope::All),
     flag(
@@ -558,6 +562,19 @@ fn conn_opts(r: &Reader) -> Result<ConnOpts, UsageError> {
             }
         },
     };
+    let servers = match r.get("servers") {
+        None => Vec::new(),
+        Some(s) => match parse_servers(&s.value) {
+            Some(list) if r.get("host").is_none() => list,
+            Some(_) => return usage("give --servers or --host, not both".to_string()),
+            None => {
+                return usage(format!(
+                    "{} takes host:port[,host:port...], not {:?}",
+                    s.source, s.value
+                ))
+            }
+        },
+    };
     let tls = match r.get("tls") {
         None => TlsMode::StartTls,
         Some(s) => match s.value.as_str() {
@@ -583,6 +600,7 @@ fn conn_opts(r: &Reader) -> Result<ConnOpts, UsageError> {
         password: password.value,
         host: r.get("host").map(|s| s.value),
         port,
+        servers,
         tls,
         ca_file: r.get("ca-file").map(|s| s.value),
         server_name: r.get("server-name").map(|s| s.value),
@@ -593,6 +611,18 @@ fn conn_opts(r: &Reader) -> Result<ConnOpts, UsageError> {
             .ms("heartbeat-timeout-ms", Some(5_000))?
             .expect("a default"),
     })
+}
+
+/// `host:port,host:port` (an IPv6 host in brackets), at least one.
+fn parse_servers(text: &str) -> Option<Vec<(String, u16)>> {
+    text.split(',')
+        .map(|item| {
+            let (host, port) = item.trim().rsplit_once(':')?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
+            (!host.is_empty()).then(|| (host.to_string(), port))
+        })
+        .collect()
 }
 
 fn target(cmd: &str, jid: &str) -> Result<String, UsageError> {
@@ -1006,6 +1036,25 @@ mod tests {
         ] {
             assert!(HELP.contains(&format!("\n    {code} ")), "code {code}");
         }
+    }
+
+    #[test]
+    fn servers_of_a_cluster() {
+        let i = run("serve --jid a@example.com --password p --servers 127.0.0.1:5222,[::1]:6222");
+        assert_eq!(
+            i.conn.servers,
+            vec![("127.0.0.1".to_owned(), 5222), ("::1".to_owned(), 6222)]
+        );
+        let c = i.conn.bus_config("bus");
+        assert_eq!(c.connection.servers.len(), 2);
+        assert!(
+            error("serve --jid a@example.com --password p --servers h:0").contains("host:port")
+        );
+        assert!(error("serve --jid a@example.com --password p --servers h").contains("host:port"));
+        assert!(
+            error("serve --jid a@example.com --password p --servers h:1 --host h")
+                .contains("not both")
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::ns;
 use crate::stream::{Event as XEvent, StreamParser};
 use crate::xml::{Element, Limits};
 use std::collections::VecDeque;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -77,34 +78,57 @@ pub(super) fn stream_error(el: &Element<'_>) -> ConnError {
     ConnError::StreamError(condition, text)
 }
 
-/// The first TCP connection that succeeds: the SRV targets of the domain
-/// (when no host is configured), then the host itself.
-async fn connect_tcp(cfg: &Config, account: &Account) -> Result<TcpStream, ConnError> {
-    let mut candidates: Vec<(String, u16)> = Vec::new();
-    if cfg.host.is_none() && cfg.mode == Mode::Client {
-        let service = if cfg.tls == TlsMode::Direct {
-            "_xmpps-client._tcp"
-        } else {
-            "_xmpp-client._tcp"
-        };
-        let name = format!("{service}.{}", account.domain);
-        for t in super::super::srv::lookup(&name, cfg.dns_server).await {
-            candidates.push((t.host, t.port));
+/// The first TCP connection that succeeds, and which of `cfg.servers` it
+/// went to: the configured servers starting with `prefer` (the one last
+/// online on) when there are any; else the SRV targets of the domain (when
+/// no host is configured), then the host itself.
+async fn connect_tcp(
+    cfg: &Config,
+    account: &Account,
+    prefer: usize,
+) -> Result<(TcpStream, Option<usize>), ConnError> {
+    let mut candidates: Vec<(String, u16, Option<usize>)> = Vec::new();
+    if !cfg.servers.is_empty() {
+        let n = cfg.servers.len();
+        for k in 0..n {
+            let i = (prefer + k) % n;
+            let (host, port) = &cfg.servers[i];
+            candidates.push((host.clone(), *port, Some(i)));
         }
+    } else {
+        if cfg.host.is_none() && cfg.mode == Mode::Client {
+            let service = if cfg.tls == TlsMode::Direct {
+                "_xmpps-client._tcp"
+            } else {
+                "_xmpp-client._tcp"
+            };
+            let name = format!("{service}.{}", account.domain);
+            for t in super::super::srv::lookup(&name, cfg.dns_server).await {
+                candidates.push((t.host, t.port, None));
+            }
+        }
+        candidates.push((account.host.clone(), cfg.port, None));
     }
-    candidates.push((account.host.clone(), cfg.port));
+    // A host that does not answer at all must not use up the whole connect
+    // timeout when there are others to try: each gets its share.
+    let share = if cfg.servers.len() > 1 {
+        (cfg.connect_timeout / cfg.servers.len() as u32).max(Duration::from_secs(1))
+    } else {
+        cfg.connect_timeout
+    };
     let mut last = None;
-    for (host, port) in &candidates {
+    for (host, port, index) in &candidates {
         // Plaintext goes to a loopback address only, whatever DNS says.
         if cfg.tls == TlsMode::Plain && !is_loopback(host) {
             last = Some(ConnError::Config(format!(
-                "SRV target {host} is not a loopback address"
+                "server {host} is not a loopback address"
             )));
             continue;
         }
-        match TcpStream::connect((host.as_str(), *port)).await {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(ConnError::Connect(format!("{host}:{port}: {e}"))),
+        match tokio::time::timeout(share, TcpStream::connect((host.as_str(), *port))).await {
+            Ok(Ok(s)) => return Ok((s, *index)),
+            Ok(Err(e)) => last = Some(ConnError::Connect(format!("{host}:{port}: {e}"))),
+            Err(_) => last = Some(ConnError::Connect(format!("{host}:{port}: no answer"))),
         }
     }
     Err(last.unwrap_or_else(|| ConnError::Connect("no address to try".into())))
@@ -112,15 +136,21 @@ async fn connect_tcp(cfg: &Config, account: &Account) -> Result<TcpStream, ConnE
 
 impl Conn {
     /// Connects over TCP, and TLS at once in direct TLS mode.
-    pub(super) async fn open(cfg: &Config, account: &Account) -> Result<Conn, ConnError> {
-        let tcp = connect_tcp(cfg, account).await?;
+    /// `prefer` is the index in `cfg.servers` to try first; the result
+    /// says which one answered (`None` without `cfg.servers`).
+    pub(super) async fn open(
+        cfg: &Config,
+        account: &Account,
+        prefer: usize,
+    ) -> Result<(Conn, Option<usize>), ConnError> {
+        let (tcp, index) = connect_tcp(cfg, account, prefer).await?;
         let _ = tcp.set_nodelay(true);
         let mut io = Transport::Plain(tcp);
         if cfg.tls == TlsMode::Direct {
             let name = cfg.server_name.as_deref().unwrap_or(&account.domain);
             io = io.upgrade(name, cfg.ca_file.as_deref()).await?;
         }
-        Ok(Conn::new(io, cfg, account))
+        Ok((Conn::new(io, cfg, account), index))
     }
 
     /// A connection over `io`, before the stream is opened.

@@ -48,6 +48,9 @@ struct Durable {
     /// IQ ids whose waiter gave up: a late answer is dropped, not handed to
     /// the owner as if it were a request. The most recent ones only.
     cancelled: VecDeque<String>,
+    /// Index in `Config::servers` of the server to try first: the one the
+    /// session was last online on.
+    server: usize,
 }
 
 /// How many cancelled IQ ids are remembered.
@@ -103,10 +106,26 @@ fn validate(cfg: &Config) -> Result<Account, ConnError> {
         _ => {}
     }
     let host = cfg.host.clone().unwrap_or_else(|| j.domain.clone());
-    if cfg.tls == TlsMode::Plain && !is_loopback(&host) {
-        return Err(ConnError::Config(format!(
-            "plaintext is only allowed to a loopback address, not {host:?}"
-        )));
+    if cfg.servers.is_empty() {
+        if cfg.tls == TlsMode::Plain && !is_loopback(&host) {
+            return Err(ConnError::Config(format!(
+                "plaintext is only allowed to a loopback address, not {host:?}"
+            )));
+        }
+    } else if cfg.host.is_some() {
+        return Err(ConnError::Config(
+            "give either servers or host, not both".into(),
+        ));
+    }
+    for (host, port) in &cfg.servers {
+        if *port == 0 || host.is_empty() {
+            return Err(ConnError::Config(format!("bad server {host:?}:{port}")));
+        }
+        if cfg.tls == TlsMode::Plain && !is_loopback(host) {
+            return Err(ConnError::Config(format!(
+                "plaintext is only allowed to a loopback address, not {host:?}"
+            )));
+        }
     }
     if cfg.queue_limit == 0 {
         return Err(ConnError::Config("queue_limit must be positive".into()));
@@ -345,10 +364,10 @@ async fn connect_and_serve<H: Handler>(
     // Connecting and negotiating end at once on a close (the owner died,
     // say); sends wait in the queue, which `queue_limit` bounds.
     let opened = tokio::select! {
-        r = timeout(cfg.connect_timeout, Conn::open(cfg, account)) => Some(r),
+        r = timeout(cfg.connect_timeout, Conn::open(cfg, account, d.server)) => Some(r),
         () = close.requested() => None,
     };
-    let mut conn = match opened {
+    let (mut conn, server) = match opened {
         Some(r) => r.map_err(|_| ConnError::Timeout("connect"))??,
         None => return Ok(()),
     };
@@ -356,11 +375,26 @@ async fn connect_and_serve<H: Handler>(
         r = timeout(cfg.connect_timeout, conn.negotiate(cfg, account, d, handler)) => Some(r),
         () = close.requested() => None,
     };
-    let (jid, resumed) = match negotiated {
-        Some(r) => r.map_err(|_| ConnError::Timeout("stream negotiation"))??,
+    let negotiated = match negotiated {
+        Some(r) => r
+            .map_err(|_| ConnError::Timeout("stream negotiation"))
+            .and_then(|r| r),
         None => return Ok(()),
     };
+    let (jid, resumed) = match (negotiated, server) {
+        (Ok(ok), _) => ok,
+        // A server that takes the connection but not the session (hung,
+        // starting, overloaded): the next attempt begins with the next one.
+        (Err(e), Some(i)) => {
+            d.server = (i + 1) % cfg.servers.len();
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
+    };
     *online = true;
+    if let Some(i) = server {
+        d.server = i;
+    }
     handler.event(Event::Online { jid, resumed });
     // Resent after a resumption: what the server had not acknowledged.
     if resumed {
