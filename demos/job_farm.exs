@@ -340,7 +340,7 @@ defmodule JobFarm do
 
       post(
         s,
-        "batch #{n}: jobs #{range(batch)} queued, #{length(slots)} workers online (#{Enum.sum(slots)} slots)"
+        "batch #{n}: jobs #{range(batch)} queued, #{workers_online(length(slots))} (#{Enum.sum(slots)} slots)"
       )
 
       # The discovery group's members: the nodes online.
@@ -857,7 +857,7 @@ defmodule JobFarm do
 
       post(
         s,
-        "progress: #{done}/#{s.total} jobs done (#{pct}%), #{online} workers online, #{fmt(elapsed)} s"
+        "progress: #{done}/#{s.total} jobs done (#{pct}%), #{workers_online(online)}, #{fmt(elapsed)} s"
       )
 
       %{s | next_post_pct: div(pct, 10) * 10 + 10}
@@ -865,6 +865,9 @@ defmodule JobFarm do
       s
     end
   end
+
+  defp workers_online(1), do: "1 worker online"
+  defp workers_online(n), do: "#{n} workers online"
 
   # `submit` runs in a process of its own (the bus's, under the caller's
   # deadline): it checks the arguments and counts the primes itself, then
