@@ -20,6 +20,15 @@
 # A live view (ANSI redraw on a terminal, plain lines otherwise, or with
 # JOB_FARM_PLAIN=1) and a summary; exits 1 when a job is lost, done twice
 # or answered wrongly. JOB_FARM_JOBS sets the number of jobs (default 400).
+#
+# What the coordinator posts to the group is text (a readable <body/> for
+# any XMPP client in the room): the batches, progress every 10%, the
+# crash, the end. It also serves `submit` (JSON `[{"n": 5000, "ms": 100}]`
+# from any client): a job queued like the others, answered with its
+# result. JOB_FARM_GUEST=user:password adds an account for such a client:
+# the farm prints how to reach it, waits (up to 60 s) for that client to
+# join the group before the workers start, and does not end before a job
+# it submitted is answered (README "The job farm demo").
 
 alias XmppBridge.Bus
 
@@ -51,8 +60,9 @@ defmodule JobFarm do
 
     IO.puts("== The job farm: an Elixir coordinator, workers in Elixir and Rust, one XMPP server")
     rust_bin = build_rust_worker!()
+    guest = guest_account()
     accounts = [{"coord", "coord-pw"} | for(w <- @workers, do: {w.name, w.name <> "-pw"})]
-    {:ok, srv} = XmppTestServer.start(:ejabberd, accounts: accounts)
+    {:ok, srv} = XmppTestServer.start(:ejabberd, accounts: accounts ++ List.wrap(guest))
 
     try do
       run(%{
@@ -60,6 +70,7 @@ defmodule JobFarm do
         total: total,
         view: view,
         rust_bin: rust_bin,
+        guest: guest,
         t0: t0,
         server_ms: now_ms() - t0
       })
@@ -111,6 +122,7 @@ defmodule JobFarm do
 
     :ok = Bus.await_online(bus)
     :ok = Bus.join(bus, @group, events: true)
+    :ok = Bus.serve(bus, "submit", submit_handler(self()))
 
     jobs = make_jobs(total)
     expected = expected_primes(jobs)
@@ -144,7 +156,13 @@ defmodule JobFarm do
       down_after: nil,
       farm_t0: nil,
       farm_t1: nil,
-      events: []
+      events: [],
+      # jobs submitted by RPC (`submit`): id => what the caller waits for
+      submitted: %{},
+      next_post_pct: 10,
+      guest_jid: nil,
+      guest_wait_ms: 0,
+      closing: false
     }
 
     s =
@@ -154,6 +172,7 @@ defmodule JobFarm do
       )
 
     s = queue_for_late(s, late_ids)
+    s = await_guest(s)
     s = Enum.reduce(@workers, s, fn w, s -> if w.late, do: s, else: start_worker(s, w.name) end)
     s = loop(s)
     finish(s)
@@ -279,16 +298,19 @@ defmodule JobFarm do
   ## The loop
 
   defp loop(s) do
-    s = s |> announce() |> dispatch() |> triggers() |> tick()
+    s = s |> announce() |> dispatch() |> triggers() |> post_progress() |> tick()
 
     cond do
-      map_size(s.results) == s.total ->
+      map_size(s.results) == s.total and guest_served?(s) ->
         %{s | farm_t1: now_ms()}
 
-      now_ms() - s.ctx.t0 > @farm_timeout_ms ->
+      now_ms() - s.ctx.t0 - s.guest_wait_ms > @farm_timeout_ms ->
         event(
           %{s | farm_t1: now_ms()},
-          "giving up: #{@farm_timeout_ms} ms and not every job done"
+          if(map_size(s.results) == s.total,
+            do: "giving up waiting for a job from the guest: #{@farm_timeout_ms} ms",
+            else: "giving up: #{@farm_timeout_ms} ms and not every job done"
+          )
         )
 
       true ->
@@ -315,7 +337,12 @@ defmodule JobFarm do
     if slots != [] and :queue.len(s.pending) < Enum.sum(slots) do
       {batch, rest} = Enum.split(s.unannounced, @batch)
       n = s.batches + 1
-      :ok = Bus.broadcast(s.bus, @group, {:announce, n, hd(batch), List.last(batch)})
+
+      post(
+        s,
+        "batch #{n}: jobs #{range(batch)} queued, #{workers_online(length(slots))} (#{Enum.sum(slots)} slots)"
+      )
+
       # The discovery group's members: the nodes online.
       {:ok, members} = Bus.nodes(s.bus)
       pending = Enum.reduce(batch, s.pending, &:queue.in/2)
@@ -380,6 +407,11 @@ defmodule JobFarm do
           MapSet.size(victim.inflight) > 0 ->
         {_, 0} = System.cmd("kill", ["-9", Integer.to_string(victim.os_pid)])
         s = %{s | killed_at: now_ms()}
+
+        post(
+          s,
+          "crash on purpose: kill -9 #{@victim} with jobs #{range(victim.inflight)} in flight"
+        )
 
         event(
           s,
@@ -567,6 +599,7 @@ defmodule JobFarm do
       end)
 
     s = %{s | attempts: attempts}
+    post(s, "#{name} is down (#{reason}): its jobs #{range(ids)} go to the others")
 
     s =
       put_in(s.workers[name], %{w | state: :down, inflight: MapSet.new(), load: 0, text: "DOWN"})
@@ -607,6 +640,14 @@ defmodule JobFarm do
     end
   end
 
+  defp handle(%{closing: true} = s, {:submit, pid, ref, _n, _ms, _expected}) do
+    send(pid, {:submitted, ref, %{"error" => "the farm is done; no more jobs"}})
+    s
+  end
+
+  defp handle(s, {:submit, pid, ref, n, ms, expected}),
+    do: queue_submitted(s, pid, ref, n, ms, expected)
+
   defp handle(s, _other), do: s
 
   defp redispatch(s, [], _from, _why), do: s
@@ -623,6 +664,7 @@ defmodule JobFarm do
     s = %{s | results: Map.put(s.results, id, count)}
     s = update_in(s.workers[name].done, &(&1 + 1))
     s = if count > 1, do: event(s, "job #{id} done twice (again by #{name})"), else: s
+    s = if count == 1, do: answer_submitter(s, id, primes, name), else: s
 
     if primes == s.expected[n] do
       s
@@ -639,9 +681,17 @@ defmodule JobFarm do
   ## The end
 
   defp finish(s) do
+    s = close_submissions(s)
     # Late duplicates would show now.
     s = drain(s, now_ms() + 500)
     for {_, %{mon: mon}} <- s.workers, mon != nil, do: Bus.demonitor(s.bus, mon, [:flush])
+    twice = Enum.count(s.results, fn {_, c} -> c > 1 end)
+
+    post(
+      s,
+      "the farm is done: #{map_size(s.results)} of #{s.total} jobs answered, #{twice} done twice, #{length(s.wrong)} wrong; the workers stop now"
+    )
+
     :ok = Bus.broadcast(s.bus, @group, {:farm_done, s.total})
     s = event(s, "all #{map_size(s.results)} jobs answered; told the group the farm is done")
     s = await_exits(s, now_ms() + 5_000)
@@ -709,7 +759,7 @@ defmodule JobFarm do
     per language:   #{Enum.map_join(Enum.sort(by_lang), ", ", fn {l, d} -> "#{l} #{d}" end)}
     re-dispatched:  #{length(s.redispatched)}#{Enum.map_join(redisp, "", fn {{from, why}, ids} -> "; jobs #{range(ids)} from #{from} (#{why})" end)}
     kill -9:        #{@victim} seen DOWN #{s.down_after || "-"} ms after the kill (heartbeat 500 ms, timeout 1000 ms)
-    offline:        #{@late} got #{s.late_delivered} stored terms (a welcome and #{@queued_for_late} jobs) when it came online
+    offline:        #{@late} got #{s.late_delivered} stored terms (a welcome and #{@queued_for_late} jobs) when it came online#{submitted_summary(s)}
     """)
 
     problems =
@@ -741,6 +791,189 @@ defmodule JobFarm do
 
   defp pct([], _), do: 0
   defp pct(sorted, p), do: Enum.at(sorted, max(ceil(p * length(sorted)) - 1, 0))
+
+  ## The group's text, and jobs from any client
+
+  # JOB_FARM_GUEST=user:password: one more account, for an ordinary XMPP
+  # client that joins the group and submits jobs.
+  defp guest_account do
+    case System.get_env("JOB_FARM_GUEST", "") do
+      "" ->
+        nil
+
+      spec ->
+        case String.split(spec, ":", parts: 2) do
+          [user, pw] when user != "" and pw != "" -> {user, pw}
+          _ -> raise "JOB_FARM_GUEST is user:password, got #{inspect(spec)}"
+        end
+    end
+  end
+
+  # With a guest account: say how to reach the farm, then wait for the
+  # guest in the group (so that it sees the whole run) before any worker starts.
+  defp await_guest(%{ctx: %{guest: nil}} = s), do: s
+
+  defp await_guest(%{ctx: %{guest: {user, pw}}} = s) do
+    srv = s.srv
+
+    s =
+      event(
+        s,
+        "guest: log in as #{XmppTestServer.jid(srv, user)} (password #{pw}) on #{srv.host}:#{srv.ports.c2s_plain} (plaintext), " <>
+          "join the room #{@group}@#{srv.muc_domain}, call submit on #{Bus.jid(s.bus)}; waiting for the guest"
+      )
+
+    t = now_ms()
+
+    receive do
+      {:xmpp_bridge_bus, :joined, @group, jid}
+      when binary_part(jid, 0, byte_size(user) + 1) == user <> "@" ->
+        event(%{s | guest_jid: jid, guest_wait_ms: now_ms() - t}, "guest #{jid} joined #{@group}")
+    after
+      60_000 ->
+        event(%{s | guest_wait_ms: now_ms() - t}, "no guest in #{@group} after 60 s; going on")
+    end
+  end
+
+  # With a guest account the farm ends once the guest's first job is answered too.
+  defp guest_served?(%{ctx: %{guest: nil}}), do: true
+  defp guest_served?(s), do: Enum.any?(s.submitted, fn {_, j} -> j.answered_ms != nil end)
+
+  # Text to the group: a string's <body/> is the text itself (in quotes),
+  # which is what an ordinary client in the room shows.
+  defp post(s, text) do
+    :ok = Bus.broadcast(s.bus, @group, text)
+    s
+  end
+
+  # Progress, every 10% of the jobs.
+  defp post_progress(s) do
+    done = done_count(s)
+    pct = div(done * 100, max(s.total, 1))
+
+    if pct >= s.next_post_pct do
+      online = Enum.count(s.workers, fn {_, w} -> w.state == :online end)
+      elapsed = if s.farm_t0, do: (now_ms() - s.farm_t0) / 1000, else: 0.0
+
+      post(
+        s,
+        "progress: #{done}/#{s.total} jobs done (#{pct}%), #{workers_online(online)}, #{fmt(elapsed)} s"
+      )
+
+      %{s | next_post_pct: div(pct, 10) * 10 + 10}
+    else
+      s
+    end
+  end
+
+  defp workers_online(1), do: "1 worker online"
+  defp workers_online(n), do: "#{n} workers online"
+
+  # `submit` runs in a process of its own (the bus's, under the caller's
+  # deadline): it checks the arguments and counts the primes itself, then
+  # waits for the coordinator to have the job done. One argument, an
+  # object (JSON) or map: {"n": 2..1000000, "ms": 0..5000 (default 0)}.
+  defp submit_handler(coord) do
+    fn args ->
+      case submit_args(args) do
+        {:ok, n, ms} ->
+          expected = expected_primes(%{0 => {n, ms}})[n]
+          ref = make_ref()
+          send(coord, {:submit, self(), ref, n, ms, expected})
+
+          receive do
+            {:submitted, ^ref, answer} -> answer
+          end
+
+        {:error, why} ->
+          %{"error" => why}
+      end
+    end
+  end
+
+  defp submit_args(%{} = args) do
+    n = Map.get(args, "n", Map.get(args, :n))
+    ms = Map.get(args, "ms", Map.get(args, :ms, 0))
+
+    cond do
+      not is_integer(n) or n < 2 or n > 1_000_000 ->
+        {:error, "n must be an integer from 2 to 1000000, got #{inspect(n)}"}
+
+      not is_integer(ms) or ms < 0 or ms > 5_000 ->
+        {:error, "ms must be an integer from 0 to 5000, got #{inspect(ms)}"}
+
+      true ->
+        {:ok, n, ms}
+    end
+  end
+
+  defp submit_args(other),
+    do:
+      {:error,
+       ~s(submit takes one object {"n": 2..1000000, "ms": 0..5000}, got #{inspect(other)})}
+
+  # A submitted job is the next id, queued behind the waiting ones.
+  defp queue_submitted(s, pid, ref, n, ms, expected) do
+    id = s.total + 1
+    job = %{pid: pid, ref: ref, n: n, ms: ms, t: now_ms(), answered_ms: nil, worker: nil}
+
+    s = %{
+      s
+      | total: id,
+        jobs: Map.put(s.jobs, id, {n, ms}),
+        expected: Map.put(s.expected, n, expected),
+        pending: :queue.in(id, s.pending),
+        submitted: Map.put(s.submitted, id, job)
+    }
+
+    post(s, "job #{id} submitted by RPC: count the primes up to #{n}, then #{ms} ms; queued")
+    event(s, "job #{id} submitted by RPC (n #{n}, ms #{ms}); queued")
+  end
+
+  # The first answer to a submitted job goes back to its caller, checked.
+  defp answer_submitter(s, id, primes, name) do
+    case s.submitted[id] do
+      nil ->
+        s
+
+      job ->
+        {n, _} = s.jobs[id]
+        worker = s.workers[name].jid || name
+
+        answer =
+          if primes == s.expected[n],
+            do: %{"id" => id, "n" => n, "ms" => job.ms, "primes" => primes, "worker" => worker},
+            else: %{
+              "id" => id,
+              "error" => "#{worker} answered #{inspect(primes)}, expected #{s.expected[n]}"
+            }
+
+        send(job.pid, {:submitted, job.ref, answer})
+        after_ms = now_ms() - job.t
+        post(s, "job #{id} (submitted) done by #{worker}: #{inspect(primes)} primes up to #{n}")
+        s = put_in(s.submitted[id], %{job | answered_ms: after_ms, worker: worker})
+        event(s, "job #{id} (submitted) done by #{name} in #{after_ms} ms; answered its caller")
+    end
+  end
+
+  # The end: no more submissions; a call that comes now is told so.
+  defp close_submissions(s) do
+    :ok = Bus.unserve(s.bus, "submit")
+    %{s | closing: true}
+  end
+
+  defp submitted_summary(%{submitted: jobs}) when jobs == %{}, do: ""
+
+  defp submitted_summary(s) do
+    jobs =
+      for {id, j} <- Enum.sort(s.submitted) do
+        if j.answered_ms,
+          do: "job #{id} (n #{j.n}) by #{name_of(j.worker)}, answered in #{j.answered_ms} ms",
+          else: "job #{id} (n #{j.n}) not answered"
+      end
+
+    "\nsubmitted:      #{map_size(s.submitted)} by RPC: " <> Enum.join(jobs, "; ")
+  end
 
   ## The view
 
