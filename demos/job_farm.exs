@@ -692,7 +692,11 @@ defmodule JobFarm do
       "the farm is done: #{map_size(s.results)} of #{s.total} jobs answered, #{twice} done twice, #{length(s.wrong)} wrong; the workers stop now"
     )
 
-    :ok = Bus.broadcast(s.bus, @group, {:farm_done, s.total})
+    :ok =
+      Bus.broadcast(s.bus, @group, {:farm_done, s.total},
+        body: "workers: stop now (farm_done, #{s.total} jobs)"
+      )
+
     s = event(s, "all #{map_size(s.results)} jobs answered; told the group the farm is done")
     s = await_exits(s, now_ms() + 5_000)
     s = redraw(s)
@@ -839,10 +843,10 @@ defmodule JobFarm do
   defp guest_served?(%{ctx: %{guest: nil}}), do: true
   defp guest_served?(s), do: Enum.any?(s.submitted, fn {_, j} -> j.answered_ms != nil end)
 
-  # Text to the group: a string's <body/> is the text itself (in quotes),
-  # which is what an ordinary client in the room shows.
+  # Text to the group: the term is the string, and the <body/> (what an
+  # ordinary client in the room shows) is the bare text.
   defp post(s, text) do
-    :ok = Bus.broadcast(s.bus, @group, text)
+    :ok = Bus.broadcast(s.bus, @group, text, body: text)
     s
   end
 

@@ -101,6 +101,7 @@ defmodule XmppBridge.Bus do
   alias XmppBridge.{Connection, Error, Iq, Message, Presence}
   alias XmppBridge.Payload.DiscoItems
   alias XmppBridge.Bus.{Bounded, Call, Group, Names, Wire}
+  alias XmppBridge.Bus.Term, as: BusTerm
 
   @registry XmppBridge.Client.Registry
 
@@ -490,14 +491,24 @@ defmodule XmppBridge.Bus do
   the room). The node must be in the group (`{:not_joined, group}`
   otherwise); the sender's own subscribers do not get it back. Confirmed by
   the server, not by the members; never stored for members that are away.
-  Options: `:format` (`:term` or `:json`, as in `send/4`).
+  Options: `:format` (`:term` or `:json`, as in `send/4`), and `:body`:
+  the text ordinary clients in the room show (UTF-8, cut to 1024 bytes),
+  instead of the term as Elixir would print it - a string term otherwise
+  shows in quotes. Bus members get the term either way.
   """
   @spec broadcast(bus(), String.t(), term(), keyword()) :: :ok | {:error, Error.t()}
   def broadcast(bus, group, term, opts \\ []) do
     format = Keyword.get(opts, :format, :term)
+    text = Keyword.get(opts, :body)
 
-    with true <- format in [:term, :json] || {:error, %Error{reason: {:bad_option, opts}}},
+    with true <-
+           (format in [:term, :json] and (text == nil or is_binary(text))) ||
+             {:error, %Error{reason: {:bad_option, opts}}},
+         true <-
+           text == nil or String.valid?(text) ||
+             {:error, %Error{reason: {:bad_option, {:body, text}}}},
          {:ok, value_el, body} <- Wire.value_and_body(term, format) do
+      body = if text, do: BusTerm.readable(text), else: body
       GenServer.call(bus, {:broadcast, group, value_el, body})
     end
   end

@@ -81,4 +81,17 @@ defmodule XmppBridge.BusTermTest do
   test "the unknown atom struct carries the name" do
     assert %UnknownAtom{name: "x"}.name == "x"
   end
+
+  test "a broadcast's :body must be UTF-8 text; it is cut like a rendered body" do
+    # Refused before the bus is asked: no node is needed.
+    for bad <- [5, <<0xFF>>, :text] do
+      assert {:error, %Error{reason: {:bad_option, _}}} =
+               XmppBridge.Bus.broadcast(self(), "g", "x", body: bad)
+    end
+
+    long = String.duplicate("é", 600)
+    cut = Term.readable(long)
+    assert byte_size(cut) <= 1024 and String.valid?(cut) and String.ends_with?(cut, "…")
+    assert Term.readable("progress: 10%") == "progress: 10%"
+  end
 end

@@ -52,13 +52,13 @@ defmodule XmppBridge.JobFarmSlixmppTest do
 
     # What the coordinator posts, as any client shows it: its <body/>
     # (a string term's body is the text in quotes), no JSON payload.
-    {before, progress} = posts_until(slix, coord, ~r/^"progress: /)
+    {before, progress} = posts_until(slix, coord, ~r/^progress: /)
     assert [first | _] = before
-    assert first =~ ~r/^"batch 1: jobs 11\.\.60 queued, \d workers? online \(\d+ slots\)"$/
+    assert first =~ ~r/^batch 1: jobs 11\.\.60 queued, \d workers? online \(\d+ slots\)$/
 
     assert [_, done, total, pct] =
              Regex.run(
-               ~r/^"progress: (\d+)\/(\d+) jobs done \((\d+)%\), \d workers? online, [\d.]+ s"$/,
+               ~r/^progress: (\d+)\/(\d+) jobs done \((\d+)%\), \d workers? online, [\d.]+ s$/,
                progress
              )
 
@@ -94,29 +94,30 @@ defmodule XmppBridge.JobFarmSlixmppTest do
     assert Enum.sort([a["json"]["id"], b["json"]["id"]]) == [401, 402]
 
     # The rest of the run as the room shows it, to the end.
-    {rest, farm_done} = posts_until(slix, coord, ~r/^\{:farm_done, /)
-    assert farm_done == "{:farm_done, 402}"
+    {rest, farm_done} = posts_until(slix, coord, ~r/^workers: stop now/)
+    assert farm_done == "workers: stop now (farm_done, 402 jobs)"
 
     assert Enum.any?(
              rest,
              &(&1 =~
-                 ~r/^"job 40[12] submitted by RPC: count the primes up to 5000, then 100 ms; queued"$/)
+                 ~r/^job 40[12] submitted by RPC: count the primes up to 5000, then 100 ms; queued$/)
            )
 
     assert Enum.count(
              rest,
              &(&1 =~
-                 ~r/^"job 40[12] \(submitted\) done by (ex|rs)\d@localhost\/\S+: \d+ primes up to \d+"$/)
+                 ~r/^job 40[12] \(submitted\) done by (ex|rs)\d@localhost\/\S+: \d+ primes up to \d+$/)
            ) == 2
 
-    assert Enum.any?(rest, &(&1 =~ ~r/^"progress: 402\/402 jobs done \(100%\)/))
-    assert Enum.any?(rest, &(&1 =~ ~r/^"rs2 is down \(\w+\): its jobs .+ go to the others"$/))
+    assert Enum.any?(rest, &(&1 =~ ~r/^progress: 402\/402 jobs done \(100%\)/))
+    assert Enum.any?(rest, &(&1 =~ ~r/^rs2 is down \(\w+\): its jobs .+ go to the others$/))
 
     assert List.last(rest) ==
-             ~s("the farm is done: 402 of 402 jobs answered, 0 done twice, 0 wrong; the workers stop now")
+             "the farm is done: 402 of 402 jobs answered, 0 done twice, 0 wrong; the workers stop now"
 
-    # Every post is one line of text, none a bare tuple but the workers' stop term.
-    for body <- before ++ [progress | rest], do: assert(body =~ ~r/^"[^"\n]+"$/, body)
+    # Every post is one line of bare text (no quotes, no Elixir syntax).
+    for body <- before ++ [progress | rest] ++ [farm_done],
+        do: assert(body =~ ~r/^[^"{}\n]+$/, body)
 
     {output, status} = farm_exit(farm)
     assert status == 0, "the demo exited with #{inspect(status)}:\n#{output}"

@@ -96,6 +96,10 @@ defmodule XmppBridge.Bus.Term do
     cut(text, @body_limit)
   end
 
+  @doc false
+  # A caller's own body text, cut like a rendered one.
+  def readable(text) when is_binary(text), do: cut(text, @body_limit)
+
   defp cut(text, limit) when byte_size(text) <= limit, do: text
 
   defp cut(text, limit) do
