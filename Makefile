@@ -12,6 +12,7 @@
 #                     to names vs to a client node, MIX_ENV=bench (BENCH_NAMES=10000 etc.)
 #   make demo         codec demo, then the job farm: an Elixir coordinator, Elixir and Rust
 #                     workers (OS processes) over a private ejabberd (demos/job_farm.exs)
+#   make demo-cluster the job farm on a 2-node ejabberd cluster, with kill -9 of a server node
 #   make demo-echo    a BEAM process and a Rust program echoing over a private ejabberd
 #   make clean        remove build output (also `cargo clean` of CARGO_TARGET_DIR)
 #
@@ -41,7 +42,7 @@ CARGO ?= cargo
 # The steps of `make test` run in the order given, also under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: test deps rust-check elixir-check build fmt bench bench-codec bench-conn bench-bus bench-names demo demo-echo clean
+.PHONY: test deps rust-check elixir-check build fmt bench bench-codec bench-conn bench-bus bench-names demo demo-cluster demo-echo clean
 
 # Every step must pass; the first failure fails make.
 #  - `mix compile --force` recompiles all Elixir/Erlang sources so their warnings
@@ -140,6 +141,12 @@ bench-names: deps
 demo: deps
 	$(MIX) run demos/codec_demo.exs
 	ELIXIR_ERL_OPTIONS="$(NO_BUSY_WAIT)" $(MIX) run demos/job_farm.exs
+
+# The job farm on a 2-node ejabberd cluster (XmppTestServer.Cluster): BEAM
+# nodes on server node A, Rust nodes on B; server node A is killed with
+# kill -9 half-way and restarted (README "The job farm on a cluster").
+demo-cluster: deps
+	ELIXIR_ERL_OPTIONS="$(NO_BUSY_WAIT)" $(MIX) run demos/job_farm.exs --cluster
 
 demo-echo: deps
 	$(MIX) run demos/beam_rust_demo.exs

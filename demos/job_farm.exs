@@ -29,6 +29,15 @@
 # the farm prints how to reach it, waits (up to 60 s) for that client to
 # join the group before the workers start, and does not end before a job
 # it submitted is answered (README "The job farm demo").
+#
+# `--cluster` (`make demo-cluster`) runs the farm on a 2-node ejabberd
+# cluster (XmppTestServer.Cluster): the coordinator and the Elixir workers
+# on server node A, the Rust workers on B, every session given both
+# servers. After the worker crash, the demo kills server node A with
+# kill -9: its sessions fail over to B, the group's room (which lived on
+# A) is made again on B and rejoined, and no monitor may fire for a node
+# that did not die. Then A is restarted (it rejoins the cluster) and one
+# more Elixir worker, ex3, logs in, on A again.
 
 alias XmppBridge.Bus
 
@@ -49,24 +58,48 @@ defmodule JobFarm do
   @late_at 0.50
   @batch 50
   @farm_timeout_ms 55_000
+  # --cluster: the extra worker started once server node A is back, and
+  # when A is killed (after the worker crash was seen).
+  @after_restart %{name: "ex3", lang: "elixir", slots: 2, late: true}
+  @server_kill_at 0.40
 
   ## Setup
 
   def main do
     t0 = now_ms()
-    total = String.to_integer(System.get_env("JOB_FARM_JOBS", "400"))
+    cluster? = "--cluster" in System.argv()
+    default_jobs = if cluster?, do: "800", else: "400"
+    total = String.to_integer(System.get_env("JOB_FARM_JOBS", default_jobs))
     tty = System.get_env("JOB_FARM_PLAIN") in [nil, ""] and tty?()
     view = %{tty: tty, t0: t0, drawn: 0, next_pct: 10, last: t0}
 
-    IO.puts("== The job farm: an Elixir coordinator, workers in Elixir and Rust, one XMPP server")
+    IO.puts(
+      if cluster?,
+        do: "== The job farm on a 2-node ejabberd cluster: BEAM nodes on A, Rust nodes on B",
+        else:
+          "== The job farm: an Elixir coordinator, workers in Elixir and Rust, one XMPP server"
+    )
+
     rust_bin = build_rust_worker!()
     guest = guest_account()
-    accounts = [{"coord", "coord-pw"} | for(w <- @workers, do: {w.name, w.name <> "-pw"})]
-    {:ok, srv} = XmppTestServer.start(:ejabberd, accounts: accounts ++ List.wrap(guest))
+    workers = workers(cluster?)
+    accounts = [{"coord", "coord-pw"} | for(w <- workers, do: {w.name, w.name <> "-pw"})]
+    accounts = accounts ++ List.wrap(guest)
+
+    {srv, cluster, stop} =
+      if cluster? do
+        {:ok, cluster} = XmppTestServer.Cluster.start(accounts: accounts)
+        {hd(cluster.nodes), cluster, fn -> XmppTestServer.Cluster.stop(cluster) end}
+      else
+        {:ok, srv} = XmppTestServer.start(:ejabberd, accounts: accounts)
+        {srv, nil, fn -> XmppTestServer.stop(srv) end}
+      end
 
     try do
       run(%{
         srv: srv,
+        cluster: cluster,
+        workers: workers,
         total: total,
         view: view,
         rust_bin: rust_bin,
@@ -75,9 +108,37 @@ defmodule JobFarm do
         server_ms: now_ms() - t0
       })
     after
-      XmppTestServer.stop(srv)
+      stop.()
     end
   end
+
+  defp workers(false), do: @workers
+  defp workers(true), do: @workers ++ [@after_restart]
+
+  # Where a node connects: the server, or (--cluster) both servers, the
+  # BEAM nodes' first choice A and the Rust nodes' B.
+  defp conn_opts(%{cluster: nil, srv: srv}, _lang),
+    do: [host: srv.host, port: srv.ports.c2s_plain]
+
+  defp conn_opts(%{cluster: cluster}, lang) do
+    [a, b] = XmppTestServer.Cluster.servers(cluster)
+    [servers: if(lang == "rust", do: [b, a], else: [a, b])]
+  end
+
+  defp conn_args(ctx, lang) do
+    case conn_opts(ctx, lang) do
+      [host: h, port: p] ->
+        ["--host", h, "--port", Integer.to_string(p)]
+
+      [servers: servers] ->
+        ["--servers", Enum.map_join(servers, ",", fn {h, p} -> "#{h}:#{p}" end)]
+    end
+  end
+
+  # The coordinator's heartbeat timeout: on a cluster a failover (about a
+  # second here) must not look like a death.
+  defp heartbeat_timeout(%{cluster: nil}), do: 1000
+  defp heartbeat_timeout(_ctx), do: 3000
 
   # Is the VM's stdout a terminal? (:io.columns/0 says no under -noshell
   # on OTP < 26, so Linux's /proc is asked first.)
@@ -109,15 +170,16 @@ defmodule JobFarm do
 
     {:ok, bus} =
       Bus.start_link(
-        jid: XmppTestServer.jid(srv, "coord"),
-        password: "coord-pw",
-        host: srv.host,
-        port: srv.ports.c2s_plain,
-        tls: :plain,
-        receiver: self(),
-        heartbeat: 500,
-        heartbeat_timeout: 1000,
-        discovery: @group
+        [
+          jid: XmppTestServer.jid(srv, "coord"),
+          password: "coord-pw",
+          tls: :plain,
+          receiver: self(),
+          heartbeat: 500,
+          heartbeat_timeout: heartbeat_timeout(ctx),
+          reconnect: [initial: 200, max: 2000],
+          discovery: @group
+        ] ++ conn_opts(ctx, "elixir")
       )
 
     :ok = Bus.await_online(bus)
@@ -147,7 +209,15 @@ defmodule JobFarm do
       wrong: [],
       latencies: [],
       redispatched: [],
-      workers: Map.new(@workers, &{&1.name, new_worker(&1)}),
+      workers: Map.new(ctx.workers, &{&1.name, new_worker(&1)}),
+      order: Enum.map(ctx.workers, & &1.name),
+      downs: [],
+      # --cluster: what happened to the servers
+      server_killed_at: nil,
+      moved_ms: nil,
+      restart: nil,
+      restarted_ms: nil,
+      placement: %{},
       late_ids: MapSet.new(late_ids),
       late_refs: %{},
       late_delivered: 0,
@@ -168,12 +238,15 @@ defmodule JobFarm do
     s =
       event(
         s,
-        "ejabberd up on 127.0.0.1:#{srv.ports.c2s_plain} in #{ctx.server_ms} ms; coordinator online as #{Bus.jid(bus)}, in group #{@group}"
+        "#{servers_up(ctx)} in #{ctx.server_ms} ms; coordinator online as #{Bus.jid(bus)}, in group #{@group}"
       )
 
     s = queue_for_late(s, late_ids)
     s = await_guest(s)
-    s = Enum.reduce(@workers, s, fn w, s -> if w.late, do: s, else: start_worker(s, w.name) end)
+
+    s =
+      Enum.reduce(ctx.workers, s, fn w, s -> if w.late, do: s, else: start_worker(s, w.name) end)
+
     s = loop(s)
     finish(s)
   end
@@ -250,18 +323,15 @@ defmodule JobFarm do
     w = s.workers[name]
     pw = w.name <> "-pw"
 
-    common = [
-      "--jid",
-      XmppTestServer.jid(s.srv, name),
-      "--host",
-      s.srv.host,
-      "--port",
-      Integer.to_string(s.srv.ports.c2s_plain),
-      "--group",
-      @group,
-      "--slots",
-      Integer.to_string(w.slots)
-    ]
+    common =
+      ["--jid", XmppTestServer.jid(s.srv, name)] ++
+        conn_args(s.ctx, w.lang) ++
+        [
+          "--group",
+          @group,
+          "--slots",
+          Integer.to_string(w.slots)
+        ]
 
     {exe, args} =
       case w.lang do
@@ -422,9 +492,126 @@ defmodule JobFarm do
         s = %{s | late_started_at: now_ms()}
         start_worker(s, @late)
 
+      s.ctx.cluster != nil ->
+        cluster_triggers(s)
+
       true ->
         s
     end
+  end
+
+  ## --cluster: server node A dies, and comes back
+
+  defp servers_up(%{cluster: nil, srv: srv}),
+    do: "ejabberd up on 127.0.0.1:#{srv.ports.c2s_plain}"
+
+  defp servers_up(%{cluster: cluster}) do
+    [{_, a}, {_, b}] = XmppTestServer.Cluster.servers(cluster)
+    "ejabberd cluster up (A on 127.0.0.1:#{a}, B on 127.0.0.1:#{b}, joined)"
+  end
+
+  # After the worker crash was seen: kill -9 of server node A. Once every
+  # session that was on A is on B: restart A. Once A is back: ex3.
+  defp cluster_triggers(s) do
+    cond do
+      s.server_killed_at == nil and s.down_after != nil and
+          done_count(s) >= @server_kill_at * s.total ->
+        :ok = XmppTestServer.Cluster.kill(s.ctx.cluster, 0)
+        s = %{s | server_killed_at: now_ms()}
+        on_a = for {jid, 0} <- s.placement, do: jid
+        post(s, "crash on purpose: kill -9 of server node A (#{length(on_a)} sessions on it)")
+
+        s =
+          event(
+            s,
+            "kill -9 of server node A: #{Enum.map_join(on_a, ", ", &name_of/1)} were on it"
+          )
+
+        watch_sessions(s, :moved, fn placement -> Enum.all?(on_a, &(placement[&1] == 1)) end)
+
+      s.moved_ms != nil and s.restart == nil ->
+        farm = self()
+        cluster = s.ctx.cluster
+        t = now_ms()
+
+        spawn(fn ->
+          send(
+            farm,
+            {:cluster, :restarted, XmppTestServer.Cluster.restart(cluster, 0), now_ms() - t}
+          )
+        end)
+
+        event(%{s | restart: :running}, "restarting server node A")
+
+      true ->
+        s
+    end
+  end
+
+  # Asks the cluster where every session is until `done?` holds for the
+  # placement (or 20 s pass), in a process of its own (each look is an
+  # ejabberdctl call, ~0.35 s); the farm gets {:cluster, tag, placement}.
+  defp watch_sessions(s, tag, done?) do
+    farm = self()
+    cluster = s.ctx.cluster
+    until = now_ms() + 20_000
+
+    spawn(fn ->
+      Stream.repeatedly(fn ->
+        case XmppTestServer.Cluster.sessions(cluster, 1) do
+          {:ok, placement} -> placement
+          {:error, _} -> %{}
+        end
+      end)
+      |> Enum.find(fn placement ->
+        if done?.(placement) or now_ms() > until do
+          true
+        else
+          Process.sleep(100)
+          false
+        end
+      end)
+      |> then(&send(farm, {:cluster, tag, &1}))
+    end)
+
+    s
+  end
+
+  defp server_of(s, name) do
+    case s.workers[name] && s.placement[s.workers[name].jid] do
+      0 -> "A"
+      1 -> "B"
+      _ -> "-"
+    end
+  end
+
+  defp cluster_handle(s, {:cluster, :placed, placement}), do: %{s | placement: placement}
+
+  defp cluster_handle(s, {:cluster, :moved, placement}) do
+    s = %{s | placement: placement}
+    on_a = for {jid, 0} <- placement, do: name_of(jid)
+
+    if on_a == [] do
+      ms = now_ms() - s.server_killed_at
+      s = %{s | moved_ms: ms}
+      event(s, "every session that was on A is on B #{ms} ms after the kill")
+    else
+      event(s, "sessions still on A 20 s after the kill: #{Enum.join(on_a, ", ")}")
+    end
+  end
+
+  defp cluster_handle(s, {:cluster, :restarted, {:ok, cluster}, ms}) do
+    s = %{s | ctx: %{s.ctx | cluster: cluster}, restart: :done, restarted_ms: ms}
+    post(s, "server node A is back (rejoined the cluster); #{@after_restart.name} logs in")
+    s = event(s, "server node A restarted in #{ms} ms and rejoined the cluster")
+    start_worker(s, @after_restart.name)
+  end
+
+  defp cluster_handle(s, {:cluster, :restarted, {:error, reason}, _ms}) do
+    event(
+      %{s | restart: {:failed, reason}},
+      "server node A did not come back: #{inspect(reason)}"
+    )
   end
 
   ## Messages
@@ -514,12 +701,20 @@ defmodule JobFarm do
     end
   end
 
+  defp handle(s, {:cluster, _, _} = msg), do: cluster_handle(s, msg)
+  defp handle(s, {:cluster, _, _, _} = msg), do: cluster_handle(s, msg)
+
   defp handle(s, {:xmpp_bridge_bus, :joined, @group, jid}) do
     name = name_of(jid)
 
     case s.workers[name] do
       nil ->
         s
+
+      %{mon: mon, state: state} when mon != nil and state in [:online, :no_job] ->
+        # Back in the room after it was made again (its server died):
+        # the same node, still monitored.
+        event(s, "#{name} is in #{@group} again")
 
       w ->
         status =
@@ -555,10 +750,13 @@ defmodule JobFarm do
 
         s = put_in(s.workers[name], w)
 
-        event(
-          s,
-          "#{name} joined #{@group}: #{lang}, #{slots} slots, serves [#{methods}]; monitored"
-        )
+        s =
+          event(
+            s,
+            "#{name} joined #{@group}: #{lang}, #{slots} slots, serves [#{methods}]; monitored"
+          )
+
+        if s.ctx.cluster, do: watch_sessions(s, :placed, &Map.has_key?(&1, jid)), else: s
     end
   end
 
@@ -590,6 +788,7 @@ defmodule JobFarm do
   defp handle(s, {:DOWN, _ref, :bus_node, jid, reason}) do
     name = name_of(jid)
     w = s.workers[name]
+    s = %{s | downs: s.downs ++ [{name, reason}]}
     ids = w.inflight |> Enum.sort()
 
     attempts =
@@ -742,7 +941,7 @@ defmodule JobFarm do
     rtts = s.latencies |> Enum.map(&elem(&1, 0)) |> Enum.sort()
     overheads = s.latencies |> Enum.map(fn {us, ms} -> us - ms * 1000 end) |> Enum.sort()
     ms = fn us -> :erlang.float_to_binary(us / 1000, decimals: 1) end
-    workers = @workers |> Enum.map(&s.workers[&1.name])
+    workers = Enum.map(s.order, &s.workers[&1])
 
     by_lang =
       workers
@@ -762,8 +961,9 @@ defmodule JobFarm do
     presence says:  #{Enum.map_join(workers, ", ", &"#{&1.name} #{&1.reported}")} done (each worker's own count, in its last status)
     per language:   #{Enum.map_join(Enum.sort(by_lang), ", ", fn {l, d} -> "#{l} #{d}" end)}
     re-dispatched:  #{length(s.redispatched)}#{Enum.map_join(redisp, "", fn {{from, why}, ids} -> "; jobs #{range(ids)} from #{from} (#{why})" end)}
-    kill -9:        #{@victim} seen DOWN #{s.down_after || "-"} ms after the kill (heartbeat 500 ms, timeout 1000 ms)
-    offline:        #{@late} got #{s.late_delivered} stored terms (a welcome and #{@queued_for_late} jobs) when it came online#{submitted_summary(s)}
+    kill -9:        #{@victim} seen DOWN #{s.down_after || "-"} ms after the kill (heartbeat 500 ms, timeout #{heartbeat_timeout(s.ctx)} ms)
+    DOWN:           #{if s.downs == [], do: "none", else: Enum.map_join(s.downs, ", ", fn {n, r} -> "#{n} (#{inspect(r)})" end)}
+    offline:        #{@late} got #{s.late_delivered} stored terms (a welcome and #{@queued_for_late} jobs) when it came online#{submitted_summary(s)}#{cluster_summary(s)}
     """)
 
     problems =
@@ -771,11 +971,17 @@ defmodule JobFarm do
         lost != [] && "lost: #{range(lost)}",
         twice != [] && "done twice: #{range(twice)}",
         s.wrong != [] && "wrong answers: #{length(s.wrong)}"
-        | for(
-            w <- workers,
-            w.exit not in [nil, 0] and w.name != @victim,
-            do: "#{w.name} exited with status #{w.exit}"
-          )
+        | cluster_problems(s) ++
+            for(
+              {name, reason} <- s.downs,
+              name != @victim,
+              do: "DOWN for #{name} (#{inspect(reason)}), which did not die"
+            ) ++
+            for(
+              w <- workers,
+              w.exit not in [nil, 0] and w.name != @victim,
+              do: "#{w.name} exited with status #{w.exit}"
+            )
       ]
       |> Enum.filter(& &1)
 
@@ -791,6 +997,47 @@ defmodule JobFarm do
 
       :error
     end
+  end
+
+  defp cluster_summary(%{ctx: %{cluster: nil}}), do: ""
+
+  defp cluster_summary(s) do
+    placed = fn names -> Enum.map_join(names, ", ", &"#{&1} on #{server_of(s, &1)}") end
+    beam = for n <- s.order, s.workers[n].lang == "elixir", do: n
+    rust = for n <- s.order, s.workers[n].lang == "rust", n != @victim, do: n
+
+    """
+
+    cluster:        2 ejabberd nodes; kill -9 of A at #{trunc(@server_kill_at * 100)}%: the sessions on it were on B #{s.moved_ms || "-"} ms later (no resumption across nodes: fresh sessions, the group's room made again on B)
+    restart of A:   #{if s.restarted_ms, do: "#{s.restarted_ms} ms, rejoined the cluster", else: "-"}
+    now:            coord on #{coord_server(s)}; #{placed.(beam)}; #{placed.(rust)}
+    """
+    |> String.trim_trailing()
+  end
+
+  defp coord_server(s) do
+    case s.placement[XmppTestServer.jid(s.srv, "coord") <> "/bus"] do
+      0 -> "A"
+      1 -> "B"
+      _ -> "-"
+    end
+  end
+
+  defp cluster_problems(%{ctx: %{cluster: nil}}), do: []
+
+  defp cluster_problems(s) do
+    ex3 = @after_restart.name
+
+    [
+      s.server_killed_at == nil && "server node A was never killed",
+      s.server_killed_at != nil && s.moved_ms == nil &&
+        "the sessions on A did not all come back on B",
+      s.server_killed_at != nil && s.restarted_ms == nil && "server node A did not come back",
+      s.restarted_ms != nil && server_of(s, ex3) != "A" &&
+        "#{ex3}, started once A was back, is not on A (#{server_of(s, ex3)})",
+      s.restarted_ms != nil && s.workers[ex3].done == 0 && "#{ex3} did no job"
+    ]
+    |> Enum.filter(& &1)
   end
 
   defp pct([], _), do: 0
@@ -1036,11 +1283,16 @@ defmodule JobFarm do
         "re-dispatched #{length(s.redispatched)}  #{fmt(elapsed)} s"
     ]
 
+    cluster? = s.ctx.cluster != nil
+
     header =
-      row(["node", "lang", "state", "status", "load", "slots", "in flight", "done", "OS pid"])
+      row(
+        ["node", "lang", "state", "status", "load", "slots", "in flight", "done", "OS pid"] ++
+          if(cluster?, do: ["server"], else: [])
+      )
 
     rows =
-      for %{name: name} <- @workers do
+      for name <- s.order do
         w = s.workers[name]
 
         row([
@@ -1057,6 +1309,7 @@ defmodule JobFarm do
             w.os_pid != nil -> Integer.to_string(w.os_pid)
             true -> "-"
           end
+          | if(cluster?, do: [server_of(s, name)], else: [])
         ])
       end
 
@@ -1064,7 +1317,7 @@ defmodule JobFarm do
   end
 
   defp row(cells) do
-    widths = [6, 8, 10, 8, 6, 6, 10, 6, 8]
+    widths = [6, 8, 10, 8, 6, 6, 10, 6, 8, 6]
 
     Enum.zip(cells, widths)
     |> Enum.map_join(&String.pad_trailing(elem(&1, 0), elem(&1, 1)))

@@ -15,15 +15,31 @@
 # Run with the xmpp_bridge application on the code path, e.g.
 #   elixir -pa _build/dev/lib/xmpp_bridge/ebin demos/job_farm/worker.exs \
 #     --jid ex1@localhost --port 5222 [--host 127.0.0.1] [--group jobs] [--slots 2]
+# or, on a cluster, --servers 127.0.0.1:5222,127.0.0.1:6222 instead of --host/--port
 # with the password in JOB_WORKER_PASSWORD. Prints a line per event (logs only).
 
 defmodule JobFarm.Worker do
   alias XmppBridge.Bus
 
+  # The server, or the servers of a cluster (tried in turn).
+  defp where(opts) do
+    case Keyword.fetch(opts, :servers) do
+      {:ok, list} -> [servers: String.split(list, ",")]
+      :error -> [host: Keyword.get(opts, :host, "127.0.0.1"), port: Keyword.fetch!(opts, :port)]
+    end
+  end
+
   def main(argv) do
     {opts, _, _} =
       OptionParser.parse(argv,
-        strict: [jid: :string, host: :string, port: :integer, group: :string, slots: :integer]
+        strict: [
+          jid: :string,
+          host: :string,
+          port: :integer,
+          servers: :string,
+          group: :string,
+          slots: :integer
+        ]
       )
 
     jid = Keyword.fetch!(opts, :jid)
@@ -34,15 +50,16 @@ defmodule JobFarm.Worker do
 
     {:ok, bus} =
       Bus.start_link(
-        jid: jid,
-        password: System.get_env("JOB_WORKER_PASSWORD", ""),
-        host: Keyword.get(opts, :host, "127.0.0.1"),
-        port: Keyword.fetch!(opts, :port),
-        tls: :plain,
-        receiver: self(),
-        heartbeat: 500,
-        heartbeat_timeout: 1000,
-        max_calls: slots
+        [
+          jid: jid,
+          password: System.get_env("JOB_WORKER_PASSWORD", ""),
+          tls: :plain,
+          receiver: self(),
+          heartbeat: 500,
+          heartbeat_timeout: 1000,
+          max_calls: slots,
+          reconnect: [initial: 200, max: 2000]
+        ] ++ where(opts)
       )
 
     :ok = Bus.await_online(bus)

@@ -5,7 +5,8 @@
 //! terms queued for it while it was offline.
 //!
 //! `cargo run --release -p xmpp_bridge --example job_worker -- --jid J
-//! --port N [--host 127.0.0.1] [--group jobs] [--slots 3]`, the password
+//! --port N [--host 127.0.0.1] [--group jobs] [--slots 3]` (on a cluster
+//! `--servers H:P,H:P` instead of host and port), the password
 //! in `JOB_WORKER_PASSWORD`.
 //!
 //! - `job(id, n, ms)`: counts the primes up to `n`, sleeps `ms` (the rest
@@ -101,6 +102,8 @@ struct Flags {
     jid: String,
     host: String,
     port: u16,
+    /// The servers of a cluster (`--servers h:p,h:p`), instead of host/port.
+    servers: Vec<(String, u16)>,
     group: String,
     slots: u64,
 }
@@ -110,6 +113,7 @@ fn flags() -> Flags {
         jid: String::new(),
         host: "127.0.0.1".into(),
         port: 5222,
+        servers: Vec::new(),
         group: "jobs".into(),
         slots: 3,
     };
@@ -122,6 +126,17 @@ fn flags() -> Flags {
             "--jid" => f.jid = value,
             "--host" => f.host = value,
             "--port" => f.port = value.parse().unwrap_or_else(|_| usage("bad --port")),
+            "--servers" => {
+                f.servers = value
+                    .split(',')
+                    .map(
+                        |hp| match hp.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
+                            Some((h, Ok(p))) if !h.is_empty() => (h.to_string(), p),
+                            _ => usage("bad --servers (host:port,host:port)"),
+                        },
+                    )
+                    .collect()
+            }
             "--group" => f.group = value,
             "--slots" => f.slots = value.parse().unwrap_or_else(|_| usage("bad --slots")),
             other => usage(&format!("unknown flag {other}")),
@@ -135,7 +150,7 @@ fn flags() -> Flags {
 
 fn usage(why: &str) -> ! {
     eprintln!("job_worker: {why}");
-    eprintln!("usage: job_worker --jid J --port N [--host H] [--group jobs] [--slots 3] (password in JOB_WORKER_PASSWORD)");
+    eprintln!("usage: job_worker --jid J (--port N [--host H] | --servers H:P,H:P) [--group jobs] [--slots 3] (password in JOB_WORKER_PASSWORD)");
     std::process::exit(2)
 }
 
@@ -152,8 +167,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let f = flags();
     let password = std::env::var("JOB_WORKER_PASSWORD").unwrap_or_default();
     let mut config = bus::Config::new(f.jid.as_str(), password);
-    config.connection.host = Some(f.host.clone());
-    config.connection.port = f.port;
+    if f.servers.is_empty() {
+        config.connection.host = Some(f.host.clone());
+        config.connection.port = f.port;
+    } else {
+        config.connection.servers = f.servers.clone();
+    }
+    config.connection.reconnect.initial = Duration::from_millis(200);
+    config.connection.reconnect.max = Duration::from_secs(2);
     config.connection.tls = TlsMode::Plain;
     config.heartbeat = Duration::from_millis(500);
     config.heartbeat_timeout = Duration::from_millis(1000);
