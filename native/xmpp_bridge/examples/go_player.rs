@@ -633,10 +633,11 @@ impl Player {
         });
     }
 
-    /// Checks and applies the opponent's move `n`: the same checks for a
-    /// call and for a move replayed from a message.
+    /// Checks and applies move `n`: the same checks for a call and for a
+    /// move replayed from a message (`replay`: the moves of both colours).
     fn accept(
         &mut self,
+        replay: bool,
         game: &str,
         n: i64,
         color: &str,
@@ -657,7 +658,7 @@ impl Player {
             ));
         }
         let c = Color::parse(color)?;
-        if c == self.me {
+        if c == self.me && !replay {
             return Err(format!("move {n}: {color} is my colour"));
         }
         let mut next = self.game.clone();
@@ -714,7 +715,14 @@ impl Player {
                 // the move itself is wrong.
                 match self.call_move(n, &bad, &self.game.hash()).await {
                     Err(CallError::Crashed(text)) => {
-                        let why = text.lines().next().unwrap_or("").to_owned();
+                        // The first line of what the Elixir handler raised,
+                        // without the exception's name.
+                        let first = text.lines().next().unwrap_or("");
+                        let why = match first.strip_prefix("** (") {
+                            Some(rest) => rest.split_once(") ").map_or(first, |(_, w)| w),
+                            None => first,
+                        }
+                        .to_owned();
                         emit(
                             json!({"event": "probe_refused", "move": n, "point": bad, "error": why}),
                         );
@@ -777,7 +785,7 @@ impl Player {
             Some("move") => {
                 let (_, game, n, color, mv, hash): Queued =
                     etf::from_term(term).map_err(|e| e.to_string())?;
-                self.accept(&game, n, &color, &mv, &hash)?;
+                self.accept(true, &game, n, &color, &mv, &hash)?;
                 self.replayed += 1;
                 if let Some((total, end_hash)) = self.replay.clone() {
                     if self.game.n == total {
@@ -943,7 +951,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let verdict = if p.replay.is_some() {
                         Err(format!("move {n}: still replaying the queued moves"))
                     } else {
-                        p.accept(&game, n, &color, &mv, &hash)
+                        p.accept(false, &game, n, &color, &mv, &hash)
                     };
                     match verdict {
                         Ok(captured) => {
