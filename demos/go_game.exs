@@ -99,9 +99,12 @@ defmodule GoGame.Board do
 
     receive do
       {:xmpp_bridge, id, {:stanza, %Presence{from: ^me, payloads: ps}}} when id == conn.id ->
-        if Enum.any?(ps, &match?(%MucUser{status_codes: [_ | _]}, &1) and 110 in &1.status_codes),
-          do: :ok,
-          else: await_join(conn, room, nick)
+        if Enum.any?(
+             ps,
+             &(match?(%MucUser{status_codes: [_ | _]}, &1) and 110 in &1.status_codes)
+           ),
+           do: :ok,
+           else: await_join(conn, room, nick)
 
       {:xmpp_bridge, id, _} when id == conn.id ->
         await_join(conn, room, nick)
@@ -160,7 +163,11 @@ defmodule GoGame do
 
   def main do
     t0 = now_ms()
-    IO.puts("== The game: Go on 9x9, an Elixir player against a Rust player, over one XMPP server")
+
+    IO.puts(
+      "== The game: Go on 9x9, an Elixir player against a Rust player, over one XMPP server"
+    )
+
     rust_bin = build_rust_player!()
 
     accounts = [
@@ -464,7 +471,12 @@ defmodule GoGame do
 
           other ->
             s = %{s | black_probe: {n, bad, :accepted}}
-            s = %{s | accepted_illegal: ["white accepted black's #{bad} (#{why})" | s.accepted_illegal]}
+
+            s = %{
+              s
+              | accepted_illegal: ["white accepted black's #{bad} (#{why})" | s.accepted_illegal]
+            }
+
             problem(s, "white accepted an illegal move #{n} #{bad}: #{inspect(other)}")
         end
     end
@@ -486,7 +498,9 @@ defmodule GoGame do
               s = update_in(s.by_rpc.white, &(&1 + 1))
               commit(s, g2, :white, mv, captured)
             else
-              why = "move #{n} (white #{mv}): positions differ, mine #{Rules.hash(g2)} yours #{hash}"
+              why =
+                "move #{n} (white #{mv}): positions differ, mine #{Rules.hash(g2)} yours #{hash}"
+
               send(handler, {:verdict, {:error, why}})
               problem(s, why)
             end
@@ -515,7 +529,8 @@ defmodule GoGame do
       msg ->
         s |> handle(msg) |> white_move(until)
     after
-      max(until - now_ms(), 0) -> problem(s, "white did not play move #{n} in #{@move_timeout} ms")
+      max(until - now_ms(), 0) ->
+        problem(s, "white did not play move #{n} in #{@move_timeout} ms")
     end
   end
 
@@ -641,8 +656,11 @@ defmodule GoGame do
 
   defp handle(s, {:xmpp_bridge_bus, :failed, ref, reason}) do
     case Map.pop(s.queued, ref) do
-      {nil, _} -> s
-      {what, rest} -> problem(%{s | queued: rest}, "queued term #{inspect(what)} failed: #{inspect(reason)}")
+      {nil, _} ->
+        s
+
+      {what, rest} ->
+        problem(%{s | queued: rest}, "queued term #{inspect(what)} failed: #{inspect(reason)}")
     end
   end
 
@@ -726,7 +744,8 @@ defmodule GoGame do
       {"position hash", Rules.hash(g), view[:hash]},
       {"board text", Rules.grid(g), view[:grid]},
       {"game over", g.over, view[:over]},
-      {"captures", {g.captures.black, g.captures.white}, {view[:captures_black], view[:captures_white]}},
+      {"captures", {g.captures.black, g.captures.white},
+       {view[:captures_black], view[:captures_white]}},
       {"area", {ab, aw}, {view[:area_black], view[:area_white]}},
       {"result", Rules.result(g), view[:result]},
       {"moves replayed from offline storage", s.delivered_moves, view[:replayed]},
@@ -764,32 +783,54 @@ defmodule GoGame do
 
     black_probe =
       case s.black_probe do
-        {n, mv, text} when is_binary(text) -> "black's #{mv} (move #{n}) refused by white: #{first_line(text)}"
-        {n, mv, :accepted} -> "black's #{mv} (move #{n}) ACCEPTED by white"
-        nil -> "black sent none"
+        {n, mv, text} when is_binary(text) ->
+          "black's #{mv} (move #{n}) refused by white: #{first_line(text)}"
+
+        {n, mv, :accepted} ->
+          "black's #{mv} (move #{n}) ACCEPTED by white"
+
+        nil ->
+          "black sent none"
       end
 
     white_probes =
       case s.white_probes do
-        [] -> "white sent none"
-        ps -> Enum.map_join(Enum.reverse(ps), "; ", fn {n, mv, why} -> "white's #{mv} (move #{n}) refused by black: #{why}" end)
+        [] ->
+          "white sent none"
+
+        ps ->
+          Enum.map_join(Enum.reverse(ps), "; ", fn {n, mv, why} ->
+            "white's #{mv} (move #{n}) refused by black: #{why}"
+          end)
       end
 
-    winner = if String.starts_with?(Rules.result(g), "B"), do: "black (Elixir)", else: "white (Rust)"
+    winner =
+      if String.starts_with?(Rules.result(g), "B"), do: "black (Elixir)", else: "white (Rust)"
+
     white_status = s.white_status && s.white_status.text
 
     problems =
       s.problems
       |> Enum.reverse()
-      |> then(fn ps -> if s.killed_at == nil, do: ps ++ ["the game ended before the kill"], else: ps end)
+      |> then(fn ps ->
+        if s.killed_at == nil, do: ps ++ ["the game ended before the kill"], else: ps
+      end)
       |> then(fn ps ->
         if s.delivered_moves != s.queued_moves or s.queued_moves == 0,
           do: ps ++ ["#{s.delivered_moves} of #{s.queued_moves} queued moves delivered"],
           else: ps
       end)
       |> then(fn ps -> if s.accepted_illegal != [], do: ps ++ s.accepted_illegal, else: ps end)
-      |> then(fn ps -> if s.white.exit == 0, do: ps, else: ps ++ ["white's last exit status: #{inspect(s.white.exit)}"] end)
-      |> then(fn ps -> if s.relayed == s.posts, do: ps, else: ps ++ ["the room relayed #{inspect(s.relayed)} of #{s.posts} boards"] end)
+      |> then(fn ps ->
+        if s.white.exit == 0,
+          do: ps,
+          else: ps ++ ["white's last exit status: #{inspect(s.white.exit)}"]
+      end)
+      |> then(fn ps ->
+        if s.relayed == s.posts,
+          do: ps,
+          else: ps ++ ["the room relayed #{inspect(s.relayed)} of #{s.posts} boards"]
+      end)
 
     IO.puts("""
     == Summary
@@ -819,7 +860,11 @@ defmodule GoGame do
   defp count_moves(g, color), do: Enum.count(g.moves, &(elem(&1, 0) == color))
 
   defp publish_text(g),
-    do: if(g.over, do: "game over after #{g.n} moves: #{Rules.result(g)}", else: "to move: #{g.to_move}, move #{g.n + 1}")
+    do:
+      if(g.over,
+        do: "game over after #{g.n} moves: #{Rules.result(g)}",
+        else: "to move: #{g.to_move}, move #{g.n + 1}"
+      )
 
   defp first_line(text) do
     text
@@ -837,7 +882,11 @@ defmodule GoGame do
 
   defp print_board(s, title) do
     g = s.game
-    IO.puts("-- #{title} (move #{g.n}, captures black #{g.captures.black}, white #{g.captures.white})")
+
+    IO.puts(
+      "-- #{title} (move #{g.n}, captures black #{g.captures.black}, white #{g.captures.white})"
+    )
+
     IO.puts(Rules.grid(g))
     s
   end

@@ -65,7 +65,9 @@ defmodule GoGame.Rules do
   def parse(other), do: {:error, "not a point: #{inspect(other)}"}
 
   def coord(:pass), do: "pass"
-  def coord(i), do: <<Enum.at(@cols, rem(i, @size)), Integer.to_string(div(i, @size) + 1)::binary>>
+
+  def coord(i),
+    do: <<Enum.at(@cols, rem(i, @size)), Integer.to_string(div(i, @size) + 1)::binary>>
 
   defp neighbours(i) do
     r = div(i, @size)
@@ -221,8 +223,7 @@ defmodule GoGame.Rules do
   (a random integer in 1..n).
   """
   def choose(g, uniform) do
-    candidates =
-      for {i, c, libs} <- legal(g), not own_eye?(g, i), c > 0 or libs > 1, do: {i, c}
+    candidates = for {i, c, libs} <- legal(g), not own_eye?(g, i), c > 0 or libs > 1, do: {i, c}
 
     captures = for {i, c} <- candidates, c > 0, do: {i, c}
 
