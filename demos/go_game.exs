@@ -521,10 +521,9 @@ defmodule GoGame do
             true -> "move #{m}: it is white's turn, not #{color}'s"
           end
 
+        # A move lost or sent twice shows here: not a probe, a failure.
         send(handler, {:verdict, {:error, why}})
-        s = event(s, "refused #{color} #{mv}: #{why}")
-        s = %{s | white_probes: [{m, mv, why} | s.white_probes]}
-        white_move(s, until)
+        problem(s, "refused #{color} #{mv}: #{why}")
 
       msg ->
         s |> handle(msg) |> white_move(until)
