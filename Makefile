@@ -13,6 +13,8 @@
 #   make demo         codec demo, then the job farm: an Elixir coordinator, Elixir and Rust
 #                     workers (OS processes) over a private ejabberd (demos/job_farm.exs)
 #   make demo-cluster the job farm on a 2-node ejabberd cluster, with kill -9 of a server node
+#   make demo-game    a game of Go (9x9) between an Elixir player and a Rust player (OS
+#                     processes) over a private ejabberd, watched from a MUC room (demos/go_game.exs)
 #   make demo-echo    a BEAM process and a Rust program echoing over a private ejabberd
 #   make clean        remove build output (also `cargo clean` of CARGO_TARGET_DIR)
 #
@@ -42,7 +44,7 @@ CARGO ?= cargo
 # The steps of `make test` run in the order given, also under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: test deps rust-check elixir-check build fmt bench bench-codec bench-conn bench-bus bench-names demo demo-cluster demo-echo clean
+.PHONY: test deps rust-check elixir-check build fmt bench bench-codec bench-conn bench-bus bench-names demo demo-cluster demo-game demo-echo clean
 
 # Every step must pass; the first failure fails make.
 #  - `mix compile --force` recompiles all Elixir/Erlang sources so their warnings
@@ -147,6 +149,16 @@ demo: deps
 # kill -9 half-way and restarted (README "The job farm on a cluster").
 demo-cluster: deps
 	ELIXIR_ERL_OPTIONS="$(NO_BUSY_WAIT)" $(MIX) run demos/job_farm.exs --cluster
+
+# The game demo (demos/go_game.exs, README "The game demo"): Go on a 9x9
+# board, black an Elixir player (the script), white a Rust player (the
+# go_player example, an OS process), moves by RPC, states in presence, the
+# board posted to the room go-game after every move; the Rust player is
+# killed mid-game and rebuilds the game from the moves the server stored
+# for it. Without scheduler busy-waiting, as for `make demo`.
+# GO_GAME_SPECTATORS=1 waits for a plain client to join the room first.
+demo-game: deps
+	ELIXIR_ERL_OPTIONS="$(NO_BUSY_WAIT)" $(MIX) run demos/go_game.exs
 
 demo-echo: deps
 	$(MIX) run demos/beam_rust_demo.exs
