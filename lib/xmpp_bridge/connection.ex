@@ -182,7 +182,7 @@ defmodule XmppBridge.Connection do
     servers: nil,
     dns_server: nil,
     port: nil,
-    tls: :starttls,
+    tls: nil,
     ca_file: nil,
     server_name: nil,
     resource: nil,
@@ -227,8 +227,10 @@ defmodule XmppBridge.Connection do
       or a rotation).
     * `:dns_server` - `"ip:port"` (or `"[ipv6]:port"`) of the name server for
       that lookup; default the first of /etc/resolv.conf.
-    * `:tls` - `:starttls` (default, required), `:direct`, or `:plain`
-      (allowed only to a loopback address).
+    * `:tls` - `:starttls` (the default for clients, required), `:direct`,
+      or `:plain` (allowed only to a loopback address). A component
+      (XEP-0114 has no STARTTLS) takes `:plain` (its default) or `:direct`;
+      `:starttls` is refused for it.
     * `:ca_file` - PEM file of the CA to trust instead of the bundled roots.
     * `:server_name` - name the certificate must carry (default: the domain).
     * `:resource` - resource to ask for (default: the server's choice).
@@ -420,6 +422,9 @@ defmodule XmppBridge.Connection do
         |> Map.merge(reconnect)
         |> Map.merge(%{
           servers: servers,
+          # A component (XEP-0114) has no STARTTLS: plaintext (loopback
+          # only) unless told :direct.
+          tls: opts[:tls] || if(component?, do: :plain, else: :starttls),
           port: opts[:port] || if(component?, do: 5347, else: 5222),
           initial_presence: opts[:initial_presence] and not component?,
           io_thread_nice: nice,
@@ -542,7 +547,7 @@ defmodule XmppBridge.Connection do
   defp check(opts) do
     checks = [
       mode: opts[:mode] in [:client, :component],
-      tls: opts[:tls] in [:starttls, :direct, :plain],
+      tls: opts[:tls] in [nil, :starttls, :direct, :plain],
       host: opts[:host] == nil or is_binary(opts[:host]),
       dns_server: opts[:dns_server] == nil or socket_address?(opts[:dns_server]),
       port: opts[:port] == nil or (is_integer(opts[:port]) and opts[:port] in 1..65_535),

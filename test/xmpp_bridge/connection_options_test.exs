@@ -165,4 +165,23 @@ defmodule XmppBridge.ConnectionOptionsAppEnvTest do
       Application.delete_env(:xmpp_bridge, :io_thread_nice)
     end
   end
+
+  test "a component has no STARTTLS: :starttls is refused, the default is loopback plaintext" do
+    comp = [mode: :component, jid: "bridge.localhost", password: "s", port: 1, reconnect: false]
+
+    {:ok, conn} = Connection.open(comp ++ [host: "127.0.0.1", tls: :starttls])
+    id = conn.id
+    assert_receive {:xmpp_bridge, ^id, {:closed, {:bad_config, text}}}, 5_000
+    assert text =~ "no STARTTLS"
+
+    # Default: plaintext, so only to loopback (here: nothing listens).
+    {:ok, conn} = Connection.open(comp ++ [host: "127.0.0.1"])
+    id = conn.id
+    assert_receive {:xmpp_bridge, ^id, {:closed, {:connect_failed, _}}}, 5_000
+
+    {:ok, conn} = Connection.open(comp ++ [host: "192.0.2.1"])
+    id = conn.id
+    assert_receive {:xmpp_bridge, ^id, {:closed, {:bad_config, text}}}, 5_000
+    assert text =~ "loopback"
+  end
 end

@@ -105,6 +105,12 @@ fn validate(cfg: &Config) -> Result<Account, ConnError> {
         }
         _ => {}
     }
+    if cfg.mode == Mode::Component && cfg.tls == TlsMode::StartTls {
+        // XEP-0114 has no STARTTLS: the stream would go in plaintext.
+        return Err(ConnError::Config(
+            "a component has no STARTTLS: use direct TLS, or plain on loopback".into(),
+        ));
+    }
     let host = cfg.host.clone().unwrap_or_else(|| j.domain.clone());
     if cfg.servers.is_empty() {
         if cfg.tls == TlsMode::Plain && !is_loopback(&host) {
