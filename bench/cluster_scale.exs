@@ -165,6 +165,7 @@ defmodule XmppBridge.Bench.ClusterScale do
       cluster_ms: cluster.started_in_ms,
       online_ms: t_all - t0,
       beam_up_ms: seen.beam_up_ms,
+      stuck: seen.stuck,
       rust_online: seen.rust_online,
       members: length(members),
       with_status: with_status,
@@ -232,7 +233,7 @@ defmodule XmppBridge.Bench.ClusterScale do
 
     :ok = Bus.set_status(bus, text: "idle", term: %{lang: :elixir, index: k})
 
-    case Bus.join(bus, @group, timeout: 90_000) do
+    case Bus.join(bus, @group, timeout: 30_000) do
       :ok -> send(parent, {:worker_up, user, now() - t0})
       {:error, e} -> send(parent, {:worker_failed, user, {:join, e.reason, now() - t0}})
     end
@@ -247,7 +248,7 @@ defmodule XmppBridge.Bench.ClusterScale do
   defp await_all(expected, cfg, rust, t0) do
     deadline = t0 + 120_000
     Process.send_after(self(), :progress, 5000)
-    state = %{seen: MapSet.new(), beam_up: 0, beam_up_ms: nil, rust_online: nil}
+    state = %{seen: MapSet.new(), beam_up: 0, beam_up_ms: nil, rust_online: nil, stuck: []}
     await_loop(state, expected, cfg, rust, t0, deadline)
   end
 
@@ -267,8 +268,13 @@ defmodule XmppBridge.Bench.ClusterScale do
           state = %{state | seen: MapSet.put(state.seen, jid)}
           await_loop(state, expected, cfg, rust, t0, deadline)
 
+        # A join that does not return (seen under this load: the room has
+        # the worker, the coordinator saw it join, its own Bus.join timed
+        # out) is counted and reported; the worker's session still serves.
         {:worker_failed, user, why} ->
-          raise "BEAM worker #{user} failed: #{inspect(why)}"
+          log("BEAM worker #{user}: #{inspect(why)}")
+          stuck = [user | state.stuck]
+          await_loop(%{state | beam_up: state.beam_up + 1, stuck: stuck}, expected, cfg, rust, t0, deadline)
 
         :progress ->
           Process.send_after(self(), :progress, 5000)
@@ -497,8 +503,8 @@ defmodule XmppBridge.Bench.ClusterScale do
     |---|---:|
     | cluster start (2 nodes, join, #{workers + 1} accounts) | #{r.cluster_ms} ms |
     | **time to all #{workers} workers online and seen in the group** | **#{r.online_ms} ms** |
-    | ... last BEAM worker joined (its own view) | #{r.beam_up_ms} ms |
-    | ... Rust process: all #{cfg.rust} joined | #{r.rust_online["ms"]} ms after its `start` (#{r.rust_online["at_ms"]} ms) |
+    | ... last BEAM worker joined (its own view) | #{r.beam_up_ms} ms#{stuck_text(r.stuck)} |
+    | ... Rust process: all #{cfg.rust} joined | #{r.rust_online["ms"]} ms after its `start` (#{r.rust_online["at_ms"]} ms)#{rust_stuck(r.rust_online)} |
     | group members seen by the coordinator / with a status term | #{r.members} / #{r.with_status} |
     | sessions per server node (A=0, B=1) | #{spread_text(r.spread)} |
     | **jobs/s** (#{cfg.jobs} jobs, #{cfg.callers} calls in flight) | **#{round(jobs_s)}** (#{r.jobs_ms} ms) |
@@ -538,6 +544,16 @@ defmodule XmppBridge.Bench.ClusterScale do
     us = fn s -> "#{Float.round(s * 1_000_000 / workers / (wall_ms / 1000), 1)} us" end
     "ejabberd #{us.(d.a + d.b)}, ours #{us.(d.vm + d.rust)} of CPU"
   end
+
+  defp rust_stuck(%{"stuck" => "0"}), do: ""
+
+  defp rust_stuck(f),
+    do: " (#{f["stuck"]} joins did not return in 30 s though the room had them: #{f["stuck_jids"]})"
+
+  defp stuck_text([]), do: ""
+
+  defp stuck_text(stuck),
+    do: " (#{length(stuck)} Bus.join calls timed out after 30 s though the room had them: #{Enum.join(Enum.sort(stuck), ", ")})"
 
   defp spread_text(spread) do
     spread

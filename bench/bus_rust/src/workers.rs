@@ -13,8 +13,10 @@
 //!
 //! - at launch, before any node exists: `READY rss=BYTES`
 //! - `start`: every node connects, serves, sets its status and joins, all
-//!   at once; `ONLINE nodes=N errors=E ms=T rss=BYTES first_error=...`
-//!   once all are done (T: from `start` to the last join)
+//!   at once; `ONLINE nodes=N errors=E stuck=S ms=T rss=BYTES
+//!   first_error=... stuck_jids=J1,J2` once all are done (T: from `start`
+//!   to the last join; stuck: joins that did not return in 35 s, whose
+//!   nodes are kept)
 //! - `report`: `REPORT rss=BYTES exec=N dup=D idsum=S`: jobs run, jobs
 //!   run more than once (same id), the sum of the distinct ids run
 //! - `stop` (or the end of stdin): every node closes; `STOPPED`, exit 0
@@ -65,12 +67,15 @@ async fn start_worker(
     group: String,
     heartbeat: Duration,
     runs: Runs,
-) -> Result<bus::Node, String> {
+) -> Result<(bus::Node, Option<String>), String> {
     let mut config = bus::Config::new(jid.as_str(), password);
     config.connection.servers = servers;
     config.connection.tls = TlsMode::Plain;
     config.heartbeat = heartbeat;
     config.heartbeat_timeout = heartbeat;
+    // 200 joins at once into one room: the last ones wait behind the
+    // presences of every occupant (the default 10 s is not always enough).
+    config.join_timeout = Duration::from_secs(30);
     let connect = bus::Node::connect(config);
     let (node, mut events) = match tokio::time::timeout(Duration::from_secs(60), connect).await {
         Ok(Ok(v)) => v,
@@ -102,11 +107,14 @@ async fn start_worker(
         payload: Some(Payload::Term(load)),
     })
     .map_err(|e| format!("{jid}: set_status: {e}"))?;
-    match tokio::time::timeout(Duration::from_secs(60), node.join(&group)).await {
-        Ok(Ok(())) => Ok(node),
-        Ok(Err(e)) => Err(format!("{jid}: join {group}: {e}")),
-        Err(_) => Err(format!("{jid}: join {group}: no answer in 60 s")),
-    }
+    // A join that does not return is reported (`stuck`), and the node
+    // kept: its session still serves `job`.
+    let stuck = match tokio::time::timeout(Duration::from_secs(35), node.join(&group)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("{jid}: join {group}: {e}")),
+        Err(_) => Some(format!("{jid}: join {group}: no answer in 35 s")),
+    };
+    Ok((node, stuck))
 }
 
 pub(crate) async fn workers_main(flags: &[(String, String)]) -> i32 {
@@ -152,20 +160,29 @@ pub(crate) async fn workers_main(flags: &[(String, String)]) -> i32 {
                         runs.clone(),
                     )
                 });
-                let mut errors = Vec::new();
+                let (mut errors, mut stuck) = (Vec::new(), Vec::new());
                 for result in futures::future::join_all(starts).await {
                     match result {
-                        Ok(node) => nodes.push(node),
+                        Ok((node, s)) => {
+                            nodes.push(node);
+                            stuck.extend(s);
+                        }
                         Err(e) => errors.push(e),
                     }
                 }
                 say!(
-                    "ONLINE nodes={} errors={} ms={} rss={} first_error={}",
+                    "ONLINE nodes={} errors={} stuck={} ms={} rss={} first_error={} stuck_jids={}",
                     nodes.len(),
                     errors.len(),
+                    stuck.len(),
                     t0.elapsed().as_millis(),
                     rss(),
-                    one_word(errors.first().map_or("-", String::as_str))
+                    one_word(errors.first().map_or("-", String::as_str)),
+                    stuck
+                        .iter()
+                        .map(|s| s.split(':').next().unwrap_or("?"))
+                        .collect::<Vec<_>>()
+                        .join(",")
                 );
             }
             "report" => {
