@@ -92,7 +92,10 @@ defmodule XmppBridge.Bench.ClusterScale do
   defp measure(cfg, cluster, beam_users, rust_users, load0) do
     [a, b] = Cluster.servers(cluster)
     [pid_a, pid_b] = Enum.map(cluster.nodes, & &1.os_pid)
-    log("cluster up in #{cluster.started_in_ms} ms: A #{inspect(a)} (pid #{pid_a}), B #{inspect(b)} (pid #{pid_b})")
+
+    log(
+      "cluster up in #{cluster.started_in_ms} ms: A #{inspect(a)} (pid #{pid_a}), B #{inspect(b)} (pid #{pid_b})"
+    )
 
     coord = start_bus("coord", [a, b], cfg.heartbeat)
     :ok = Bus.join(coord, @group, events: true)
@@ -171,7 +174,11 @@ defmodule XmppBridge.Bench.ClusterScale do
       with_status: with_status,
       spread: spread,
       mem: %{beam0: mem0, beam1: mem1, rust0: rust_rss0, rust1: rust_rss1, rust2: rust_rss2},
-      cpu: %{start: {diff(cpu0, cpu1), t_all - t0}, idle: {diff(cpu1, cpu2), cfg.idle_s * 1000}, jobs: {diff(cpu2, cpu3), t3 - t2}},
+      cpu: %{
+        start: {diff(cpu0, cpu1), t_all - t0},
+        idle: {diff(cpu1, cpu2), cfg.idle_s * 1000},
+        jobs: {diff(cpu2, cpu3), t3 - t2}
+      },
       jobs_ms: t3 - t2,
       answered: MapSet.size(answered),
       lost: lost,
@@ -274,7 +281,15 @@ defmodule XmppBridge.Bench.ClusterScale do
         {:worker_failed, user, why} ->
           log("BEAM worker #{user}: #{inspect(why)}")
           stuck = [user | state.stuck]
-          await_loop(%{state | beam_up: state.beam_up + 1, stuck: stuck}, expected, cfg, rust, t0, deadline)
+
+          await_loop(
+            %{state | beam_up: state.beam_up + 1, stuck: stuck},
+            expected,
+            cfg,
+            rust,
+            t0,
+            deadline
+          )
 
         :progress ->
           Process.send_after(self(), :progress, 5000)
@@ -320,7 +335,12 @@ defmodule XmppBridge.Bench.ClusterScale do
         Enum.flat_map(users, &["--account", "#{&1}@localhost:#{&1}-secret"])
 
     port =
-      Port.open({:spawn_executable, cfg.rust_bin}, [:binary, :exit_status, {:line, 65_536}, args: args])
+      Port.open({:spawn_executable, cfg.rust_bin}, [
+        :binary,
+        :exit_status,
+        {:line, 65_536},
+        args: args
+      ])
 
     {:os_pid, os_pid} = Port.info(port, :os_pid)
     _ = await_line(port, "READY", 10_000)
@@ -362,7 +382,9 @@ defmodule XmppBridge.Bench.ClusterScale do
 
     1..cfg.callers//1
     |> Enum.map(fn _ ->
-      Task.async(fn -> caller(coord, targets, workers, next, cfg.jobs, %{ok: [], errors: [], us: []}) end)
+      Task.async(fn ->
+        caller(coord, targets, workers, next, cfg.jobs, %{ok: [], errors: [], us: []})
+      end)
     end)
     |> Task.await_many(:infinity)
   end
@@ -548,12 +570,14 @@ defmodule XmppBridge.Bench.ClusterScale do
   defp rust_stuck(%{"stuck" => "0"}), do: ""
 
   defp rust_stuck(f),
-    do: " (#{f["stuck"]} joins did not return in 30 s though the room had them: #{f["stuck_jids"]})"
+    do:
+      " (#{f["stuck"]} joins did not return in 30 s though the room had them: #{f["stuck_jids"]})"
 
   defp stuck_text([]), do: ""
 
   defp stuck_text(stuck),
-    do: " (#{length(stuck)} Bus.join calls timed out after 30 s though the room had them: #{Enum.join(Enum.sort(stuck), ", ")})"
+    do:
+      " (#{length(stuck)} Bus.join calls timed out after 30 s though the room had them: #{Enum.join(Enum.sort(stuck), ", ")})"
 
   defp spread_text(spread) do
     spread

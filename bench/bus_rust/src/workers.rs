@@ -190,10 +190,7 @@ pub(crate) async fn workers_main(flags: &[(String, String)]) -> i32 {
                 let exec: u64 = runs.values().map(|&c| u64::from(c)).sum();
                 let dup = runs.values().filter(|&&c| c > 1).count();
                 let idsum: i64 = runs.keys().sum();
-                say!(
-                    "REPORT rss={} exec={exec} dup={dup} idsum={idsum}",
-                    rss()
-                );
+                say!("REPORT rss={} exec={exec} dup={dup} idsum={idsum}", rss());
             }
             other => eprintln!("bus_bench workers: unknown command {other:?}"),
         }
