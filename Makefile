@@ -10,6 +10,9 @@
 #                     clients, MIX_ENV=bench (BENCH_BUS_ONLY=groups: the group fan-out alone)
 #   make bench-names  name host benchmark (bench/names.exs): memory per name, routing and calls
 #                     to names vs to a client node, MIX_ENV=bench (BENCH_NAMES=10000 etc.)
+#   make bench-cluster  cluster scale benchmark (bench/cluster_scale.exs): the job farm with
+#                     100 BEAM + 100 Rust worker sessions over a 2-node ejabberd cluster:
+#                     time to all online, jobs/s, memory per worker, CPU split, MIX_ENV=bench
 #   make demo         codec demo, then the job farm: an Elixir coordinator, Elixir and Rust
 #                     workers (OS processes) over a private ejabberd (demos/job_farm.exs)
 #   make demo-cluster the job farm on a 2-node ejabberd cluster, with kill -9 of a server node
@@ -44,7 +47,7 @@ CARGO ?= cargo
 # The steps of `make test` run in the order given, also under `make -j`.
 .NOTPARALLEL:
 
-.PHONY: test deps rust-check elixir-check build fmt bench bench-codec bench-conn bench-bus bench-names demo demo-cluster demo-game demo-echo clean
+.PHONY: test deps rust-check elixir-check build fmt bench bench-codec bench-conn bench-bus bench-names bench-cluster demo demo-cluster demo-game demo-echo clean
 
 # Every step must pass; the first failure fails make.
 #  - `mix compile --force` recompiles all Elixir/Erlang sources so their warnings
@@ -135,6 +138,16 @@ bench-names: deps
 	MIX_ENV=bench $(MIX) run bench/names.exs
 	$(CARGO) build --release --manifest-path bench/bus_rust/Cargo.toml --target-dir $(BUS_RUST_TARGET)
 	MIX_ENV=bench BENCH_BUS_RUST=$(BUS_RUST_BIN) $(MIX) run bench/names_rust.exs
+
+# Cluster scale benchmark (docs/SCALING.md): XmppTestServer.Cluster (two
+# ejabberd nodes on loopback), a coordinator and 100 BEAM workers in this VM,
+# 100 Rust workers in one `bus_bench workers` process (bench/bus_rust, built as
+# for bench-bus); jobs by RPC, CPU of every party from /proc. Writes
+# bench/results/cluster_scale.md. BENCH_CLUSTER_BEAM, _RUST, _JOBS, _CALLERS,
+# _HEARTBEAT, _IDLE change the run (see the script's header).
+bench-cluster: deps
+	$(CARGO) build --release --manifest-path bench/bus_rust/Cargo.toml --target-dir $(BUS_RUST_TARGET)
+	MIX_ENV=bench BENCH_BUS_RUST=$(BUS_RUST_BIN) $(MIX) run bench/cluster_scale.exs
 
 # The job farm (demos/job_farm.exs, README "The job farm demo"): a coordinator
 # and workers in Elixir and Rust as OS processes over a private ejabberd. The

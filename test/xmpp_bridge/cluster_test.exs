@@ -294,4 +294,74 @@ defmodule XmppBridge.ClusterTest do
     send(dee_member, :stop)
     for bus <- [ann, ben, cid, dee], do: Bus.stop(bus)
   end
+
+  test "a name host (a component) fails over to the other server node, and its names answer again",
+       %{cluster: cluster, b: b, a: a} do
+    [comp_a, comp_b] = Cluster.servers(cluster, :component)
+
+    {:ok, host} =
+      Bus.start_link(
+        mode: :component,
+        jid: cluster.component_domain,
+        password: cluster.component_secret,
+        tls: :plain,
+        servers: [comp_a, comp_b],
+        heartbeat: 500,
+        heartbeat_timeout: 3000,
+        reconnect: [initial: 200, max: 1000]
+      )
+
+    :ok = Bus.await_online(host)
+    test = self()
+
+    worker =
+      spawn_link(fn ->
+        :ok = Bus.register(host, "adder")
+        send(test, :registered)
+        serve_adds()
+      end)
+
+    assert_receive :registered, 5000
+    name = Bus.jid(host, "adder")
+    # The caller is on B: calls cross to the component connected to A.
+    ben = start_bus("ben", [b, a])
+    assert Bus.call(ben, name, "add", [1, 2]) == {:ok, 3}
+    mon = Bus.monitor(ben, name)
+
+    t0 = System.monotonic_time(:millisecond)
+    :ok = Cluster.kill(cluster, 0)
+
+    # Until the component is connected to B, calls to its names fail
+    # (the server has no route); then they are answered again.
+    eventually(
+      fn -> Bus.call(ben, name, "add", [2, 3], 1000) == {:ok, 5} end,
+      "the name answers through B"
+    )
+
+    IO.puts(
+      "name host: answering through B #{System.monotonic_time(:millisecond) - t0} ms after kill -9 of A"
+    )
+
+    # The name's holder never died: no DOWN.
+    refute_receive {:DOWN, ^mon, :bus_node, _, _}, 4000
+    assert Bus.whereis(host, "adder") == worker
+
+    send(worker, :stop)
+    Bus.stop(ben)
+    Bus.stop(host)
+  end
+
+  defp serve_adds do
+    receive do
+      {:xmpp_bridge_bus, :call, call, _from, "add", args} ->
+        Bus.reply(call, Enum.sum(args))
+        serve_adds()
+
+      :stop ->
+        :ok
+
+      _ ->
+        serve_adds()
+    end
+  end
 end

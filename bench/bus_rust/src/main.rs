@@ -1,6 +1,6 @@
 //! The Rust side of the bus benchmark (bench/bus.exs, `make bench-bus`).
 //!
-//! Two modes, each an OS process that bench/bus.exs starts and reads:
+//! Modes, each an OS process that a bench script starts and reads:
 //!
 //! `bus_bench node --jid J --password P --host H --port N [--batch-delay-ms MS]`
 //!
@@ -60,6 +60,14 @@
 //! client node; see src/names.rs. Prints a markdown report and one
 //! `NAMES_JSON {...}` line; exits 1 when anything was lost or failed.
 //!
+//! `bus_bench workers --server-a H:P --server-b H:P --account JID:PASSWORD
+//! [--account ...] [--group farm] [--heartbeat-ms 5000]`
+//!
+//! Job farm workers for the cluster scale benchmark (bench/cluster_scale.exs,
+//! `make bench-cluster`): one bus node per `--account` in this process,
+//! spread over the two server nodes, each serving `job` and joined to the
+//! group; see src/workers.rs.
+//!
 //! Output: one line per result, `TAG key=value ...` (no spaces in values).
 
 use bytes::Bytes;
@@ -83,6 +91,7 @@ macro_rules! say {
 }
 
 mod names;
+mod workers;
 
 fn usage(why: &str) -> ! {
     eprintln!("bus_bench: {why}");
@@ -94,7 +103,9 @@ fn usage(why: &str) -> ! {
          bus_bench names --host H --c2s-port P --component-port Q --domain D --secret S \
          --client-jid J --client-password P --receiver-jid J --receiver-password P \
          [--names N] [--terms N] [--warmup N] [--rounds R] [--calls C] [--warmup-calls W] \
-         [--callers K] [--batch-delay-ms MS] [--exit-on-stdin-eof 1]"
+         [--callers K] [--batch-delay-ms MS] [--exit-on-stdin-eof 1]\n       \
+         bus_bench workers --server-a H:P --server-b H:P --account JID:PASSWORD [--account ...] \
+         [--group G] [--heartbeat-ms MS]"
     );
     std::process::exit(2)
 }
@@ -145,6 +156,7 @@ fn main() {
         "nats" => runtime.block_on(nats_main(&flags)),
         "members" => runtime.block_on(members_main(&flags)),
         "names" => runtime.block_on(names::names_main(&flags)),
+        "workers" => runtime.block_on(workers::workers_main(&flags)),
         other => usage(&format!("unknown mode {other}")),
     };
     // Whatever tasks are left (a call in flight at `stop`) go with the process.
