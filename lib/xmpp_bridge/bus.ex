@@ -1088,7 +1088,8 @@ defmodule XmppBridge.Bus do
   def handle_info({:DOWN, ref, :bus_node, _jid, reason}, state),
     do: {:noreply, effects(Group.member_down(state, ref, reason))}
 
-  def handle_info({:group_retry, group}, state), do: {:noreply, Group.retry(state, group)}
+  def handle_info({:group_retry, group, ref}, state),
+    do: {:noreply, Group.retry(state, group, ref)}
 
   def handle_info({:group_timeout, group}, state),
     do: {:noreply, effects(Group.join_timeout(state, group))}

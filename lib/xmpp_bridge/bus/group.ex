@@ -10,8 +10,15 @@ defmodule XmppBridge.Bus.Group do
   alias XmppBridge.Bus.Wire
   alias XmppBridge.Payload.{MucHistory, MucItem, MucJoin, MucUser}
 
+  require Logger
+
   @muc_owner "http://jabber.org/protocol/muc#owner"
+  # A join refused because the room is being made is tried again soon; a
+  # rejoin (of a group the node was in) is tried again, slower, until the
+  # room takes it: the join presence of a rejoin can be lost (sent to a
+  # room whose server just died) or refused for a moment.
   @retry_ms 200
+  @slow_retry_ms 1_000
 
   @doc false
   def new_state,
@@ -167,7 +174,9 @@ defmodule XmppBridge.Bus.Group do
           members: %{},
           stale: nil,
           deadline: now() + opts.timeout,
-          pinned: false
+          pinned: false,
+          established: false,
+          retry: nil
         }
 
         state = %{
@@ -195,7 +204,9 @@ defmodule XmppBridge.Bus.Group do
       members: %{},
       stale: nil,
       deadline: now() + timeout,
-      pinned: true
+      pinned: true,
+      established: false,
+      retry: nil
     }
 
     %{state | groups: Map.put(state.groups, group, g), rooms: Map.put(state.rooms, room, group)}
@@ -288,11 +299,14 @@ defmodule XmppBridge.Bus.Group do
     effects = for {_nick, %{mon: ref}} <- g.members, ref != nil, do: {:unwatch, ref}
     mons = Map.drop(state.group_mons, for({:unwatch, ref} <- effects, do: ref))
 
+    # A self-ping still out is about this stay in the room: its answer
+    # must not reach a later join of the same group.
     state = %{
       state
       | groups: Map.delete(state.groups, group),
         rooms: Map.delete(state.rooms, g.room),
-        group_mons: mons
+        group_mons: mons,
+        room_pings: Map.delete(state.room_pings, group)
     }
 
     state = Enum.reduce(Map.keys(g.subs), state, &maybe_unsubscribe(&2, &1))
@@ -302,22 +316,45 @@ defmodule XmppBridge.Bus.Group do
   @doc false
   # The join did not complete in time: fail its waiters, forget the group.
   def join_timeout(state, group) do
+    # (A timer of an earlier join of the same group finds a later
+    # deadline, and a group the node was in is not given up.)
     case state.groups[group] do
-      %{phase: phase, pinned: false} = g when phase != :joined ->
-        for from <- g.waiters, do: GenServer.reply(from, {:error, %Error{reason: :timeout}})
-        drop_group(state, group, phase == :configuring)
+      %{phase: phase, pinned: false, established: false, deadline: deadline} = g
+      when phase != :joined ->
+        if now() >= deadline, do: give_up(state, group, g), else: {state, []}
 
       _ ->
         {state, []}
     end
   end
 
+  defp give_up(state, group, g) do
+    for from <- g.waiters, do: GenServer.reply(from, {:error, %Error{reason: :timeout}})
+    drop_group(state, group, g.phase == :configuring)
+  end
+
+  # One retry timer per group: a newer one replaces the one before.
+  defp schedule_retry(state, group, ms) do
+    ref = make_ref()
+    Process.send_after(self(), {:group_retry, group, ref}, ms)
+    put_in(state.groups[group].retry, ref)
+  end
+
+  # A group the node is to stay in whatever happens: one it was in
+  # before (a rejoin), or the discovery group.
+  defp keep?(g), do: g.established or g.pinned
+
   @doc false
-  # The room was locked (being configured by its creator): try again.
-  def retry(state, group) do
+  # The retry timer of `group`: join again while the room has not taken
+  # the node; a group to keep is tried until it is back in.
+  def retry(state, group, ref) do
     case state.groups[group] do
-      %{phase: :joining} -> send_join(state, group)
-      _ -> state
+      %{phase: :joining, retry: ^ref} = g ->
+        state = send_join(state, group)
+        if keep?(g), do: schedule_retry(state, group, @slow_retry_ms), else: state
+
+      _ ->
+        state
     end
   end
 
@@ -329,7 +366,8 @@ defmodule XmppBridge.Bus.Group do
       g = acc.groups[group]
       stale = g.members |> Map.keys() |> MapSet.new()
       g = %{g | phase: :joining, stale: stale, deadline: now() + 10_000}
-      send_join(put_in(acc.groups[group], g), group)
+      acc = send_join(put_in(acc.groups[group], g), group)
+      if keep?(g), do: schedule_retry(acc, group, @slow_retry_ms), else: acc
     end)
   end
 
@@ -423,33 +461,59 @@ defmodule XmppBridge.Bus.Group do
 
   defp join_error(state, group, %{phase: phase} = g, p) when phase != :joined do
     condition = Wire.condition_name((p.error && p.error.condition) || :undefined_condition)
+    soon? = now() + @retry_ms < g.deadline
 
-    if condition == "item-not-found" and now() + @retry_ms < g.deadline do
-      # The room is locked while its creator configures it.
-      Process.send_after(self(), {:group_retry, group}, @retry_ms)
-      {state, []}
-    else
-      for from <- g.waiters,
-          do: GenServer.reply(from, {:error, %Error{reason: {:join_failed, condition}}})
+    cond do
+      condition == "item-not-found" and soon? ->
+        # The room is locked while its creator configures it.
+        {schedule_retry(state, group, @retry_ms), []}
 
-      if g.pinned do
-        {put_in(state.groups[group], %{g | waiters: []}), []}
-      else
-        drop_group(state, group, false)
-      end
+      g.established ->
+        # A rejoin: the room comes back, or the ghost of our previous
+        # session that holds the nickname goes away.
+        unless soon?, do: log_refused(g, p, "the rejoin was refused; trying again")
+        {schedule_retry(state, group, if(soon?, do: @retry_ms, else: @slow_retry_ms)), []}
+
+      true ->
+        log_refused(g, p, "the join was refused")
+
+        for from <- g.waiters,
+            do: GenServer.reply(from, {:error, %Error{reason: {:join_failed, condition}}})
+
+        if g.pinned do
+          state = put_in(state.groups[group], %{g | waiters: []})
+          {schedule_retry(state, group, @slow_retry_ms), []}
+        else
+          drop_group(state, group, false)
+        end
     end
   end
 
   defp join_error(state, _group, _g, _p), do: {state, []}
+
+  defp log_refused(g, %Presence{error: error}, what) do
+    why =
+      case error do
+        %{condition: c, text: text} when is_binary(text) and text != "" ->
+          "#{Wire.condition_name(c)} (#{text})"
+
+        %{condition: c} ->
+          Wire.condition_name(c)
+
+        _ ->
+          "no reason given"
+      end
+
+    Logger.warning("XmppBridge.Bus: room #{g.room}: #{what}: #{why}")
+  end
 
   # We are out of the room without asking (kicked, or the room was
   # destroyed): join it again.
   defp kicked(state, group, g) do
     {state, effects} = forget_members(state, group, Map.keys(g.members), :left)
     g = %{state.groups[group] | phase: :joining, deadline: now() + 10_000}
-    state = put_in(state.groups[group], g)
-    Process.send_after(self(), {:group_retry, group}, @retry_ms)
-    {state, effects}
+    state = %{put_in(state.groups[group], g) | room_pings: Map.delete(state.room_pings, group)}
+    {schedule_retry(state, group, @retry_ms), effects}
   end
 
   defp self_presence(state, group, g, user, p) do
@@ -520,8 +584,8 @@ defmodule XmppBridge.Bus.Group do
     end
 
     stale = if g.stale, do: MapSet.to_list(MapSet.delete(g.stale, state.jid)), else: []
-    state = put_in(state.groups[group], %{g | phase: :joined, waiters: [], stale: nil})
-    forget_members(state, group, stale, :left)
+    g = %{g | phase: :joined, waiters: [], stale: nil, established: true, retry: nil}
+    forget_members(put_in(state.groups[group], g), group, stale, :left)
   end
 
   defp occupant_presence(state, group, nick, user, p) do

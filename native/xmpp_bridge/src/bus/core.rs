@@ -107,7 +107,7 @@ pub(crate) enum Waiter {
     /// A disco#items query for a node's methods.
     Methods(oneshot::Sender<Result<Vec<String>, super::Error>>),
     /// A self-ping in the room of this group.
-    RoomPing(String),
+    RoomPing(String, u64),
 }
 
 /// A data message written before the core is locked (encoding a big
@@ -622,7 +622,11 @@ impl Core {
                         }
                     }
                 }
-                GroupAction::SelfPing { group, occupant } => {
+                GroupAction::SelfPing {
+                    group,
+                    occupant,
+                    id: ping,
+                } => {
                     let token = inner.next_id();
                     let id = format!("g{token}");
                     match inner
@@ -630,11 +634,12 @@ impl Core {
                         .iq(token, id.clone(), wire::ping(&occupant, &id))
                     {
                         Ok(_) => {
-                            self.waiters.insert(token, Waiter::RoomPing(group));
+                            self.waiters.insert(token, Waiter::RoomPing(group, ping));
                         }
                         Err(_) => {
-                            let more = self
-                                .with_ctx(inner, |g, ctx| g.self_ping_answered(ctx, &group, false));
+                            let more = self.with_ctx(inner, |g, ctx| {
+                                g.self_ping_answered(ctx, &group, ping, false)
+                            });
                             self.apply_groups(inner, more);
                         }
                     }
@@ -913,9 +918,10 @@ impl Core {
                         Some(Waiter::Methods(tx)) => {
                             let _ = tx.send(Err(super::Error::Closed));
                         }
-                        Some(Waiter::RoomPing(group)) => {
-                            let a = self
-                                .with_ctx(inner, |g, ctx| g.self_ping_answered(ctx, &group, false));
+                        Some(Waiter::RoomPing(group, ping)) => {
+                            let a = self.with_ctx(inner, |g, ctx| {
+                                g.self_ping_answered(ctx, &group, ping, false)
+                            });
                             self.apply_groups(inner, a);
                         }
                         // The rejoin after the reconnect configures again.
@@ -948,7 +954,7 @@ impl Core {
                         Waiter::Methods(tx) => {
                             let _ = tx.send(Err(super::Error::Closed));
                         }
-                        Waiter::Ping | Waiter::Configure(_) | Waiter::RoomPing(_) => {}
+                        Waiter::Ping | Waiter::Configure(_) | Waiter::RoomPing(..) => {}
                     }
                 }
                 self.groups.closed();
@@ -1513,11 +1519,12 @@ impl Handler for BusHandler {
                 let actions = core.groups.configured(&group, answer);
                 core.apply_groups(&inner, actions);
             }
-            Waiter::RoomPing(group) => {
+            Waiter::RoomPing(group, ping) => {
                 let out = matches!(&iq, Some(Iq { error: Some(e), .. })
                     if matches!(e.condition.as_str(), "not-acceptable" | "item-not-found"));
-                let actions =
-                    core.with_ctx(&inner, |g, ctx| g.self_ping_answered(ctx, &group, out));
+                let actions = core.with_ctx(&inner, |g, ctx| {
+                    g.self_ping_answered(ctx, &group, ping, out)
+                });
                 core.apply_groups(&inner, actions);
             }
             Waiter::Methods(tx) => {

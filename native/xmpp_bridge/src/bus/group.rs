@@ -105,8 +105,12 @@ pub(crate) enum GroupAction {
     /// Report this event.
     Emit(Event),
     /// Ping our own occupant JID in the room of `group` (XEP-0410); the
-    /// answer goes to [`Groups::self_ping_answered`].
-    SelfPing { group: String, occupant: String },
+    /// answer goes to [`Groups::self_ping_answered`] with `id`.
+    SelfPing {
+        group: String,
+        occupant: String,
+        id: u64,
+    },
     /// Watch the bus member at this JID by heartbeat, with this reference;
     /// its presence in the room (if it carried a `<node/>`) is a sign of
     /// life (given before and after the monitor is added: a restarted
@@ -188,8 +192,10 @@ struct Group {
     occupants: BTreeMap<String, Occupant>,
     /// During a rejoin: the nicknames the room announced since.
     announced: Option<HashSet<String>>,
-    /// A self-ping is out.
-    pinging: bool,
+    /// The self-ping out, by its id: an answer with another id is about
+    /// an earlier stay in the room (before a leave, a rejoin or a
+    /// reconnect) and says nothing about this one.
+    pinging: Option<u64>,
 }
 
 impl Group {
@@ -224,6 +230,7 @@ impl Group {
     ) {
         self.phase = Phase::Joining;
         self.retry_at = None;
+        self.pinging = None;
         if self.established {
             self.announced = Some(HashSet::new());
             self.deadline = ctx.now + join_timeout;
@@ -252,6 +259,8 @@ pub(crate) struct Groups {
     /// Member heartbeats: reference -> (group, nickname).
     members: HashMap<u64, (String, String)>,
     next_ref: u64,
+    /// The id of the last self-ping sent.
+    next_ping: u64,
     /// The node's status, carried by every join and status presence.
     pub status: Status,
 }
@@ -264,6 +273,7 @@ impl Groups {
             groups: BTreeMap::new(),
             members: HashMap::new(),
             next_ref: 0,
+            next_ping: 0,
             status: Status::default(),
         }
     }
@@ -335,7 +345,7 @@ impl Groups {
             waiters: vec![tx],
             occupants: BTreeMap::new(),
             announced: None,
-            pinging: false,
+            pinging: None,
         };
         actions.push(GroupAction::Wake(g.deadline, name.to_owned()));
         g.send_join(ctx, &self.status, &mut actions);
@@ -388,7 +398,8 @@ impl Groups {
                     .error
                     .as_ref()
                     .map_or(Condition::UndefinedCondition, |e| e.condition);
-                self.refused(ctx, name, condition, &mut actions);
+                let text = p.error.as_ref().and_then(|e| e.text.as_deref());
+                self.refused(ctx, name, condition, text, &mut actions);
                 return actions;
             }
             PresenceType::Available | PresenceType::Unavailable => {}
@@ -418,6 +429,7 @@ impl Groups {
         ctx: &Ctx<'_>,
         name: &str,
         condition: Condition,
+        text: Option<&str>,
         actions: &mut Vec<GroupAction>,
     ) {
         let Some(g) = self.groups.get_mut(name) else {
@@ -447,6 +459,11 @@ impl Groups {
             }
             return;
         }
+        eprintln!(
+            "xmpp_bridge bus: the room of group {name} refused the join: {}{}",
+            condition.as_str(),
+            text.map(|t| format!(" ({t})")).unwrap_or_default()
+        );
         let g = self.groups.remove(name).expect("just seen");
         self.forget(
             g,
@@ -717,6 +734,9 @@ impl Groups {
                 g.complete();
             }
             Err(e) => {
+                eprintln!(
+                    "xmpp_bridge bus: the room of group {name} refused its configuration: {e}"
+                );
                 let condition = match e {
                     Error::Stanza { condition, .. } => condition,
                     Error::Timeout => "timeout".to_owned(),
@@ -882,11 +902,13 @@ impl Groups {
             return actions;
         }
         for (name, g) in self.groups.iter_mut() {
-            if g.phase == Phase::Joined && !g.pinging {
-                g.pinging = true;
+            if g.phase == Phase::Joined && g.pinging.is_none() {
+                self.next_ping += 1;
+                g.pinging = Some(self.next_ping);
                 actions.push(GroupAction::SelfPing {
                     group: name.clone(),
                     occupant: g.occupant_jid(),
+                    id: self.next_ping,
                 });
             }
         }
@@ -900,12 +922,16 @@ impl Groups {
         &mut self,
         ctx: &Ctx<'_>,
         name: &str,
+        id: u64,
         out: bool,
     ) -> Vec<GroupAction> {
         let mut actions = Vec::new();
         let status = self.status.clone();
         if let Some(g) = self.groups.get_mut(name) {
-            g.pinging = false;
+            if g.pinging != Some(id) {
+                return actions;
+            }
+            g.pinging = None;
             if out && g.phase == Phase::Joined {
                 g.rejoin(ctx, name, &status, self.join_timeout, &mut actions);
             }
@@ -1360,5 +1386,62 @@ mod tests {
         assert_eq!(rx2.try_recv().unwrap(), Ok(()));
         g.closed();
         assert!(g.names().is_empty());
+    }
+
+    fn ping_id(actions: &[GroupAction]) -> u64 {
+        match actions {
+            [GroupAction::SelfPing {
+                group,
+                occupant,
+                id,
+                ..
+            }] if group == "jobs" && occupant == &format!("{ROOM}/{ME}") => *id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_self_ping_answer_from_an_earlier_stay_in_the_room_is_ignored() {
+        let t0 = Instant::now();
+        let mut g = joined(t0);
+        let first = ping_id(&g.self_pings(&ctx(t0)));
+        assert!(g.self_pings(&ctx(t0)).is_empty(), "one ping at a time");
+        // The node leaves and joins again before the answer ("you are not
+        // an occupant": true of the time in between, not of the new stay).
+        g.leave("jobs").unwrap();
+        let (mut rx, _) = g.join(&ctx(t0), "jobs", JoinOptions::default());
+        feed(&mut g, t0, ME, &own_presence(&[110]));
+        assert_eq!(rx.try_recv().unwrap(), Ok(()));
+        assert!(g
+            .self_ping_answered(&ctx(t0), "jobs", first, true)
+            .is_empty());
+        assert_eq!(
+            g.room_of_joined("jobs").as_deref(),
+            Some(ROOM),
+            "still joined"
+        );
+        // The new stay's own ping, answered "not in the room": join again.
+        let second = ping_id(&g.self_pings(&ctx(t0)));
+        assert_ne!(second, first);
+        let a = g.self_ping_answered(&ctx(t0), "jobs", second, true);
+        assert_eq!(sent(&a).len(), 1, "{a:?}");
+        assert!(
+            sent(&a)[0].contains("http://jabber.org/protocol/muc"),
+            "{a:?}"
+        );
+        assert!(
+            g.self_pings(&ctx(t0)).is_empty(),
+            "no ping while joining again"
+        );
+        // A ping sent before that rejoin, answered after it, says nothing.
+        let third = {
+            feed(&mut g, t0, ME, &own_presence(&[110]));
+            ping_id(&g.self_pings(&ctx(t0)))
+        };
+        let a = g.self_ping_answered(&ctx(t0), "jobs", third, false);
+        assert!(
+            a.is_empty(),
+            "an answer from inside the room: nothing to do"
+        );
     }
 }
