@@ -143,6 +143,44 @@ defmodule XmppBridge.BusGroupStateTest do
     assert log =~ "the join was refused: forbidden (Go away)"
   end
 
+  test "a room made again that refuses its configuration keeps the group, and is configured again" do
+    s = joined(state(), nil)
+    s = put_in(s.groups["jobs"].phase, :configuring)
+
+    log =
+      capture_log(fn ->
+        {s2, effects} = Group.configured(s, "jobs", {:error, %Error{reason: :timeout}})
+        send(self(), {:after, s2, effects})
+      end)
+
+    assert_received {:after, s2, []}
+    assert s2.groups["jobs"].phase == :configuring, "kept, waiting for the next try"
+    assert s2.rooms[@room] == "jobs"
+    assert log =~ "refused its configuration"
+    assert log =~ "trying again"
+
+    # A new group's room that refuses: the join fails and the group is gone.
+    s = joined(state(), nil)
+    from = {self(), make_ref()}
+
+    s =
+      update_in(
+        s.groups["jobs"],
+        &%{&1 | phase: :configuring, established: false, waiters: [from]}
+      )
+
+    log =
+      capture_log(fn ->
+        send(self(), {:after, Group.configured(s, "jobs", {:error, %Error{reason: :timeout}})})
+      end)
+
+    assert_received {:after, {s3, _}}
+    assert s3.groups == %{}
+    {_, tag} = from
+    assert_received {^tag, {:error, %Error{reason: {:join_failed, _}}}}
+    assert log =~ "refused its configuration"
+  end
+
   test "a join timer finds a group the node is in (or was in) and leaves it be" do
     s = put_in(joined(state(), nil).groups["jobs"].phase, :joining)
     assert {^s, []} = Group.join_timeout(s, "jobs")

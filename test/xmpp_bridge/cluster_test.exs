@@ -306,6 +306,147 @@ defmodule XmppBridge.ClusterTest do
     for bus <- [ann, ben, cid, dee], do: Bus.stop(bus)
   end
 
+  test "a group in a persistent room hosted on A: the room restarts on B after kill -9 of A, and the group is whole in it again",
+       %{cluster: cluster, a: a, b: b} do
+    g = "desk"
+    room = "#{g}@conference.localhost"
+
+    # An administrator (cid, a plain session on A) made the room beforehand,
+    # persistent and non-anonymous, and left it: it lives on A, empty.
+    {:ok, admin} =
+      Connection.open(
+        jid: "cid@localhost",
+        password: "cid-secret",
+        tls: :plain,
+        resource: "admin",
+        servers: [a, b],
+        reconnect: [initial: 200, max: 1000]
+      )
+
+    assert_receive {:xmpp_bridge, _, {:online, _}}, 10_000
+    make_persistent_room(admin, room)
+    assert room_features(admin, room) |> MapSet.member?("muc_persistent")
+
+    ann = start_bus("ann", [a, b])
+    :ok = Bus.join(ann, g, events: true)
+    dee = start_bus("dee", [b, a])
+    dee_member = tagged_member(dee, g, :dee)
+    rs1 = rust_node(cluster, "rs1", [b, a], ["--join", g, "--commands"])
+    ann_jid = "ann@localhost/bus"
+
+    eventually(
+      fn -> MapSet.subset?(MapSet.new([rs1.jid, "dee@localhost/bus"]), member_jids(ann, g)) end,
+      "ann sees dee and rs1 in #{g}"
+    )
+
+    :ok = Bus.broadcast(ann, g, {:job, 1})
+    assert %{"from" => ^ann_jid} = NodeCli.next(rs1, &(&1["event"] == "broadcast"))
+
+    NodeCli.drain(rs1, 100)
+    flush_tagged(:dee)
+    t0 = System.monotonic_time(:millisecond)
+    :ok = Cluster.kill(cluster, 0)
+    eventually(fn -> on_server(cluster, ann_jid) == 1 end, "ann on B")
+
+    # The room restarts on B from the database (its configuration kept);
+    # ann joins it again, the nodes on B find out by self-ping and follow.
+    eventually(
+      fn ->
+        :ok = Bus.broadcast(ann, g, :probe)
+
+        Enum.any?(
+          NodeCli.drain(rs1, 300),
+          &(&1["event"] == "broadcast" and &1["from"] == ann_jid)
+        )
+      end,
+      "rs1 hears ann in the restarted room",
+      20_000
+    )
+
+    assert_receive {:dee, {:xmpp_bridge_bus, :joined, ^g, ^ann_jid}}, 20_000
+    rejoined = System.monotonic_time(:millisecond) - t0
+
+    eventually(
+      fn -> MapSet.subset?(MapSet.new([rs1.jid, "dee@localhost/bus"]), member_jids(ann, g)) end,
+      "ann sees the whole group again",
+      20_000,
+      fn -> IO.inspect(member_jids(ann, g), label: "ann's members") end
+    )
+
+    # It is the same room, restarted, not a new temporary one made by the
+    # first to come back (which would have configured it non-persistent).
+    features = room_features(admin, room)
+    assert MapSet.member?(features, "muc_persistent"), inspect(features)
+    assert MapSet.member?(features, "muc_nonanonymous"), inspect(features)
+
+    NodeCli.command(rs1, %{"cmd" => "broadcast", "group" => g, "term" => %{"back" => true}})
+    assert_receive {:xmpp_bridge_bus, :group, ^g, from, %{"back" => true}}, 10_000
+    assert from == rs1.jid
+
+    IO.puts(
+      "persistent room: restarted on B, group whole again #{rejoined} ms after kill -9 of A"
+    )
+
+    NodeCli.stop(rs1)
+    send(dee_member, :stop)
+    for bus <- [ann, dee], do: Bus.stop(bus)
+    Connection.close(admin)
+  end
+
+  @muc "http://jabber.org/protocol/muc"
+
+  # Joins `room` (creating it), configures it persistent and
+  # non-anonymous, and leaves it.
+  defp make_persistent_room(conn, room) do
+    join =
+      {:xmlel, "presence", [{"to", room <> "/admin"}], [{:xmlel, "x", [{"xmlns", @muc}], []}]}
+
+    {:ok, _} = Connection.send(conn, join)
+
+    assert_receive {:xmpp_bridge, _, {:stanza, %XmppBridge.Presence{from: from}}}
+                   when from == room <> "/admin",
+                   10_000
+
+    fields =
+      for {var, value} <- [
+            {"FORM_TYPE", @muc <> "#roomconfig"},
+            {"muc#roomconfig_persistentroom", "1"},
+            {"muc#roomconfig_whois", "anyone"}
+          ],
+          do: {:xmlel, "field", [{"var", var}], [{:xmlel, "value", [], [{:xmlcdata, value}]}]}
+
+    config = %XmppBridge.Iq{
+      type: :set,
+      to: room,
+      id: XmppBridge.Iq.new_id(),
+      payload:
+        {:xmlel, "query", [{"xmlns", @muc <> "#owner"}],
+         [{:xmlel, "x", [{"xmlns", "jabber:x:data"}, {"type", "submit"}], fields}]}
+    }
+
+    assert {:ok, %XmppBridge.Iq{type: :result}} = Connection.iq(conn, config, 10_000)
+
+    {:ok, _} =
+      Connection.send(
+        conn,
+        {:xmlel, "presence", [{"to", room <> "/admin"}, {"type", "unavailable"}], []}
+      )
+  end
+
+  defp room_features(conn, room) do
+    disco = %XmppBridge.Iq{
+      type: :get,
+      to: room,
+      id: XmppBridge.Iq.new_id(),
+      payload: {:xmlel, "query", [{"xmlns", "http://jabber.org/protocol/disco#info"}], []}
+    }
+
+    {:ok, %XmppBridge.Iq{type: :result, payload: %XmppBridge.Payload.DiscoInfo{features: f}}} =
+      Connection.iq(conn, disco, 10_000)
+
+    MapSet.new(f)
+  end
+
   test "a name host (a component) fails over to the other server node, and its names answer again",
        %{cluster: cluster, b: b, a: a} do
     [comp_a, comp_b] = Cluster.servers(cluster, :component)

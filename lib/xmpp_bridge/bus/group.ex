@@ -534,12 +534,18 @@ defmodule XmppBridge.Bus.Group do
     end
   end
 
-  defp configure(state, group, g) do
+  # Offline, there is no room to configure: the rejoin after the
+  # reconnect makes (or finds) it again.
+  defp configure(state, group, g, delay \\ 0)
+  defp configure(%{online: false}, _group, _g, _delay), do: :ok
+
+  defp configure(state, group, g, delay) do
     bus = self()
     conn = state.conn
     iq = config_iq(g.room)
 
     spawn(fn ->
+      if delay > 0, do: Process.sleep(delay)
       Kernel.send(bus, {:group_configured, group, Connection.iq(conn, iq, 10_000)})
     end)
   end
@@ -552,8 +558,23 @@ defmodule XmppBridge.Bus.Group do
         # anonymously: show our presence again (now with our real JID).
         joined(state, group, true)
 
+      {%{phase: :configuring} = g, {:error, error}} when g.established or g.pinned ->
+        # A group this node belongs to for good (it was in it, or it is the
+        # discovery group): the room it made again must be configured too.
+        Logger.warning(
+          "xmpp_bridge bus: the room of group #{group} refused its configuration " <>
+            "(#{Error.format(error.reason)}); trying again"
+        )
+
+        configure(state, group, g, @slow_retry_ms)
+        {state, []}
+
       {%{phase: :configuring} = g, {:error, error}} ->
         detail = Error.format(error.reason)
+
+        Logger.warning(
+          "xmpp_bridge bus: the room of group #{group} refused its configuration: #{detail}"
+        )
 
         for from <- g.waiters,
             do: GenServer.reply(from, {:error, %Error{reason: {:join_failed, detail}}})
