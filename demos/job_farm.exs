@@ -374,12 +374,13 @@ defmodule JobFarm do
       map_size(s.results) == s.total and guest_served?(s) ->
         %{s | farm_t1: now_ms()}
 
-      now_ms() - s.ctx.t0 - s.guest_wait_ms > @farm_timeout_ms ->
+      now_ms() - s.ctx.t0 - s.ctx.server_ms - s.guest_wait_ms > @farm_timeout_ms ->
         event(
           %{s | farm_t1: now_ms()},
           if(map_size(s.results) == s.total,
             do: "giving up waiting for a job from the guest: #{@farm_timeout_ms} ms",
-            else: "giving up: #{@farm_timeout_ms} ms and not every job done"
+            else:
+              "giving up: #{@farm_timeout_ms} ms after the server was up and not every job done"
           )
         )
 

@@ -420,6 +420,42 @@ defmodule XmppBridge.Test.XmppCase do
     end
   end
 
+  @doc """
+  Ends the process of MUC room `name` on ejabberd `server` without a word
+  to its occupants (as when the server node hosting it dies in a
+  cluster), and waits until the server no longer knows the room.
+  """
+  def vanish_room(%TestServer{kind: :ejabberd} = server, name, service \\ "conference.localhost") do
+    room = ~s|mod_muc:find_online_room(<<"#{name}">>, <<"#{service}">>)|
+
+    assert {:ok, :killed} =
+             XmppTestServer.Ejabberd.eval(server, "{ok, P} = #{room}, exit(P, kill), killed")
+
+    gone = fn ->
+      XmppTestServer.Ejabberd.eval(server, "case #{room} of error -> gone; _ -> there end")
+    end
+
+    assert eventually(fn -> gone.() == {:ok, :gone} end, 5_000, 50), "room #{name} still there"
+    :ok
+  end
+
+  @doc """
+  Option `option` of MUC room `name` on ejabberd `server`, as
+  `mod_muc_admin:get_room_options/2` prints it (`"anonymous"` -> `"true"`
+  or `"false"`); nil when the room does not exist.
+  """
+  def room_option(
+        %TestServer{kind: :ejabberd} = server,
+        name,
+        option,
+        service \\ "conference.localhost"
+      ) do
+    {:ok, options} =
+      XmppTestServer.Ejabberd.rpc(server, :mod_muc_admin, :get_room_options, [name, service])
+
+    Enum.find_value(options, fn {k, v} -> if k == option, do: v end)
+  end
+
   @doc "Milliseconds from native time units."
   def ms(native), do: System.convert_time_unit(native, :native, :microsecond) / 1000
 

@@ -4,7 +4,7 @@ defmodule XmppBridge.BusGroupRustTest do
   # ejabberd (and Prosody), no mock anywhere.
   use ExUnit.Case, async: false
 
-  import XmppBridge.Test.XmppCase, only: [report: 3]
+  import XmppBridge.Test.XmppCase, only: [report: 3, vanish_room: 2, room_option: 3]
 
   alias XmppBridge.Test.{RustPeer, TcpProxy}
   alias XmppTestServer, as: TestServer
@@ -245,6 +245,39 @@ defmodule XmppBridge.BusGroupRustTest do
     end
 
     assert members(d, g) == []
+  end
+
+  # The room is gone without a word (its cluster node died) and the
+  # node's next status presence makes it again with the server's default
+  # options, which hide real JIDs: the node, its owner now, configures it
+  # as a bus room, and whoever joins next is seen by JID.
+  test "a room gone without a word and made again by a member's status is configured as a bus room",
+       %{server: server} do
+    # No self-ping during the test: the status presence comes first.
+    a =
+      RustPeer.start_with_flags(
+        server,
+        "groupa",
+        [heartbeat: 60_000, heartbeat_timeout: 60_000],
+        []
+      )
+
+    g = group()
+    join!(a, g)
+    vanish_room(server, g)
+
+    id = cmd(a, %{"cmd" => "status", "show" => "away", "text" => "after the vanishing"})
+    assert %{"event" => "status_ok"} = answer(a, id)
+
+    eventually(fn -> room_option(server, g, "anonymous") == "false" end, 10_000, 100)
+
+    b = start(server, "groupb")
+    join!(b, g)
+
+    assert %{"group" => ^g} =
+             RustPeer.next(a, &(&1["event"] == "member_joined" and &1["jid"] == b.jid))
+
+    assert jids(members(b, g)) == Enum.sort([a.jid, b.jid])
   end
 
   test "discovery: the nodes online and the methods each serves", %{server: server} do

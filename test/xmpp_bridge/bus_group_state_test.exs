@@ -9,6 +9,7 @@ defmodule XmppBridge.BusGroupStateTest do
   import ExUnit.CaptureLog
 
   alias XmppBridge.{Error, Iq, Presence, StanzaError}
+  alias XmppBridge.Payload.MucUser
   alias XmppBridge.Bus.Group
 
   @room "jobs@conference.localhost"
@@ -179,6 +180,29 @@ defmodule XmppBridge.BusGroupStateTest do
     {_, tag} = from
     assert_received {^tag, {:error, %Error{reason: {:join_failed, _}}}}
     assert log =~ "refused its configuration"
+  end
+
+  test "a room made again by a status presence of ours (201 while in it) is configured" do
+    s = joined(state(), nil)
+
+    own = %Presence{
+      from: @room <> "/ann@localhost/bus",
+      payloads: [%MucUser{status_codes: [110, 201]}]
+    }
+
+    log =
+      capture_log(fn ->
+        send(self(), {:after, Group.presence(s, "jobs", "ann@localhost/bus", own)})
+      end)
+
+    assert_received {:after, {s2, []}}
+    assert s2.groups["jobs"].phase == :configuring
+    assert log =~ "made again by us; configuring it"
+
+    # A plain reflection of a status presence (no 201) changes nothing.
+    plain = %{own | payloads: [%MucUser{status_codes: [110]}]}
+    {s3, []} = Group.presence(s, "jobs", "ann@localhost/bus", plain)
+    assert s3.groups["jobs"].phase == :joined
   end
 
   test "a join timer finds a group the node is in (or was in) and leaves it be" do

@@ -173,6 +173,49 @@ defmodule XmppBridge.BusGroupTest do
     Enum.each([ann, ben], &stop_quietly/1)
   end
 
+  # As after the death of the cluster node that hosted the room: the room
+  # is gone without a word, and the member's next status presence makes it
+  # again (a presence to a room that does not exist creates it), with the
+  # server's default options, which hide real JIDs. The member, its owner
+  # now, configures it as a bus room: whoever joins next is seen by JID.
+  test "a room gone without a word and made again by a member's status is configured as a bus room",
+       %{server: server} do
+    group = unique_group("remade")
+    # No self-ping during the test: the status presence comes first.
+    ann = start_bus(server, "ann", heartbeat: 60_000, heartbeat_timeout: 60_000)
+    member(ann, group, :ann, events: true)
+    vanish_room(server, group)
+
+    log =
+      ExUnit.CaptureLog.capture_log(fn ->
+        :ok = Bus.set_status(ann, text: "after the vanishing")
+        # Made again by the status presence, then configured by ann.
+        assert eventually(
+                 fn -> room_option(server, group, "anonymous") == "false" end,
+                 10_000,
+                 100
+               ),
+               "the remade room still hides real JIDs: #{inspect(room_option(server, group, "anonymous"))}"
+      end)
+
+    assert log =~ "the room of group #{group} was made again by us; configuring it"
+
+    ben = start_bus(server, "ben")
+    member(ben, group, :ben, events: true)
+    ben_jid = bus_jid(server, "ben")
+    ann_jid = bus_jid(server, "ann")
+    assert_receive {:ann, {:xmpp_bridge_bus, :joined, ^group, ^ben_jid}}, 5000
+    assert_receive {:ben, {:xmpp_bridge_bus, :joined, ^group, ^ann_jid}}, 5000
+
+    {:ok, members} = Bus.members(ben, group)
+    assert Enum.sort(Enum.map(members, & &1.jid)) == Enum.sort([ann_jid, ben_jid])
+
+    :ok = Bus.broadcast(ann, group, {:hello, 1})
+    assert_receive {:ben, {:xmpp_bridge_bus, :group, ^group, ^ann_jid, {:hello, 1}}}, 5000
+
+    Enum.each([ann, ben], &stop_quietly/1)
+  end
+
   test "status: published, read by members, changes are events", %{server: server} do
     group = unique_group("st")
     ann = start_bus(server, "ann")

@@ -521,6 +521,17 @@ defmodule XmppBridge.Bus.Group do
     g = %{g | members: Map.put(g.members, state.jid, me)}
 
     cond do
+      g.phase == :joined and 201 in user.status_codes ->
+        # The room had gone (its server died) and a presence of ours made
+        # it again, with the server's default options (hiding real JIDs):
+        # configure it as a bus room, or no member learns who joins it.
+        Logger.warning(
+          "xmpp_bridge bus: the room of group #{group} was made again by us; configuring it"
+        )
+
+        configure(state, group, g)
+        {put_in(state.groups[group], %{g | phase: :configuring}), []}
+
       g.phase == :joined ->
         {put_in(state.groups[group], g), []}
 

@@ -496,6 +496,21 @@ impl Groups {
                 mref: None,
             },
         );
+        if g.phase == Phase::Joined && codes.contains(&201) {
+            // The room had gone (its server died) and a presence of ours
+            // made it again, with the server's default options (hiding
+            // real JIDs): configure it as a bus room, or no member learns
+            // who joins it.
+            eprintln!(
+                "xmpp_bridge bus: the room of group {name} was made again by us; configuring it"
+            );
+            g.phase = Phase::Configuring;
+            actions.push(GroupAction::Configure {
+                group: name.to_owned(),
+                room: g.room.clone(),
+            });
+            return;
+        }
         if g.phase != Phase::Joining {
             // The reflection of a status presence.
             return;
@@ -1091,6 +1106,28 @@ mod tests {
         assert_eq!(g.group_of_room(ROOM).as_deref(), Some("jobs"));
         assert_eq!(g.group_of_room("other@conference.example.com"), None);
         assert_eq!(g.group_of_room("jobs@example.com"), None);
+    }
+
+    #[test]
+    fn a_room_made_again_by_a_status_presence_is_configured() {
+        // The room vanished without a word; the node's status presence
+        // made it again (status 201 while the node thinks it is in).
+        let t0 = Instant::now();
+        let mut g = joined(t0);
+        let a = feed(&mut g, t0, ME, &own_presence(&[110, 201]));
+        assert!(
+            matches!(&a[..], [GroupAction::Configure { group, room }] if group == "jobs" && room == ROOM),
+            "{a:?}"
+        );
+        // Its own presence reflected meanwhile changes nothing.
+        assert!(feed(&mut g, t0, ME, &own_presence(&[110])).is_empty());
+        assert!(g.configured("jobs", Ok(())).is_empty());
+        // Configured once: a second answer is about nothing.
+        assert!(g.configured("jobs", Ok(())).is_empty());
+        assert_eq!(g.room_of_joined("jobs").as_deref(), Some(ROOM));
+        // A plain reflection of a status presence is no news.
+        assert!(feed(&mut g, t0, ME, &own_presence(&[110])).is_empty());
+        assert_eq!(g.room_of_joined("jobs").as_deref(), Some(ROOM));
     }
 
     #[test]

@@ -296,10 +296,25 @@ defmodule XmppTestServer.Ejabberd do
   (`erl -eval`, ~0.3 s). Returns `{:ok, result}`; `args` must print and read
   back as Erlang terms (atoms, numbers, binaries, lists, tuples).
   """
-  def rpc(server, mod, fun, args) do
-    with {:ok, cookie} <- cookie() do
-      call = ~s|rpc:call('#{server.node}', '#{mod}', '#{fun}', #{erl_term(args)}, 30000)|
+  def rpc(server, mod, fun, args),
+    do:
+      remote(server, ~s|rpc:call('#{server.node}', '#{mod}', '#{fun}', #{erl_term(args)}, 30000)|)
 
+  @doc """
+  Evaluates `expr` (Erlang source, the body of a fun, without the final
+  dot) on the ejabberd node, as `rpc/4` does; its value must print and
+  read back as an Erlang term. For what no exported function does in one
+  call, e.g. `{ok, P} = mod_muc:find_online_room(<<"r">>, <<"conference.localhost">>), exit(P, kill), ok`.
+  """
+  def eval(server, expr),
+    do:
+      remote(
+        server,
+        ~s|rpc:call('#{server.node}', erlang, apply, [fun() -> #{expr} end, []], 30000)|
+      )
+
+  defp remote(server, call) do
+    with {:ok, cookie} <- cookie() do
       eval =
         "R = #{call}, io:format(\"~n~s~w~n\", [\"xb-rpc-result:\", R]), " <>
           "halt(case R of {badrpc, _} -> 1; _ -> 0 end)."
