@@ -43,6 +43,9 @@
 #   BENCH_CLUSTER_JOBS=4000       jobs
 #   BENCH_CLUSTER_CALLERS=200     calls in flight
 #   BENCH_CLUSTER_HEARTBEAT=5000  heartbeat and heartbeat_timeout (ms) of every node
+#   BENCH_CLUSTER_MEMBER_HEARTBEAT=1  0: the workers join with member_heartbeat false
+#                                 (they do not watch each other; the coordinator
+#                                 still watches every worker)
 #   BENCH_CLUSTER_IDLE=10         seconds of the idle window
 #   BENCH_OUT=cluster_scale.md    the report's file name under bench/results/
 #
@@ -64,6 +67,7 @@ defmodule XmppBridge.Bench.ClusterScale do
       jobs: env_int("BENCH_CLUSTER_JOBS", 4000),
       callers: env_int("BENCH_CLUSTER_CALLERS", 200),
       heartbeat: env_int("BENCH_CLUSTER_HEARTBEAT", 5000),
+      member_heartbeat: env_int("BENCH_CLUSTER_MEMBER_HEARTBEAT", 1) != 0,
       idle_s: env_int("BENCH_CLUSTER_IDLE", 10),
       rust_bin: System.get_env("BENCH_BUS_RUST") || raise("BENCH_BUS_RUST: the bus_bench binary"),
       out: System.get_env("BENCH_OUT", "cluster_scale.md")
@@ -118,7 +122,7 @@ defmodule XmppBridge.Bench.ClusterScale do
       |> Enum.with_index()
       |> Enum.map(fn {user, k} ->
         servers = if rem(k, 2) == 0, do: [a, b], else: [b, a]
-        spawn_link(fn -> beam_worker(parent, user, k, servers, cfg.heartbeat, runs) end)
+        spawn_link(fn -> beam_worker(parent, user, k, servers, cfg, runs) end)
       end)
 
     expected = MapSet.new(beam_users ++ rust_users, &"#{&1}@localhost/bus")
@@ -228,9 +232,9 @@ defmodule XmppBridge.Bench.ClusterScale do
     end
   end
 
-  defp beam_worker(parent, user, k, servers, heartbeat, runs) do
+  defp beam_worker(parent, user, k, servers, cfg, runs) do
     t0 = now()
-    bus = start_bus(user, servers, heartbeat)
+    bus = start_bus(user, servers, cfg.heartbeat)
 
     :ok =
       Bus.serve(bus, "job", fn id, n ->
@@ -240,7 +244,7 @@ defmodule XmppBridge.Bench.ClusterScale do
 
     :ok = Bus.set_status(bus, text: "idle", term: %{lang: :elixir, index: k})
 
-    case Bus.join(bus, @group, timeout: 30_000) do
+    case Bus.join(bus, @group, timeout: 30_000, member_heartbeat: cfg.member_heartbeat) do
       :ok -> send(parent, {:worker_up, user, now() - t0})
       {:error, e} -> send(parent, {:worker_failed, user, {:join, e.reason, now() - t0}})
     end
@@ -332,6 +336,7 @@ defmodule XmppBridge.Bench.ClusterScale do
     args =
       ["workers", "--server-a", "#{ha}:#{pa}", "--server-b", "#{hb}:#{pb}", "--group", @group] ++
         ["--heartbeat-ms", Integer.to_string(cfg.heartbeat)] ++
+        ["--member-heartbeat", if(cfg.member_heartbeat, do: "1", else: "0")] ++
         Enum.flat_map(users, &["--account", "#{&1}@localhost:#{&1}-secret"])
 
     port =
@@ -517,7 +522,8 @@ defmodule XmppBridge.Bench.ClusterScale do
     #{cfg.beam} BEAM workers (one VM, each its own bus session) and #{cfg.rust} Rust workers
     (one OS process, one tokio runtime), all joined to one group, over two ejabberd 23.01
     nodes on loopback; even workers on servers [A, B], odd ones [B, A]; heartbeat
-    #{cfg.heartbeat} ms. #{System.schedulers_online()} schedulers, #{cpu_model()}.
+    #{cfg.heartbeat} ms; #{if cfg.member_heartbeat, do: "every member watches every other (member heartbeats on)", else: "workers join with member_heartbeat: false (only the coordinator watches them)"}.
+    #{System.schedulers_online()} schedulers, #{cpu_model()}.
     Load average (1/5/15 min): #{Enum.join(r.load, " -> ")} (before the cluster, after the
     start, after the jobs).
 

@@ -520,10 +520,12 @@ bus_join(Bus, Group) -> bus_join(Bus, Group, []).
 %% another member. Options: `{events, true}' (also `{xmpp_bridge_bus, joined,
 %% Group, Jid}', `{xmpp_bridge_bus, left, Group, Jid, Reason}' and
 %% `{xmpp_bridge_bus, status, Group, Jid, Status}'), `{history, N}',
-%% `{timeout, Ms}'. Errors: `{bad_group, Detail}', `{join_failed, Condition}',
-%% `timeout'.
+%% `{timeout, Ms}', `{member_heartbeat, false}' (members leave the list only
+%% when the room says so; no pings to them). Errors: `{bad_group, Detail}',
+%% `{join_failed, Condition}', `timeout'.
 -spec bus_join(bus(), binary(), [{events, boolean()} | {history, non_neg_integer()}
-                                 | {timeout, pos_integer()}] | map()) -> ok | {error, term()}.
+                                 | {timeout, pos_integer()}
+                                 | {member_heartbeat, boolean()}] | map()) -> ok | {error, term()}.
 bus_join(Bus, Group, Opts) ->
     with_opts(Opts, fun(O) -> result(?BUS:join(Bus, Group, O)) end).
 

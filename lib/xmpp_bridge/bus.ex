@@ -199,7 +199,11 @@ defmodule XmppBridge.Bus do
     end
   end
 
-  @doc "Waits until the node's session is online: `:ok`, or `{:error, %Error{reason: :timeout}}`."
+  @doc """
+  Waits until the node's session is online and, for a node started with
+  `:discovery`, the node is in its discovery group (so that `nodes/1`
+  answers): `:ok`, or `{:error, %Error{reason: :timeout}}`.
+  """
   @spec await_online(bus(), timeout()) :: :ok | {:error, Error.t()}
   def await_online(bus, timeout \\ 10_000) do
     deadline = System.monotonic_time(:millisecond) + timeout
@@ -208,7 +212,7 @@ defmodule XmppBridge.Bus do
 
   defp wait_online(bus, deadline) do
     cond do
-      jid(bus) != nil ->
+      jid(bus) != nil and GenServer.call(bus, :discovery_joined?) ->
         :ok
 
       System.monotonic_time(:millisecond) >= deadline ->
@@ -454,6 +458,16 @@ defmodule XmppBridge.Bus do
       `{:xmpp_bridge_bus, :status, group, jid, status}` (default `false`)
     * `:history` - replay the last n messages of the room (default 0)
     * `:timeout` - ms to wait for the join (default 10,000)
+    * `:member_heartbeat` - watch every bus member with the node's
+      heartbeat, so that a member whose session died without a word
+      (kill -9, a dead server node: the room keeps a ghost) leaves the
+      list after `:heartbeat` + `:heartbeat_timeout` (default `true`).
+      With `false` members leave the list only when the room says so (a
+      clean leave or stop, a kick, the room's own timeout), and the group
+      costs no pings: in a group of n where every node watches every
+      other, that is n(n-1) pings per heartbeat (docs/SCALING.md). Watch
+      the members that matter with `monitor/3` instead. The first join of
+      the group on this node decides.
 
   The node stays in the room until the last process that joined leaves or
   exits, and joins again by itself after a reconnect that was not a
@@ -469,13 +483,14 @@ defmodule XmppBridge.Bus do
   end
 
   defp join_options(opts) do
-    case Keyword.validate(opts, events: false, history: 0, timeout: 10_000) do
+    case Keyword.validate(opts, events: false, history: 0, timeout: 10_000, member_heartbeat: true) do
       {:ok, kw} ->
         o = Map.new(kw)
 
-        if is_boolean(o.events) and is_integer(o.history) and o.history >= 0 and pos?(o.timeout),
-          do: {:ok, o},
-          else: {:error, %Error{reason: {:bad_option, opts}}}
+        if is_boolean(o.events) and is_integer(o.history) and o.history >= 0 and pos?(o.timeout) and
+             is_boolean(o.member_heartbeat),
+           do: {:ok, o},
+           else: {:error, %Error{reason: {:bad_option, opts}}}
 
       {:error, unknown} ->
         {:error, %Error{reason: {:bad_option, {:unknown, unknown}}}}
@@ -969,6 +984,11 @@ defmodule XmppBridge.Bus do
 
   def handle_call({:status_of, jid}, _from, state),
     do: {:reply, Group.status_of(state, jid), state}
+
+  def handle_call(:discovery_joined?, _from, state) do
+    joined? = Enum.all?(state.groups, fn {_, g} -> not g.pinned or g.phase == :joined end)
+    {:reply, joined?, state}
+  end
 
   def handle_call(:discovery, _from, state) do
     case Enum.find(state.groups, fn {_, g} -> g.pinned end) do

@@ -403,6 +403,43 @@ defmodule XmppBridge.BusGroupRustTest do
     assert jids(members(a, g)) == Enum.sort([a.jid, b.jid])
   end
 
+  test "member_heartbeat false: a member killed -9 stays listed (no pings), a clean leave is seen",
+       %{server: server} do
+    [a, b, c, d] = for u <- ~w(groupa groupb groupc groupd), do: start(server, u)
+    g = group()
+    join!(a, g)
+    join!(b, g, %{"member_heartbeat" => false})
+    join!(c, g)
+    join!(d, g)
+    for p <- [a, b], do: eventually(fn -> length(members(p, g)) == 4 end, 5_000)
+    RustPeer.kill(c)
+
+    # a watches by heartbeat and sees c go; b does not, even well after.
+    e = RustPeer.next(a, &(&1["event"] == "member_left" and &1["jid"] == c.jid), 10_000)
+    assert e["reason"] in ["heartbeat_timeout", "noconnection"]
+    Process.sleep(500)
+    b_events = RustPeer.drain(b, 100)
+
+    refute Enum.any?(b_events, &(&1["event"] == "member_left" and &1["jid"] == c.jid)),
+           inspect(b_events)
+
+    assert jids(members(b, g)) == Enum.sort([a.jid, b.jid, c.jid, d.jid])
+
+    # A clean leave is the room's word: b sees it.
+    id = cmd(d, %{"cmd" => "leave", "group" => g})
+    assert %{"event" => "left_ok"} = answer(d, id)
+
+    assert %{"reason" => "left"} =
+             RustPeer.next(b, &(&1["event"] == "member_left" and &1["jid"] == d.jid))
+
+    assert jids(members(b, g)) == Enum.sort([a.jid, b.jid, c.jid])
+
+    # A bad value is refused by the peer's parser, not taken as true.
+    cmd(a, %{"cmd" => "join", "group" => group(), "member_heartbeat" => "no"})
+    assert %{"detail" => detail} = RustPeer.next(a, &(&1["event"] == "bad_command"))
+    assert detail =~ "member_heartbeat"
+  end
+
   test "after ejabberd is killed -9 and restarted, the nodes join again and broadcast" do
     server = TestServer.start!(:ejabberd, accounts: ~w(groupa groupb groupc))
     on_exit(fn -> TestServer.stop(server) end)

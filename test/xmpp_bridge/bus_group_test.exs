@@ -291,6 +291,52 @@ defmodule XmppBridge.BusGroupTest do
     Enum.each([ann, dee], &stop_quietly/1)
   end
 
+  # The same cut, seen by two members: ann watches the members by
+  # heartbeat (the default), ben joined with member_heartbeat: false and
+  # sends the members no pings: the ghost stays on his list until the room
+  # says otherwise, while a clean leave reaches both.
+  test "member_heartbeat: false: no pings to members, a ghost stays listed, a clean leave is seen",
+       %{server: server} do
+    group = unique_group("nohb")
+    ann = start_bus(server, "ann")
+    ben = start_bus(server, "ben")
+    member(ann, group, :ann, events: true)
+    member(ben, group, :ben, events: true, member_heartbeat: false)
+
+    proxy = TcpProxy.start(server.ports.c2s_plain)
+    dee = start_bus(server, "dee", port: proxy.port, reconnect: [initial: 100, max: 200])
+    d = member(dee, group, :dee)
+    dee_jid = bus_jid(server, "dee")
+    cid = start_bus(server, "cid")
+    c = member(cid, group, :cid)
+    cid_jid = bus_jid(server, "cid")
+
+    for tag <- [:ann, :ben],
+        jid <- [dee_jid, cid_jid],
+        do: assert_receive({^tag, {:xmpp_bridge_bus, :joined, ^group, ^jid}}, 5000)
+
+    # ann watches ben, dee and cid; ben watches no one.
+    assert map_size(:sys.get_state(ann).group_mons) == 3
+    assert :sys.get_state(ben).group_mons == %{}
+
+    TcpProxy.stop(proxy)
+    assert_receive {:ann, {:xmpp_bridge_bus, :left, ^group, ^dee_jid, reason}}, 5000
+    assert reason in [:heartbeat_timeout, :noconnection]
+    # Heartbeat 500 + timeout 1000 ms have long passed for ben too.
+    refute_received {:ben, {:xmpp_bridge_bus, :left, ^group, ^dee_jid, _}}
+    {:ok, members} = Bus.members(ben, group)
+    assert Enum.any?(members, &(&1.jid == dee_jid)), "the ghost is still listed"
+
+    # A clean leave is the room's word: both see it.
+    Kernel.send(c, {:leave, cid, group})
+    assert_receive {:cid, :left_result, :ok}
+    assert_receive {:ann, {:xmpp_bridge_bus, :left, ^group, ^cid_jid, :left}}, 5000
+    assert_receive {:ben, {:xmpp_bridge_bus, :left, ^group, ^cid_jid, :left}}, 5000
+
+    Process.unlink(d)
+    Enum.each([ann, ben, cid, dee], &stop_quietly/1)
+  end
+
   test "method discovery over disco#items", %{server: server} do
     ann = start_bus(server, "ann")
     ben = start_bus(server, "ben", handlers: %{"add" => &Kernel.+/2, "echo" => & &1})
@@ -481,6 +527,8 @@ defmodule XmppBridge.BusGroupTest do
     end
 
     assert {:error, %Error{reason: {:bad_option, _}}} = Bus.join(ann, "ok", history: -1)
+
+    assert {:error, %Error{reason: {:bad_option, _}}} = Bus.join(ann, "ok", member_heartbeat: :no)
     assert {:error, %Error{reason: {:not_joined, "nope"}}} = Bus.broadcast(ann, "nope", 1)
     assert {:error, %Error{reason: {:not_portable, _}}} = Bus.broadcast(ann, "nope", self())
     stop_quietly(ann)

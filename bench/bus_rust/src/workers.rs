@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
-use xmpp_bridge::bus::{self, Args, Payload, Status};
+use xmpp_bridge::bus::{self, Args, JoinOptions, Payload, Status};
 use xmpp_bridge::connection::TlsMode;
 use xmpp_bridge::etf::Term;
 
@@ -65,7 +65,7 @@ async fn start_worker(
     password: String,
     servers: Vec<(String, u16)>,
     group: String,
-    heartbeat: Duration,
+    (heartbeat, join): (Duration, JoinOptions),
     runs: Runs,
 ) -> Result<(bus::Node, Option<String>), String> {
     let mut config = bus::Config::new(jid.as_str(), password);
@@ -109,7 +109,8 @@ async fn start_worker(
     .map_err(|e| format!("{jid}: set_status: {e}"))?;
     // A join that does not return is reported (`stuck`), and the node
     // kept: its session still serves `job`.
-    let stuck = match tokio::time::timeout(Duration::from_secs(35), node.join(&group)).await {
+    let stuck = match tokio::time::timeout(Duration::from_secs(35), node.join_with(&group, join)).await
+    {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(format!("{jid}: join {group}: {e}")),
         Err(_) => Some(format!("{jid}: join {group}: no answer in 35 s")),
@@ -133,6 +134,10 @@ pub(crate) async fn workers_main(flags: &[(String, String)]) -> i32 {
     let b = server(flags, "server-b");
     let group = flag(flags, "group").unwrap_or("farm").to_owned();
     let heartbeat = Duration::from_millis(number(flags, "heartbeat-ms", 5000));
+    let join = JoinOptions {
+        member_heartbeat: number(flags, "member-heartbeat", 1) != 0,
+        ..JoinOptions::default()
+    };
     let runs: Runs = Arc::default();
     let mut nodes: Vec<bus::Node> = Vec::new();
     say!("READY rss={}", rss());
@@ -156,7 +161,7 @@ pub(crate) async fn workers_main(flags: &[(String, String)]) -> i32 {
                         pw.clone(),
                         servers,
                         group.clone(),
-                        heartbeat,
+                        (heartbeat, join),
                         runs.clone(),
                     )
                 });

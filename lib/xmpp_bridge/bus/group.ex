@@ -176,7 +176,8 @@ defmodule XmppBridge.Bus.Group do
           deadline: now() + opts.timeout,
           pinned: false,
           established: false,
-          retry: nil
+          retry: nil,
+          watch: opts.member_heartbeat
         }
 
         state = %{
@@ -639,7 +640,7 @@ defmodule XmppBridge.Bus.Group do
 
       nil ->
         {mon, effects} =
-          if bus? do
+          if bus? and Map.get(g, :watch, true) do
             ref = make_ref()
             {ref, [{:watch, real, ref}]}
           else

@@ -56,7 +56,8 @@
 //! - `{"cmd":"hold"}` / `{"cmd":"release"}`: stop / start taking events (a
 //!   slow application: the node's flow control holds the stream back)
 //! - `{"cmd":"rss"}`: prints `{"event":"rss","kb":N}`, this process's VmRSS
-//! - `{"cmd":"join","id":N,"group":G,"history":H}` (`history` optional, 0)
+//! - `{"cmd":"join","id":N,"group":G,"history":H,"member_heartbeat":B}` (`history`
+//!   optional, 0; `member_heartbeat` optional, true)
 //! - `{"cmd":"leave","id":N,"group":G}`
 //! - `{"cmd":"broadcast","id":N,"group":G,"etf":B64}` or `"json":V` instead
 //!   of `"etf"`: nothing is printed unless it fails (`failed` with the id)
@@ -598,9 +599,17 @@ fn join(state: &mut State, cmd: &Value, id: Value) -> Result<(), String> {
             .and_then(|h| u32::try_from(h).ok())
             .ok_or("history is not a count")?,
     };
+    let member_heartbeat = match cmd.get("member_heartbeat") {
+        None | Some(Value::Null) => true,
+        Some(b) => b.as_bool().ok_or("member_heartbeat is not a boolean")?,
+    };
+    let options = JoinOptions {
+        history,
+        member_heartbeat,
+    };
     let node = state.node.clone();
     tokio::spawn(async move {
-        match node.join_with(&group, JoinOptions { history }).await {
+        match node.join_with(&group, options).await {
             Ok(()) => emit(json!({"event": "joined_ok", "id": id})),
             Err(e) => emit_error(id, &e),
         }

@@ -88,10 +88,28 @@ pub struct Member {
 }
 
 /// How a group is joined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JoinOptions {
     /// The room's last messages to replay on joining (0: none).
     pub history: u32,
+    /// Watch every bus member with the node's heartbeat (default true),
+    /// so that a member whose session died without a word (kill -9, a
+    /// dead server node: the room keeps a ghost) leaves the list after
+    /// heartbeat + timeout. With false, members leave only when the room
+    /// says so, and the group costs no pings: where every node of a group
+    /// of n watches every other, that is n(n-1) pings per heartbeat.
+    /// Watch the members that matter with [`Node::monitor`](super::Node::monitor)
+    /// instead. The first join of the group on this node decides.
+    pub member_heartbeat: bool,
+}
+
+impl Default for JoinOptions {
+    fn default() -> Self {
+        JoinOptions {
+            history: 0,
+            member_heartbeat: true,
+        }
+    }
 }
 
 /// What the node must do for the machine.
@@ -176,6 +194,8 @@ struct Group {
     room: String,
     nick: String,
     history: u32,
+    /// Members are watched by heartbeat ([`JoinOptions::member_heartbeat`]).
+    watch: bool,
     phase: Phase,
     /// The API's join completed: changes are reported as events, and the
     /// group is kept (rejoined) until it is left.
@@ -337,6 +357,7 @@ impl Groups {
             room: format!("{name}@{}", self.service),
             nick: ctx.jid.to_owned(),
             history: options.history,
+            watch: options.member_heartbeat,
             phase: Phase::Joining,
             established: false,
             deadline: ctx.now + self.join_timeout,
@@ -650,7 +671,7 @@ impl Groups {
                 }
                 match (node, o.mref) {
                     (Some(n), Some(_)) => actions.push(GroupAction::Alive(jid, n)),
-                    (node, None) if o.bus && jid != ctx.jid => {
+                    (node, None) if o.bus && jid != ctx.jid && g.watch => {
                         self.next_ref += 1;
                         let m = MEMBER_REF | self.next_ref;
                         o.mref = Some(m);
@@ -681,7 +702,7 @@ impl Groups {
             }
         }
         let bus = node.is_some();
-        let mref = (bus && jid != ctx.jid).then(|| {
+        let mref = (bus && jid != ctx.jid && g.watch).then(|| {
             self.next_ref += 1;
             MEMBER_REF | self.next_ref
         });
@@ -1109,6 +1130,31 @@ mod tests {
     }
 
     #[test]
+    fn without_member_heartbeat_no_member_is_watched() {
+        let t0 = Instant::now();
+        let mut g = Groups::new("conference.example.com".into(), Duration::from_secs(10));
+        let options = JoinOptions {
+            member_heartbeat: false,
+            ..JoinOptions::default()
+        };
+        let (mut rx, _) = g.join(&ctx(t0), "jobs", options);
+        let a = feed(&mut g, t0, BOB, &bob("bbbb", ""));
+        assert!(
+            !a.iter().any(|x| matches!(x, GroupAction::Monitor(..))),
+            "{a:?}"
+        );
+        feed(&mut g, t0, ME, &own_presence(&[110]));
+        assert_eq!(rx.try_recv().unwrap(), Ok(()));
+        // A status change of a member known: still no monitor.
+        let a = feed(&mut g, t0, BOB, &bob("bbbb", "<status>busy</status>"));
+        assert!(
+            !a.iter().any(|x| matches!(x, GroupAction::Monitor(..))),
+            "{a:?}"
+        );
+        assert_eq!(g.members("jobs").len(), 2);
+    }
+
+    #[test]
     fn a_room_made_again_by_a_status_presence_is_configured() {
         // The room vanished without a word; the node's status presence
         // made it again (status 201 while the node thinks it is in).
@@ -1411,7 +1457,14 @@ mod tests {
             online: false,
             ..ctx(t0)
         };
-        let (_rx, a) = g.join(&offline, "jobs", JoinOptions { history: 5 });
+        let (_rx, a) = g.join(
+            &offline,
+            "jobs",
+            JoinOptions {
+                history: 5,
+                ..JoinOptions::default()
+            },
+        );
         assert!(sent(&a).is_empty());
         let s = sent(&g.online(&ctx(t0), true));
         assert_eq!(s.len(), 1);

@@ -172,6 +172,9 @@ pub struct ServeOpts {
     pub joins: Vec<String>,
     /// The discovery group (§6.3), joined before the others.
     pub discovery: Option<String>,
+    /// Watch the members of the groups joined by heartbeat
+    /// (`--no-member-heartbeat` turns it off).
+    pub member_heartbeat: bool,
     /// The status's `<show/>` (`None`: plain available).
     pub show: Option<bus::Show>,
     /// The status's text.
@@ -342,6 +345,12 @@ const SPECS: &[Spec] = &[
         "discovery",
         true,
         Some("XMPP_BRIDGE_DISCOVERY"),
+        Scope::Only(&[Cmd::Serve]),
+    ),
+    flag(
+        "no-member-heartbeat",
+        false,
+        None,
         Scope::Only(&[Cmd::Serve]),
     ),
     flag(
@@ -727,6 +736,7 @@ fn serve_opts(r: &Reader, rest: &[String]) -> Result<ServeOpts, UsageError> {
         commands,
         joins: unique,
         discovery,
+        member_heartbeat: !r.given.has("no-member-heartbeat"),
         show,
         status_text,
         status_interval: r.ms("status-interval-ms", Some(1_000))?.expect("a default"),
@@ -892,11 +902,16 @@ mod tests {
                 commands: false,
                 joins: vec![],
                 discovery: None,
+                member_heartbeat: true,
                 show: None,
                 status_text: None,
                 status_interval: Duration::from_secs(1),
             })
         );
+        let Command::Serve(s) = run(&format!("serve {LOGIN} --no-member-heartbeat")).command else {
+            panic!()
+        };
+        assert!(!s.member_heartbeat);
         assert_eq!(i.conn.tls, TlsMode::StartTls);
         assert_eq!(i.conn.port, None);
         assert_eq!(i.conn.connect_timeout, Duration::from_secs(10));

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use xmpp_bridge::bus::{
-    self, Event, MonitorRef, Node, Payload, SendOptions, SendRef, Show, Status,
+    self, Event, JoinOptions, MonitorRef, Node, Payload, SendOptions, SendRef, Show, Status,
 };
 
 /// How many `--echo` destinations are remembered for failure reports.
@@ -36,6 +36,8 @@ struct State {
     stats: Arc<Stats>,
     /// The status's show and text.
     presence: Arc<Mutex<Presence>>,
+    /// How groups are joined (`--no-member-heartbeat`).
+    join: JoinOptions,
 }
 
 /// The lines of standard input, read on a thread of their own; the
@@ -105,10 +107,10 @@ fn publish_status(
 
 /// Joins `groups` in order, each reported by a `joined` line (with the
 /// members found) or a `join_failed` line; returns the failures.
-async fn join_all(node: &Node, groups: &[String]) -> usize {
+async fn join_all(node: &Node, groups: &[String], options: JoinOptions) -> usize {
     let mut failed = 0;
     for g in groups {
-        match node.join(g).await {
+        match node.join_with(g, options).await {
             Ok(()) => joined_line(node, g),
             Err(e) => {
                 failed += 1;
@@ -179,6 +181,10 @@ pub async fn run(conn: &ConnOpts, opts: ServeOpts) -> i32 {
         watched: HashMap::new(),
         stats,
         presence,
+        join: JoinOptions {
+            member_heartbeat: opts.member_heartbeat,
+            ..JoinOptions::default()
+        },
     };
     for jid in &opts.monitors {
         match node.monitor(jid) {
@@ -223,11 +229,12 @@ pub async fn run(conn: &ConnOpts, opts: ServeOpts) -> i32 {
                     handle(&mut state, e);
                     if let (true, Some((discovery, groups))) = (online, to_join.take()) {
                         let node = node.clone();
+                        let options = state.join;
                         joining = Box::pin(async move {
                             if let Some(g) = discovery {
                                 joined_line(&node, &g);
                             }
-                            join_all(&node, &groups).await
+                            join_all(&node, &groups, options).await
                         });
                     }
                 }
@@ -351,8 +358,9 @@ fn run_command(
             let g = group()?;
             let node = state.node.clone();
             let id = id.clone();
+            let options = state.join;
             tokio::spawn(async move {
-                match node.join(&g).await {
+                match node.join_with(&g, options).await {
                     Ok(()) => {
                         let members = out::members_json(&node.members(&g));
                         reply(
