@@ -8,7 +8,7 @@ defmodule XmppBridge.BusGroupStateTest do
 
   import ExUnit.CaptureLog
 
-  alias XmppBridge.{Error, Iq, Presence, StanzaError}
+  alias XmppBridge.{Error, Iq, Message, Payload, Presence, StanzaError}
   alias XmppBridge.Payload.MucUser
   alias XmppBridge.Bus.Group
 
@@ -37,7 +37,9 @@ defmodule XmppBridge.BusGroupStateTest do
       deadline: System.monotonic_time(:millisecond),
       pinned: false,
       established: true,
-      retry: nil
+      retry: nil,
+      watch: true,
+      gone: %{}
     }
 
     %{
@@ -203,6 +205,32 @@ defmodule XmppBridge.BusGroupStateTest do
     plain = %{own | payloads: [%MucUser{status_codes: [110]}]}
     {s3, []} = Group.presence(s, "jobs", "ann@localhost/bus", plain)
     assert s3.groups["jobs"].phase == :joined
+  end
+
+  test "a member the heartbeat finds down: its broadcasts still relayed by the room arrive" do
+    bob = "bob@localhost/bus"
+    ref = make_ref()
+    s = joined(state(), nil)
+    s = put_in(s.groups["jobs"].members[bob], %{jid: bob, bus: true, status: nil, mon: ref})
+    s = put_in(s.group_mons[ref], {"jobs", bob})
+    broadcast = fn v -> %Message{type: :groupchat, payloads: [%Payload.Term{value: v}]} end
+
+    {s, []} = Group.member_down(s, ref, :noconnection)
+    assert_received {:xmpp_bridge_bus, :left, "jobs", ^bob, :noconnection}
+    assert {:ok, []} = Group.members(s, "jobs")
+
+    # Sent before it went, relayed after the heartbeat's verdict.
+    Group.message(s, "jobs", bob, broadcast.(:late))
+    assert_received {:xmpp_bridge_bus, :group, "jobs", ^bob, :late}
+
+    # The room says it left: no second `left`, and nothing more from it.
+    {s, []} =
+      Group.presence(s, "jobs", bob, %Presence{type: :unavailable, from: @room <> "/" <> bob})
+
+    refute_received {:xmpp_bridge_bus, :left, _, _, _}
+    Group.message(s, "jobs", bob, broadcast.(:after))
+    Group.message(s, "jobs", "carol@localhost/bus", broadcast.(:stranger))
+    refute_received {:xmpp_bridge_bus, :group, _, _, _}
   end
 
   test "a join timer finds a group the node is in (or was in) and leaves it be" do

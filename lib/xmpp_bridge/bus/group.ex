@@ -177,7 +177,8 @@ defmodule XmppBridge.Bus.Group do
           pinned: false,
           established: false,
           retry: nil,
-          watch: opts.member_heartbeat
+          watch: opts.member_heartbeat,
+          gone: %{}
         }
 
         state = %{
@@ -207,7 +208,9 @@ defmodule XmppBridge.Bus.Group do
       deadline: now() + timeout,
       pinned: true,
       established: false,
-      retry: nil
+      retry: nil,
+      watch: true,
+      gone: %{}
     }
 
     %{state | groups: Map.put(state.groups, group, g), rooms: Map.put(state.rooms, room, group)}
@@ -366,7 +369,7 @@ defmodule XmppBridge.Bus.Group do
     Enum.reduce(Map.keys(state.groups), state, fn group, acc ->
       g = acc.groups[group]
       stale = g.members |> Map.keys() |> MapSet.new()
-      g = %{g | phase: :joining, stale: stale, deadline: now() + 10_000}
+      g = %{g | phase: :joining, stale: stale, gone: %{}, deadline: now() + 10_000}
       acc = send_join(put_in(acc.groups[group], g), group)
       if keep?(g), do: schedule_retry(acc, group, @slow_retry_ms), else: acc
     end)
@@ -453,7 +456,7 @@ defmodule XmppBridge.Bus.Group do
       p.type == :error -> join_error(state, group, g, p)
       nick == nil -> {state, []}
       p.type == :unavailable and self? -> kicked(state, group, g)
-      p.type == :unavailable -> member_gone(state, group, nick, :left)
+      p.type == :unavailable -> occupant_left(state, group, g, nick)
       p.type != :available -> {state, []}
       self? -> self_presence(state, group, g, user, p)
       true -> occupant_presence(state, group, nick, user, p)
@@ -512,7 +515,7 @@ defmodule XmppBridge.Bus.Group do
   # destroyed): join it again.
   defp kicked(state, group, g) do
     {state, effects} = forget_members(state, group, Map.keys(g.members), :left)
-    g = %{state.groups[group] | phase: :joining, deadline: now() + 10_000}
+    g = %{state.groups[group] | phase: :joining, gone: %{}, deadline: now() + 10_000}
     state = %{put_in(state.groups[group], g) | room_pings: Map.delete(state.room_pings, group)}
     {schedule_retry(state, group, @retry_ms), effects}
   end
@@ -628,7 +631,7 @@ defmodule XmppBridge.Bus.Group do
     # only the occupant's room JID.
     real = Enum.find_value(user.items, fn %MucItem{jid: j} -> j end) || occupant(g.room, nick)
     bus? = Wire.node_info(p.payloads).incarnation != nil
-    g = %{g | stale: g.stale && MapSet.delete(g.stale, nick)}
+    g = %{g | stale: g.stale && MapSet.delete(g.stale, nick), gone: Map.delete(g.gone, nick)}
 
     case g.members[nick] do
       %{jid: old} when old != real ->
@@ -640,7 +643,7 @@ defmodule XmppBridge.Bus.Group do
 
       nil ->
         {mon, effects} =
-          if bus? and Map.get(g, :watch, true) do
+          if bus? and g.watch do
             ref = make_ref()
             {ref, [{:watch, real, ref}]}
           else
@@ -684,7 +687,18 @@ defmodule XmppBridge.Bus.Group do
     end
   end
 
-  defp member_gone(state, group, nick, reason), do: forget_members(state, group, [nick], reason)
+  defp member_gone(state, group, nick, reason) do
+    # The room still lists it: what it relays from this member until it
+    # says the member left was sent while it was in, and is handed over.
+    g = state.groups[group]
+    gone = Map.put(g.gone, nick, g.members[nick].jid)
+    forget_members(put_in(state.groups[group].gone, gone), group, [nick], reason)
+  end
+
+  defp occupant_left(state, group, g, nick) do
+    state = put_in(state.groups[group], %{g | gone: Map.delete(g.gone, nick)})
+    forget_members(state, group, [nick], :left)
+  end
 
   defp forget_members(state, group, nicks, reason) do
     Enum.reduce(nicks, {state, []}, fn nick, {acc, effects} ->
@@ -716,13 +730,20 @@ defmodule XmppBridge.Bus.Group do
     g = state.groups[group]
 
     with false <- nick == state.jid,
-         %{jid: from} <- g.members[nick],
+         %{jid: from} <- g.members[nick] || gone(g, nick),
          {:ok, value, _format} <- Wire.message_value(msg.payloads) do
       event = {:xmpp_bridge_bus, :group, group, from, value}
       for {pid, _events} <- g.subs, do: Kernel.send(pid, event)
     end
 
     state
+  end
+
+  defp gone(g, nick) do
+    case g.gone do
+      %{^nick => jid} -> %{jid: jid}
+      _ -> nil
+    end
   end
 
   @doc false

@@ -212,6 +212,10 @@ struct Group {
     occupants: BTreeMap<String, Occupant>,
     /// During a rejoin: the nicknames the room announced since.
     announced: Option<HashSet<String>>,
+    /// Members the heartbeat found down that the room has not said gone
+    /// (nickname -> JID): their broadcasts still on their way through the
+    /// room were sent while they were in, and are handed over.
+    gone: HashMap<String, String>,
     /// The self-ping out, by its id: an answer with another id is about
     /// an earlier stay in the room (before a leave, a rejoin or a
     /// reconnect) and says nothing about this one.
@@ -251,6 +255,7 @@ impl Group {
         self.phase = Phase::Joining;
         self.retry_at = None;
         self.pinging = None;
+        self.gone.clear();
         if self.established {
             self.announced = Some(HashSet::new());
             self.deadline = ctx.now + join_timeout;
@@ -366,6 +371,7 @@ impl Groups {
             waiters: vec![tx],
             occupants: BTreeMap::new(),
             announced: None,
+            gone: HashMap::new(),
             pinging: None,
         };
         actions.push(GroupAction::Wake(g.deadline, name.to_owned()));
@@ -589,6 +595,7 @@ impl Groups {
             // The MUC service is shutting down: join again when it is back.
             g.phase = Phase::Joining;
             g.announced = Some(HashSet::new());
+            g.gone.clear();
             g.deadline = ctx.now + self.join_timeout;
             let at = ctx.now + SLOW_RETRY;
             g.retry_at = Some(at);
@@ -628,6 +635,7 @@ impl Groups {
         let incarnation = node.as_ref().and_then(|n| n.incarnation.clone());
         let g = self.groups.get_mut(name).expect("checked");
         let events = g.established;
+        g.gone.remove(nick);
         if let Some(a) = g.announced.as_mut() {
             a.insert(nick.to_owned());
         }
@@ -735,6 +743,7 @@ impl Groups {
         if let Some(a) = g.announced.as_mut() {
             a.remove(nick);
         }
+        g.gone.remove(nick);
         let Some(o) = g.occupants.remove(nick) else {
             return;
         };
@@ -834,6 +843,7 @@ impl Groups {
         };
         if g.occupants.get(&nick).is_some_and(|o| o.mref == Some(mref)) {
             let o = g.occupants.remove(&nick).expect("just seen");
+            g.gone.insert(nick, o.jid.clone());
             if g.established {
                 actions.push(GroupAction::Emit(Event::Left {
                     group: name,
@@ -847,7 +857,9 @@ impl Groups {
 
     /// A groupchat message from the room of `name`, from occupant `nick`:
     /// the sender's JID when it is to be handed over (not the node's own
-    /// echo, not from an occupant it does not know).
+    /// echo, not from an occupant it does not know). A member the
+    /// heartbeat found down while the room still lists it is known: what
+    /// the room relays from it was sent before it went.
     pub(crate) fn sender(&self, name: &str, nick: Option<&str>) -> Option<String> {
         let g = self.groups.get(name)?;
         let nick = nick?;
@@ -858,6 +870,7 @@ impl Groups {
             .get(nick)
             .filter(|o| o.real)
             .map(|o| o.jid.clone())
+            .or_else(|| g.gone.get(nick).cloned())
     }
 
     /// The room of `name` announced a change of its configuration
@@ -1333,6 +1346,9 @@ mod tests {
         );
         assert_eq!(g.members("jobs").len(), 1);
         assert!(g.member_down(mref, DownReason::HeartbeatTimeout).is_empty());
+        // Its broadcasts the room relays until it says the member is gone
+        // were sent while it was in: still handed over, with its JID.
+        assert_eq!(g.sender("jobs", Some(BOB)).as_deref(), Some(BOB));
         // The ghost's unavailable presence later: nothing more.
         let a = feed(
             &mut g,
@@ -1341,6 +1357,8 @@ mod tests {
             &format!("<presence type='unavailable' from='{ROOM}/{BOB}'/>"),
         );
         assert!(events(&a).is_empty());
+        assert_eq!(g.sender("jobs", Some(BOB)), None);
+        assert_eq!(g.sender("jobs", Some("nobody")), None);
     }
 
     #[test]
