@@ -691,7 +691,7 @@ defmodule XmppBridge.Bus.Group do
     # The room still lists it: what it relays from this member until it
     # says the member left was sent while it was in, and is handed over.
     g = state.groups[group]
-    gone = Map.put(g.gone, nick, g.members[nick].jid)
+    gone = Map.put(g.gone, nick, g.members[nick])
     forget_members(put_in(state.groups[group].gone, gone), group, [nick], reason)
   end
 
@@ -730,20 +730,13 @@ defmodule XmppBridge.Bus.Group do
     g = state.groups[group]
 
     with false <- nick == state.jid,
-         %{jid: from} <- g.members[nick] || gone(g, nick),
+         %{jid: from} <- g.members[nick] || g.gone[nick],
          {:ok, value, _format} <- Wire.message_value(msg.payloads) do
       event = {:xmpp_bridge_bus, :group, group, from, value}
       for {pid, _events} <- g.subs, do: Kernel.send(pid, event)
     end
 
     state
-  end
-
-  defp gone(g, nick) do
-    case g.gone do
-      %{^nick => jid} -> %{jid: jid}
-      _ -> nil
-    end
   end
 
   @doc false
